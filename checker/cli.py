@@ -1,0 +1,337 @@
+"""Command line: ``check PATH... [options]`` plus ``check rules``, ``check explain CODE``, ``check plan PATH``.
+
+Exit codes (DESIGN.md): 0 nothing at or above --fail-on, 1 findings at or above it, 2 could not run.
+Every CheckError becomes one line on stderr and exit 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from checker import __version__
+from checker.errors import CheckError
+
+_SUBCOMMANDS = ("rules", "explain", "plan", "run")
+
+
+class DefaultGroup(click.Group):
+    """`check PATH` runs the default command: anything that is not a subcommand is a path or an option."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def _engine_arg_options(func: Any) -> Any:
+    """The vLLM flags users already type, with the names vLLM gives them."""
+    flags = [
+        click.option("--gpu-memory-utilization", type=float, help="vLLM --gpu-memory-utilization (version default if absent)."),
+        click.option("--max-model-len", type=str, help="vLLM --max-model-len (default: the model's own limit); 32k ok."),
+        click.option("--max-num-seqs", type=int, help="vLLM --max-num-seqs."),
+        click.option("--max-num-batched-tokens", type=int, help="vLLM --max-num-batched-tokens."),
+        click.option("--tensor-parallel-size", "-tp", type=int, help="vLLM --tensor-parallel-size."),
+        click.option("--pipeline-parallel-size", "-pp", type=int, help="vLLM --pipeline-parallel-size."),
+        click.option("--dtype", type=str, help="vLLM --dtype (auto, half, float16, bfloat16, float, float32)."),
+        click.option("--kv-cache-dtype", type=str, help="vLLM --kv-cache-dtype (auto, fp8, fp8_e4m3, fp8_e5m2)."),
+        click.option("--quantization", "-q", type=str, help="vLLM --quantization (default: config.json quantization_config)."),
+        click.option("--enforce-eager", is_flag=True, default=None, help="vLLM --enforce-eager (no CUDA graphs)."),
+        click.option("--trust-remote-code", is_flag=True, default=None, help="vLLM --trust-remote-code."),
+        click.option("--block-size", type=int, help="vLLM --block-size (KV cache block, default 16)."),
+        click.option(
+            "--engine-arg",
+            "engine_arg",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Any other engine argument, e.g. --engine-arg enable_chunked_prefill=false.",
+        ),
+    ]
+    for flag in reversed(flags):
+        func = flag(func)
+    return func
+
+
+_ENGINE_FLAG_KEYS = (
+    "gpu_memory_utilization",
+    "max_model_len",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "dtype",
+    "kv_cache_dtype",
+    "quantization",
+    "enforce_eager",
+    "trust_remote_code",
+    "block_size",
+)
+
+
+def _collect_engine_args(kwargs: dict[str, Any]) -> dict[str, Any]:
+    from checker.errors import UsageError
+
+    args = {k: kwargs.pop(k) for k in _ENGINE_FLAG_KEYS if kwargs.get(k) is not None}
+    for k in _ENGINE_FLAG_KEYS:
+        kwargs.pop(k, None)
+    for item in kwargs.pop("engine_arg", ()) or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--engine-arg {item!r}: expected KEY=VALUE")
+        args[key.strip().lstrip("-").replace("-", "_")] = value.strip()
+    return args
+
+
+def _fail(err: CheckError, debug: bool) -> None:
+    if debug:
+        raise err
+    click.echo(f"error: {err}", err=True)
+    sys.exit(err.exit_code)
+
+
+def _guard(debug: bool, func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a CLI action: CheckError -> one line + exit 2; anything unexpected -> one line + exit 2."""
+    try:
+        return func(*args, **kwargs)
+    except CheckError as err:
+        _fail(err, debug)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # never a traceback for users; --debug shows it
+        if debug:
+            raise
+        click.echo(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for details)".splitlines()[0], err=True)
+        sys.exit(2)
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, "--version", prog_name="modelcheck")
+def main() -> None:
+    """modelcheck: will this model start and serve on this image and instance?
+
+    \b
+    check PATH... [--image IMAGE] [--instance TYPE | --gpu NAME --gpu-count N] [engine args]
+    check rules            list the rules
+    check explain CODE     show one rule's documentation
+    check plan PATH        list catalog instances the model fits on
+    """
+
+
+@main.command("run", hidden=True)
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--image", "-i", help="Serving image: vllm:0.14.0-gpu, sglang:0.5.8-gpu, llama.cpp, comfyui:2.2, a registry URI...")
+@click.option("--chip", type=click.Choice(["GPU", "CPU", "PPU", "XPU"], case_sensitive=False), help="Chip type of the deployment.")
+@click.option("--instance", help="Instance type (ecs.gn7i-c8g1.2xlarge, ml.gu7i.c16m60.1-gu30, g5.xlarge...) or 'local'.")
+@click.option("--gpu", help="GPU model when there is no instance: t4, a10, a100-80gb, h100, rtx4090...")
+@click.option("--gpu-count", type=int, help="Number of GPUs with --gpu (default 1).")
+@_engine_arg_options
+@click.option("--service", type=click.Path(dir_okay=False), help="PAI-EAS service JSON to check against.")
+@click.option("--deploy", "deploy_file", type=click.Path(dir_okay=False), help="modelcheck deploy YAML (see docs/deploy.md).")
+@click.option("--serve-cmd", help='The start command, e.g. "vllm serve /models/qwen --max-model-len 8192".')
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json", "sarif", "github", "junit"]), default=None, help="Output format (default text; github when GITHUB_ACTIONS=true).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE (the exit code still gates).")
+@click.option("--select", multiple=True, help="Rules to run: code, prefix, name or ALL (repeatable, comma-separated).")
+@click.option("--ignore", multiple=True, help="Rules to skip: code, prefix or name (repeatable, comma-separated).")
+@click.option("--fail-on", type=click.Choice(["error", "warning", "info"], case_sensitive=False), default=None, help="Lowest severity that fails the run (default error).")
+@click.option("--severity", "severity_overrides", multiple=True, metavar="CODE=LEVEL", help="Override a rule's severity, e.g. MEM004=error.")
+@click.option("--exit-zero", is_flag=True, help="Always exit 0 when the check ran (for rollout).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Config file (default: discover .modelcheck.toml / pyproject.toml).")
+@click.option("--no-config", is_flag=True, help="Ignore config files.")
+@click.option("--catalog", "catalog_files", multiple=True, type=click.Path(dir_okay=False), help="Extra catalog YAML (private instances, GPUs, images).")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Check paths in parallel.")
+@click.option("--online", is_flag=True, help="Allow hub access (metadata only) for hub references and --verify.")
+@click.option("--verify", is_flag=True, help="Hash weight files against their expected sha256 (reads all weight data).")
+@click.option("--smoke", is_flag=True, help="After the checks pass, start the model in vLLM and run a generation test.")
+@click.option("--force-smoke", is_flag=True, help="Run the smoke stage even when the checks found errors.")
+@click.option("--smoke-prompt", help='Smoke test prompt (default "What is 2+2?").')
+@click.option("--smoke-expect", help="Regex the answer must match (default \\b4\\b).")
+@click.option("--smoke-python", help="Python interpreter that has vLLM (default: $MODELCHECK_VLLM_PYTHON or this one).")
+@click.option("--smoke-launch", help="Launch command template, e.g. '{python} -m vllm.entrypoints.openai.api_server'.")
+@click.option("--smoke-timeout", type=float, help="Seconds to wait for the server and answers (default 600).")
+@click.option("--color/--no-color", default=None, help="Colour output (default: only on a tty).")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def run_command(paths: tuple[str, ...], debug: bool, **kwargs: Any) -> None:
+    """Check model folders or files against a declared image and instance."""
+    _guard(debug, _run, list(paths), kwargs)
+
+
+def _split_multi(values: tuple[str, ...] | None) -> tuple[str, ...]:
+    out: list[str] = []
+    for v in values or ():
+        out.extend(p.strip() for p in v.split(",") if p.strip())
+    return tuple(out)
+
+
+def _parse_overrides(values: tuple[str, ...]) -> dict[str, Any]:
+    from checker.errors import UsageError
+    from checker.rule import Severity
+
+    out = {}
+    for item in _split_multi(values):
+        code, sep, level = item.partition("=")
+        if not sep:
+            raise UsageError(f"--severity {item!r}: expected CODE=LEVEL (error, warning, info)")
+        try:
+            out[code.strip().upper()] = Severity.parse(level)
+        except ValueError as exc:
+            raise UsageError(f"--severity {item!r}: {exc}") from None
+    return out
+
+
+def _run(paths: list[str], kw: dict[str, Any]) -> None:
+    from checker import api, formatters
+    from checker.rule import Severity
+
+    engine_args = _collect_engine_args(kw)
+    deployment: dict[str, Any] = {}
+    target_kw: dict[str, Any] = {k: kw.get(k) for k in ("image", "chip", "instance", "gpu", "gpu_count")}
+    if kw.get("service") or kw.get("deploy_file") or kw.get("serve_cmd"):
+        from checker import deploy
+
+        spec = deploy.load(service=kw.get("service"), deploy=kw.get("deploy_file"), serve_cmd=kw.get("serve_cmd"))
+        # flags on the command line override the spec
+        for key in target_kw:
+            if target_kw[key] is None and spec.get(key) is not None:
+                target_kw[key] = spec[key]
+        engine_args = {**spec.get("engine_args", {}), **engine_args}
+        deployment = spec.get("deployment", {})
+        if not paths and spec.get("model_path"):
+            paths = [spec["model_path"]]
+    smoke_opts = None
+    if kw.get("smoke") or kw.get("force_smoke"):
+        from checker import smoke
+
+        smoke_opts = smoke.options_from_cli(
+            prompt=kw.get("smoke_prompt"),
+            expect=kw.get("smoke_expect"),
+            python=kw.get("smoke_python"),
+            launch=kw.get("smoke_launch"),
+            timeout=kw.get("smoke_timeout"),
+            force=bool(kw.get("force_smoke")),
+        )
+    fail_on = kw.get("fail_on")
+    options = api.Options(
+        **target_kw,
+        engine_args=engine_args,
+        select=_split_multi(kw.get("select")),
+        ignore=_split_multi(kw.get("ignore")),
+        fail_on=Severity.parse(fail_on) if fail_on else Severity.ERROR,
+        severity_overrides=_parse_overrides(kw.get("severity_overrides") or ()),
+        catalog_files=tuple(kw.get("catalog_files") or ()),
+        deployment=deployment,
+        exit_zero=bool(kw.get("exit_zero")),
+        jobs=kw.get("jobs") or 1,
+        online=bool(kw.get("online")),
+        verify=bool(kw.get("verify")),
+        smoke=smoke_opts,
+        config_file=kw.get("config_file"),
+        use_config=not kw.get("no_config"),
+    )
+    report = api.run(paths, options)
+    fmt = kw.get("fmt") or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
+    output = kw.get("output")
+    color = kw.get("color")
+    if color is None:
+        color = output is None and sys.stdout.isatty() and fmt == "text" and "NO_COLOR" not in os.environ
+    rendered = formatters.get(fmt)(report, color=bool(color))
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(rendered)
+        # keep a short human summary on the terminal when the report goes to a file
+        click.echo(formatters.get("text")(report, color=False).splitlines()[-1], err=True)
+    else:
+        click.echo(rendered, nl=False)
+    sys.exit(report.exit_code)
+
+
+@main.command("rules")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--all", "show_all", is_flag=True, help="Include plugin rules' module names.")
+def rules_command(fmt: str, show_all: bool) -> None:
+    """List every rule: code, name, default severity, summary."""
+    import json
+
+    from checker import registry
+
+    reg = registry.load()
+    if fmt == "json":
+        data = [
+            {
+                "code": r.code,
+                "name": r.name,
+                "severity": r.severity.label,
+                "summary": r.summary,
+                "kinds": sorted(r.kinds) if r.kinds else None,
+                "needs": sorted(r.needs),
+                "options": r.options,
+                "module": r.module,
+            }
+            for r in reg.rules
+        ]
+        click.echo(json.dumps(data, indent=2))
+        return
+    width = max((len(r.name) for r in reg.rules), default=10)
+    for r in reg.rules:
+        extra = f"  ({r.module})" if show_all else ""
+        click.echo(f"{r.code}  {r.name:<{width}}  {r.severity.label:<7}  {r.summary}{extra}")
+    for name, reason in reg.load_errors:
+        click.echo(f"plugin {name!r} failed to load: {reason}", err=True)
+
+
+@main.command("explain")
+@click.argument("code")
+def explain_command(code: str) -> None:
+    """Show the documentation of one rule (by code or name)."""
+    from checker import registry
+    from checker.errors import UsageError
+
+    def show() -> None:
+        reg = registry.load()
+        r = reg.find(code)
+        if r is None:
+            import difflib
+
+            names = [x.code for x in reg.rules] + [x.name for x in reg.rules]
+            close = difflib.get_close_matches(code, names, n=1)
+            raise UsageError(f"unknown rule {code!r}" + (f"; did you mean {close[0]}?" if close else ""))
+        click.echo(f"{r.code} ({r.name}) - default severity: {r.severity.label}")
+        if r.kinds:
+            click.echo(f"applies to: {', '.join(sorted(r.kinds))}")
+        if r.options:
+            click.echo("options: " + ", ".join(f"{k}={v!r}" for k, v in sorted(r.options.items())))
+        click.echo("")
+        click.echo(r.doc)
+
+    _guard(False, show)
+
+
+@main.command("plan")
+@click.argument("path")
+@click.option("--image", "-i", help="Serving image (default vllm, newest known version).")
+@click.option("--cloud", multiple=True, help="Limit to clouds: alibaba, aws, gcp, azure, pai.")
+@click.option("--limit", type=int, default=15, show_default=True, help="Rows to show.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text")
+@_engine_arg_options
+@click.option("--debug", is_flag=True)
+def plan_command(path: str, debug: bool, **kwargs: Any) -> None:
+    """List the catalog instances PATH fits on, smallest first, with predicted KV tokens and concurrency."""
+    _guard(debug, _plan, path, kwargs)
+
+
+def _plan(path: str, kw: dict[str, Any]) -> None:
+    from checker import api, catalog, facts, plan
+
+    engine_args = {k: api.coerce_engine_arg(k, v) for k, v in _collect_engine_args(kw).items()}
+    cat = catalog.load()
+    model = facts.gather(path)
+    rows = plan.plan(model, cat, engine_args, image=kw.get("image"), clouds=tuple(kw.get("cloud") or ()) or None)
+    click.echo(plan.format_rows(rows[: kw.get("limit") or 15], fmt=kw.get("fmt") or "text", model=model), nl=False)
+    sys.exit(0 if rows else 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

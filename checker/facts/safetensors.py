@@ -1,0 +1,126 @@
+"""Bounded safetensors header parser: one open, two reads, never touches tensor data.
+
+Format (huggingface/safetensors docs "Format"): 8-byte little-endian u64 N, then N bytes of UTF-8 JSON
+``{"__metadata__": {str: str}, name: {"dtype", "shape", "data_offsets": [begin, end]}, ...}``, then the
+data buffer; offsets are relative to the buffer and must tile it without gaps. The library refuses
+headers above 100 MB (MAX_HEADER_SIZE), so do we.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+from checker.model import FactError, SafetensorsHeader, TensorInfo
+
+MAX_HEADER_SIZE = 100_000_000
+
+# dtype -> bits per element (safetensors Dtype enum, incl. the sub-byte float types added in 0.6).
+DTYPE_BITS: dict[str, int] = {
+    "BOOL": 8,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "I64": 64,
+    "U64": 64,
+    "F64": 64,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+    "C64": 64,
+}
+
+
+def _err(rel: str, msg: str) -> tuple[None, FactError]:
+    return None, FactError("safetensors", rel, msg)
+
+
+def parse_file(abs_path: str, rel: str, file_size: int) -> tuple[SafetensorsHeader | None, FactError | None]:
+    """Read and validate the header of one .safetensors file. Problems become a FactError.
+
+    A file shorter than the header promises (truncated download) is NOT an error here: the header is
+    returned and ``expected_file_size > file_size`` tells the files rule.
+    """
+    if file_size < 8:
+        return _err(rel, f"file is {file_size} bytes, too small for the 8-byte safetensors header length")
+    try:
+        with open(abs_path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > MAX_HEADER_SIZE:
+                return _err(rel, f"header length {n} exceeds the 100 MB safetensors limit (corrupt or not safetensors)")
+            if n > file_size - 8:
+                return _err(rel, f"header length {n} is larger than the file ({file_size} bytes): truncated or not safetensors")
+            raw = f.read(n)
+    except OSError as e:
+        return _err(rel, f"cannot read: {e.strerror or e}")
+    if len(raw) != n:
+        return _err(rel, f"short read of header ({len(raw)} of {n} bytes)")
+    return parse_header_bytes(raw, rel, file_size)
+
+
+def parse_header_bytes(raw: bytes, rel: str, file_size: int) -> tuple[SafetensorsHeader | None, FactError | None]:
+    n = len(raw)
+    if not raw.lstrip(b" ").startswith(b"{"):
+        return _err(rel, "header does not start with '{': not a safetensors file")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        return _err(rel, f"header is not valid JSON: {str(e)[:120]}")
+    if not isinstance(doc, dict):
+        return _err(rel, "header JSON is not an object")
+    metadata: dict[str, str] = {}
+    tensors: list[TensorInfo] = []
+    spans: list[tuple[int, int, str]] = []
+    for name, entry in doc.items():
+        if name == "__metadata__":
+            if entry is None:
+                continue
+            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+                return _err(rel, "__metadata__ must map strings to strings")
+            metadata = entry
+            continue
+        if not isinstance(entry, dict):
+            return _err(rel, f"tensor {name!r}: entry is not an object")
+        dtype = entry.get("dtype")
+        shape = entry.get("shape")
+        offs = entry.get("data_offsets")
+        if dtype not in DTYPE_BITS:
+            return _err(rel, f"tensor {name!r}: unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            return _err(rel, f"tensor {name!r}: shape {shape!r} is not a list of non-negative integers")
+        if (
+            not isinstance(offs, list)
+            or len(offs) != 2
+            or not all(type(o) is int and o >= 0 for o in offs)
+            or offs[0] > offs[1]
+        ):
+            return _err(rel, f"tensor {name!r}: data_offsets {offs!r} are not [begin, end] with begin <= end")
+        numel = 1
+        for d in shape:
+            numel *= d
+        bits = numel * DTYPE_BITS[dtype]
+        if bits % 8 == 0 and bits // 8 != offs[1] - offs[0]:
+            return _err(
+                rel,
+                f"tensor {name!r}: {dtype}{shape} needs {bits // 8} bytes but data_offsets span {offs[1] - offs[0]}",
+            )
+        tensors.append(TensorInfo(name, dtype, tuple(shape), offs[1] - offs[0], 8 + n + offs[0]))
+        spans.append((offs[0], offs[1], name))
+    # The buffer must be tiled without gaps or overlaps (safetensors' validate_offsets).
+    spans.sort()
+    end = 0
+    for begin, stop, name in spans:
+        if begin != end:
+            return _err(rel, f"tensor {name!r}: data_offsets start at {begin}, expected {end} (gap or overlap)")
+        end = stop
+    tensors.sort(key=lambda t: t.offset)
+    return SafetensorsHeader(rel, n, end, file_size, tuple(tensors), metadata), None

@@ -1,0 +1,122 @@
+"""Human output: one block per path (what the folder is, the target, memory, findings with a hint each)."""
+
+from __future__ import annotations
+
+from checker.report import PathReport, Report
+from checker.rule import Finding, Severity
+from checker.summary import model_summary
+
+_COLORS = {Severity.ERROR: "\033[31m", Severity.WARNING: "\033[33m", Severity.INFO: "\033[36m"}
+_BOLD, _DIM, _RESET = "\033[1m", "\033[2m", "\033[0m"
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def human_count(n: int | None) -> str:
+    if not n:
+        return "?"
+    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= div:
+            return f"{n / div:.2f}{unit}"
+    return str(n)
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"{code}{text}{_RESET}" if color else text
+
+
+def _finding_lines(f: Finding, color: bool) -> list[str]:
+    sev = f.severity or Severity.ERROR
+    label = _paint(f"{sev.label:<7}", _COLORS[sev], color)
+    where = f"{f.path}: " if f.path else ""
+    lines = [f"  {label} {f.rule} [{f.name}] {where}{f.message}"]
+    if f.hint:
+        lines.append(f"          {_paint('fix:', _BOLD, color)} {f.hint}")
+    return lines
+
+
+def _memory_lines(r: PathReport) -> list[str]:
+    if r.estimate is None:
+        return []
+    try:
+        from checker.estimate import format_memory_text
+    except ImportError:
+        e = r.estimate
+        return [
+            f"  memory: weights {human_bytes(e.weights_bytes_per_gpu)}/GPU, KV cache {human_bytes(e.kv_cache_bytes)}"
+            f" = {e.kv_cache_tokens} tokens, max concurrency {e.max_concurrency}"
+        ]
+    return ["  " + line for line in format_memory_text(r.estimate)]
+
+
+def _path_block(r: PathReport, color: bool) -> list[str]:
+    m = model_summary(r.facts)
+    c = r.facts.classification
+    head = f"{_paint(r.path, _BOLD, color)}"
+    lines = [head]
+    what = [f"kind {c.kind}" + (f" ({c.subtype})" if c.subtype else "") + f", confidence {c.confidence:.2f}"]
+    if m["architecture"]:
+        what.append(m["architecture"])
+    if m["format"] and m["format"] != "none":
+        what.append(m["format"])
+    if m["param_count"]:
+        what.append(f"{human_count(m['param_count'])} params")
+    if m["dtype"]:
+        what.append(m["dtype"])
+    if m["weights_bytes"]:
+        what.append(f"{human_bytes(m['weights_bytes'])} weights")
+    if len(c.modalities) > 1:
+        what.append("modalities " + "+".join(c.modalities))
+    lines.append("  " + ", ".join(what))
+    for ev in c.evidence[:4]:
+        lines.append(_paint(f"    evidence: {ev}", _DIM, color))
+    t = r.target
+    tparts = []
+    if t.image:
+        img = t.image
+        tparts.append(f"image {img.engine}" + (f" {img.version}" if img.version else "") + (f" ({img.chip})" if img.chip else ""))
+    if t.instance:
+        inst = t.instance
+        gpu = f", {inst.gpu_count}x {inst.gpu.name}" if inst.gpu and inst.gpu_count else ""
+        tparts.append(f"instance {inst.name} [{inst.chip}{gpu}]")
+    elif t.chip:
+        tparts.append(f"chip {t.chip}")
+    if t.engine_args:
+        tparts.append(" ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(t.engine_args.items())))
+    if tparts:
+        lines.append("  target: " + "; ".join(tparts))
+    lines.extend(_memory_lines(r))
+    findings = r.findings
+    if findings:
+        for f in findings:
+            lines.extend(_finding_lines(f, color))
+    else:
+        lines.append("  " + _paint("ok", "\033[32m", color) + " no findings")
+    if r.smoke is not None and hasattr(r.smoke, "summary_lines"):
+        lines.extend("  " + s for s in r.smoke.summary_lines())
+    return lines
+
+
+def format(report: Report, *, color: bool = False) -> str:  # noqa: A001 - formatter protocol name
+    lines: list[str] = []
+    for r in report.results:
+        lines.extend(_path_block(r, color))
+        lines.append("")
+    counts = report.counts()
+    verdict = "FAIL" if report.failed else "PASS"
+    verdict = _paint(verdict, _COLORS[Severity.ERROR] if report.failed else "\033[32m", color)
+    n = len(report.results)
+    lines.append(
+        f"{verdict}: {n} path{'s' if n != 1 else ''} checked, {counts['error']} error(s), "
+        f"{counts['warning']} warning(s), {counts['info']} info (failing at {report.fail_on.label})"
+    )
+    return "\n".join(lines) + "\n"

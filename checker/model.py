@@ -1,0 +1,333 @@
+"""Frozen data the pipeline passes along: what the files say (facts), what we deploy to (target).
+
+Facts are produced only by ``checker.facts``; rules and the estimator read them and never touch disk.
+Mappings inside these dataclasses are plain dicts parsed from JSON/headers: treat them as read-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Kinds a model folder can be (DESIGN.md "Contracts"); "embedding" is hf-llm-shaped but not generative.
+KINDS = ("hf-llm", "gguf", "diffusion", "tts", "adapter", "ollama", "custom", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class FactError:
+    """Something in the files that could not be read or made sense of. Exactly one rule reports each kind."""
+
+    kind: str  # e.g. "json", "safetensors", "gguf", "pickle", "walk", "index", "unreadable"
+    path: str  # relative to the model root ("" for the root itself)
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One entry of the bounded walk. ``path`` is relative to the model root, with forward slashes."""
+
+    path: str
+    size: int
+    type: str = "file"  # file | dir | symlink | fifo | socket | device | other
+    symlink_target: str | None = None
+    escapes_root: bool = False  # a symlink that resolves outside the model root
+    broken_link: bool = False
+    lfs_pointer: bool = False  # a git-lfs pointer text instead of data
+    lfs_size: int | None = None  # the size the lfs pointer promises
+    sparse_hint: bool = False  # fewer blocks allocated than size (data regions are holes)
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def suffix(self) -> str:
+        name = self.name
+        return name[name.rfind(".") :].lower() if "." in name else ""
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    name: str
+    dtype: str  # safetensors dtype ("BF16", "F16", "I32", ...) or GGUF type name ("Q4_K", "F16", ...)
+    shape: tuple[int, ...]
+    nbytes: int
+    offset: int = 0  # absolute data start inside the file (safetensors: after the header)
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass(frozen=True, slots=True)
+class SafetensorsHeader:
+    path: str
+    header_size: int  # the 8-byte length prefix value
+    data_bytes: int  # end of the last tensor's data region (what the file must hold after the header)
+    file_size: int
+    tensors: tuple[TensorInfo, ...]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def expected_file_size(self) -> int:
+        return 8 + self.header_size + self.data_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GGUFInfo:
+    path: str
+    version: int
+    tensor_count: int
+    kv_count: int
+    # Scalars and strings as read; arrays are summarised as {"type": ..., "length": n} unless small.
+    metadata: dict[str, Any]
+    tensors: tuple[TensorInfo, ...]
+    file_size: int
+    data_offset: int  # where the tensor data section starts
+    expected_file_size: int  # data_offset + end of the last tensor
+    split_index: int | None = None  # split.no for multi-file GGUF
+    split_count: int | None = None
+
+    @property
+    def architecture(self) -> str | None:
+        arch = self.metadata.get("general.architecture")
+        return arch if isinstance(arch, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class PickleGlobal:
+    module: str
+    name: str
+    verdict: str  # "safe" | "dangerous" | "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class PickleScan:
+    """Opcode-level scan of one pickle (a file, or a member of a torch zip archive). Never unpickled."""
+
+    path: str  # file path, "archive.pt:archive/data.pkl" for members
+    format: str  # "pickle" | "torch-zip" | "torch-legacy" | "numpy" | "joblib"
+    globals: tuple[PickleGlobal, ...]
+    opcodes_seen: int = 0
+
+    @property
+    def dangerous(self) -> tuple[PickleGlobal, ...]:
+        return tuple(g for g in self.globals if g.verdict == "dangerous")
+
+    @property
+    def unknown(self) -> tuple[PickleGlobal, ...]:
+        return tuple(g for g in self.globals if g.verdict == "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class WeightsSummary:
+    """Totals over whatever weight headers were read (safetensors or GGUF)."""
+
+    format: str  # safetensors | gguf | pytorch | onnx | mixed | none
+    total_bytes: int  # bytes of tensor data (exact, from headers)
+    param_count: int  # elements (for packed quantized tensors: as stored)
+    dtype_bytes: dict[str, int]  # dtype -> bytes of data in that dtype
+    dominant_dtype: str | None  # dtype holding most bytes ("BF16", "Q4_K", ...)
+    tensor_count: int
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    kind: str
+    confidence: float  # 0..1
+    evidence: tuple[str, ...]
+    name_suggests: str | None = None  # kind the folder/file name suggests, if any
+    modalities: tuple[str, ...] = ("text",)
+    subtype: str | None = None  # e.g. "sdxl", "sd1", "flux", "cosyvoice", "lora", "embedding", "triton"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFacts:
+    """Everything the files say, gathered once by ``checker.facts.gather``."""
+
+    input_path: str  # what the user typed
+    root: str  # absolute folder we walked (for a single file: its parent)
+    name: str  # display name used for name-based hints (folder, repo or file stem)
+    single_file: str | None  # set when PATH was a file: its path relative to root
+    files: tuple[FileEntry, ...]
+    walk_truncated: bool
+    json_files: dict[str, Any]  # relative path -> parsed JSON (config.json, tokenizer_config.json, ...)
+    safetensors: tuple[SafetensorsHeader, ...]
+    gguf: tuple[GGUFInfo, ...]
+    pickles: tuple[PickleScan, ...]
+    errors: tuple[FactError, ...]
+    weights: WeightsSummary
+    classification: Classification
+    yaml_files: dict[str, Any] = field(default_factory=dict)
+    text_files: dict[str, str] = field(default_factory=dict)  # small text files (config.pbtxt, Modelfile...)
+    source: str = "local"  # local | hf-cache | ollama | hub
+    extra: dict[str, Any] = field(default_factory=dict)  # resolver notes (snapshot revision, ollama blob...)
+
+    # -- convenience views (pure, no I/O) -------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return self.classification.kind
+
+    @property
+    def config(self) -> dict[str, Any] | None:
+        cfg = self.json_files.get("config.json")
+        return cfg if isinstance(cfg, dict) else None
+
+    @property
+    def text_config(self) -> dict[str, Any] | None:
+        """The language-model part of config.json (``text_config`` / ``llm_config`` for VLMs)."""
+        cfg = self.config
+        if cfg is None:
+            return None
+        for key in ("text_config", "llm_config", "language_config"):
+            sub = cfg.get(key)
+            if isinstance(sub, dict) and sub:
+                merged = dict(sub)
+                return merged
+        return cfg
+
+    @property
+    def architectures(self) -> tuple[str, ...]:
+        cfg = self.config or {}
+        archs = cfg.get("architectures")
+        if isinstance(archs, list):
+            return tuple(a for a in archs if isinstance(a, str))
+        return ()
+
+    @property
+    def model_type(self) -> str | None:
+        mt = (self.config or {}).get("model_type")
+        return mt if isinstance(mt, str) else None
+
+    def file(self, path: str) -> FileEntry | None:
+        for f in self.files:
+            if f.path == path:
+                return f
+        return None
+
+    def files_with_suffix(self, *suffixes: str) -> tuple[FileEntry, ...]:
+        return tuple(f for f in self.files if f.type == "file" and f.suffix in suffixes)
+
+    def errors_of(self, kind: str) -> tuple[FactError, ...]:
+        return tuple(e for e in self.errors if e.kind == kind)
+
+
+# ----------------------------------------------------------------------------------------------
+# Target: what the model is deployed to
+
+
+@dataclass(frozen=True, slots=True)
+class GPU:
+    name: str  # canonical catalog name ("A10", "Tesla T4", "H100 SXM")
+    memory_bytes: int  # what the driver reports (total), used for planning
+    nominal_gb: float  # marketing size
+    compute_capability: str  # "8.6"
+    bf16: bool
+    fp8: bool
+    fp4: bool = False
+    arch: str | None = None
+    source: str | None = None
+
+    @property
+    def cc_int(self) -> int:
+        major, _, minor = self.compute_capability.partition(".")
+        return int(major) * 10 + int(minor or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    name: str
+    cloud: str  # alibaba | aws | gcp | azure | pai | user | local
+    chip: str  # GPU | CPU | PPU | XPU
+    gpu: GPU | None
+    gpu_count: int
+    vcpu: int | None = None
+    mem_gib: float | None = None
+    family: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    raw: str
+    engine: str  # vllm | sglang | llama.cpp | comfyui | sd-webui | cosyvoice | pytorch | triton | ...
+    version: str | None
+    chip: str | None  # GPU | CPU | PPU | XPU (None = not stated)
+    category: str  # llm | image-generation | tts | general | rag | other
+    variant: str | None = None  # "api", "webui", build metadata ...
+    registry: str | None = None
+    region: str | None = None
+    known: bool = True  # False when the engine name is not in our catalog
+
+    @property
+    def version_tuple(self) -> tuple[int, ...] | None:
+        return version_tuple(self.version)
+
+
+def version_tuple(version: str | None) -> tuple[int, ...] | None:
+    """'0.14.0' -> (0, 14, 0); '0.13.0rc2' -> (0, 13, 0); None/garbage -> None."""
+    if not version:
+        return None
+    parts: list[int] = []
+    for piece in version.lstrip("vV").split("."):
+        digits = ""
+        for ch in piece:
+            if ch.isdigit():
+                digits += ch
+            else:
+                break
+        if not digits:
+            break
+        parts.append(int(digits))
+        if len(digits) != len(piece):
+            break
+    return tuple(parts) or None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    image: ImageRef | None
+    instance: Instance | None  # may be synthesised from --gpu / --gpu-count
+    chip: str | None  # effective chip (flag > image tag > catalog)
+    engine_args: dict[str, Any] = field(default_factory=dict)  # vLLM-style names, underscores
+    deployment: dict[str, Any] = field(default_factory=dict)  # parsed spec (service json, serve command)
+
+    @property
+    def engine(self) -> str | None:
+        return self.image.engine if self.image else None
+
+    @property
+    def gpu(self) -> GPU | None:
+        return self.instance.gpu if self.instance else None
+
+    @property
+    def gpu_count(self) -> int:
+        return self.instance.gpu_count if self.instance else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """Memory prediction (see checker.estimate). All byte figures are per GPU unless named otherwise."""
+
+    engine: str
+    weights_bytes: int  # whole model as stored
+    weights_bytes_per_gpu: int
+    total_vram_bytes: int  # per GPU, as the driver reports
+    gpu_memory_utilization: float
+    usable_bytes: int  # total * utilization
+    activation_bytes: int
+    non_torch_bytes: int
+    cuda_graph_bytes: int
+    kv_cache_bytes: int  # available for the KV cache per GPU (may be negative: it does not fit)
+    kv_cache_bytes_per_token: int  # per GPU
+    kv_cache_tokens: int
+    max_model_len: int | None
+    max_concurrency: float | None
+    block_size: int
+    assumptions: tuple[str, ...]
+    inputs: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,119 @@
+"""Where rules come from: the built-in ``rules`` package and plugins under the ``modelcheck.rules``
+entry-point group. Both are read the same way: every function decorated with ``@rule`` in the module."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from checker.rule import Rule, rules_in
+
+ENTRY_POINT_GROUP = "modelcheck.rules"
+_BUILTIN_SENTINEL = "modelcheck-builtin-rules"
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    rules: tuple[Rule, ...]
+    load_errors: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (plugin, one-line reason)
+
+    def by_code(self) -> dict[str, Rule]:
+        return {r.code: r for r in self.rules}
+
+    def find(self, code_or_name: str) -> Rule | None:
+        key = code_or_name.strip()
+        for r in self.rules:
+            if r.code == key.upper() or r.name == key.lower():
+                return r
+        return None
+
+
+def _builtin_modules() -> list[ModuleType]:
+    import rules as package
+
+    # A top-level package called `rules` can be shadowed by an unrelated install: fail loudly.
+    if getattr(package, "SENTINEL", None) != _BUILTIN_SENTINEL:
+        raise RuntimeError(
+            f"the imported 'rules' package ({getattr(package, '__file__', '?')}) is not modelcheck's; "
+            "another installed package shadows it"
+        )
+    names = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+    return [importlib.import_module(f"rules.{name}") for name in names]
+
+
+def _plugin_modules() -> tuple[list[ModuleType], list[tuple[str, str]]]:
+    from importlib.metadata import entry_points
+
+    modules: list[ModuleType] = []
+    errors: list[tuple[str, str]] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = ep.load()
+        except Exception as exc:  # a broken plugin must not take the gate down
+            errors.append((ep.name, f"{type(exc).__name__}: {exc}".splitlines()[0]))
+            continue
+        if isinstance(loaded, ModuleType):
+            modules.append(loaded)
+        else:
+            errors.append((ep.name, f"entry point {ep.value!r} is not a module"))
+    return modules, errors
+
+
+_CACHE: Registry | None = None
+
+
+def load(plugins: bool = True) -> Registry:
+    """All rules, built-ins first, sorted by code. Duplicate codes from plugins are load errors."""
+    global _CACHE
+    if _CACHE is not None and plugins:
+        return _CACHE
+    found: dict[str, Rule] = {}
+    errors: list[tuple[str, str]] = []
+    for module in _builtin_modules():
+        for r in rules_in(module):
+            if r.code in found:
+                raise RuntimeError(f"duplicate built-in rule code {r.code} in {module.__name__}")
+            found[r.code] = r
+    if plugins:
+        modules, errors = _plugin_modules()
+        for module in modules:
+            for r in rules_in(module):
+                if r.code in found:
+                    errors.append((module.__name__, f"rule code {r.code} is already taken by {found[r.code].module}"))
+                    continue
+                found[r.code] = r
+    registry = Registry(rules=tuple(sorted(found.values(), key=lambda r: r.code)), load_errors=tuple(errors))
+    if plugins:
+        _CACHE = registry
+    return registry
+
+
+def select(rules: tuple[Rule, ...], select: list[str] | None, ignore: list[str] | None) -> tuple[Rule, ...]:
+    """ruff-style selection: each selector is a code (MEM001), a prefix (MEM, ME), a name
+    (weights-exceed-vram) or ALL. Ignore wins over select for the same rule."""
+
+    def matches(r: Rule, selector: str) -> bool:
+        s = selector.strip()
+        if not s:
+            return False
+        if s.upper() == "ALL":
+            return True
+        return r.code.startswith(s.upper()) or r.name == s.lower()
+
+    chosen = [r for r in rules if not select or any(matches(r, s) for s in select)]
+    if ignore:
+        chosen = [r for r in chosen if not any(matches(r, s) for s in ignore)]
+    return tuple(chosen)
+
+
+def unknown_selectors(rules: tuple[Rule, ...], selectors: list[str]) -> list[str]:
+    bad = []
+    for s in selectors:
+        s = s.strip()
+        if not s or s.upper() == "ALL":
+            continue
+        if not any(r.code.startswith(s.upper()) or r.name == s.lower() for r in rules):
+            bad.append(s)
+    return bad

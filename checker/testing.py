@@ -1,0 +1,175 @@
+"""Helpers for rule authors (built-in and plugins): in-memory facts and targets, one-line rule tests.
+
+    facts = make_facts(config={"architectures": ["LlamaForCausalLM"]}, files={"model.safetensors": 10})
+    findings = run_rule(my_rule, facts, make_target(image="vllm:0.14.0-gpu", gpu="A10"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from checker.model import (
+    GPU,
+    Classification,
+    Estimate,
+    FactError,
+    FileEntry,
+    GGUFInfo,
+    ImageRef,
+    Instance,
+    ModelFacts,
+    PickleScan,
+    SafetensorsHeader,
+    Target,
+    WeightsSummary,
+)
+from checker.rule import Context, Finding, Rule
+
+
+def _entries(files: dict[str, int] | Iterable[FileEntry] | None) -> tuple[FileEntry, ...]:
+    if files is None:
+        return ()
+    if isinstance(files, dict):
+        return tuple(FileEntry(path=p, size=s) for p, s in sorted(files.items()))
+    return tuple(files)
+
+
+def make_facts(
+    *,
+    kind: str = "hf-llm",
+    name: str = "model",
+    config: dict[str, Any] | None = None,
+    files: dict[str, int] | Iterable[FileEntry] | None = None,
+    json_files: dict[str, Any] | None = None,
+    safetensors: Iterable[SafetensorsHeader] = (),
+    gguf: Iterable[GGUFInfo] = (),
+    pickles: Iterable[PickleScan] = (),
+    errors: Iterable[FactError] = (),
+    weights: WeightsSummary | None = None,
+    evidence: Iterable[str] = (),
+    name_suggests: str | None = None,
+    modalities: tuple[str, ...] = ("text",),
+    subtype: str | None = None,
+    confidence: float = 0.9,
+    single_file: str | None = None,
+    source: str = "local",
+    extra: dict[str, Any] | None = None,
+    yaml_files: dict[str, Any] | None = None,
+    text_files: dict[str, str] | None = None,
+) -> ModelFacts:
+    jf = dict(json_files or {})
+    if config is not None:
+        jf["config.json"] = config
+    entries = _entries(files)
+    if config is not None and not any(f.path == "config.json" for f in entries):
+        entries = (*entries, FileEntry(path="config.json", size=1))
+    safetensors = tuple(safetensors)
+    gguf = tuple(gguf)
+    if weights is None:
+        total = sum(t.nbytes for h in safetensors for t in h.tensors) + sum(
+            t.nbytes for g in gguf for t in g.tensors
+        )
+        dtype_bytes: dict[str, int] = {}
+        for t in [t for h in safetensors for t in h.tensors] + [t for g in gguf for t in g.tensors]:
+            dtype_bytes[t.dtype] = dtype_bytes.get(t.dtype, 0) + t.nbytes
+        weights = WeightsSummary(
+            format="safetensors" if safetensors else ("gguf" if gguf else "none"),
+            total_bytes=total,
+            param_count=sum(t.numel for h in safetensors for t in h.tensors) + sum(t.numel for g in gguf for t in g.tensors),
+            dtype_bytes=dtype_bytes,
+            dominant_dtype=max(dtype_bytes, key=dtype_bytes.get) if dtype_bytes else None,
+            tensor_count=sum(len(h.tensors) for h in safetensors) + sum(len(g.tensors) for g in gguf),
+            files=tuple(h.path for h in safetensors) + tuple(g.path for g in gguf),
+        )
+    return ModelFacts(
+        input_path=f"/models/{name}",
+        root=f"/models/{name}",
+        name=name,
+        single_file=single_file,
+        files=entries,
+        walk_truncated=False,
+        json_files=jf,
+        safetensors=safetensors,
+        gguf=gguf,
+        pickles=tuple(pickles),
+        errors=tuple(errors),
+        weights=weights,
+        classification=Classification(
+            kind=kind,
+            confidence=confidence,
+            evidence=tuple(evidence),
+            name_suggests=name_suggests,
+            modalities=modalities,
+            subtype=subtype,
+        ),
+        yaml_files=dict(yaml_files or {}),
+        text_files=dict(text_files or {}),
+        source=source,
+        extra=dict(extra or {}),
+    )
+
+
+def make_target(
+    *,
+    image: str | ImageRef | None = None,
+    instance: str | None = None,
+    gpu: str | GPU | None = None,
+    gpu_count: int | None = None,
+    chip: str | None = None,
+    engine_args: dict[str, Any] | None = None,
+    deployment: dict[str, Any] | None = None,
+) -> Target:
+    """A Target resolved through the real catalog (so tests see real GPU / instance facts)."""
+    from checker import catalog as catalog_mod
+    from checker import target as target_mod
+
+    cat = catalog_mod.load()
+    if isinstance(image, ImageRef) or isinstance(gpu, GPU):
+        img = image if isinstance(image, ImageRef) else (target_mod.parse_image(image, cat) if image else None)
+        inst = None
+        if isinstance(gpu, GPU):
+            n = gpu_count or 1
+            inst = Instance(name=f"{n}x {gpu.name}", cloud="user", chip="GPU", gpu=gpu, gpu_count=n)
+        base = target_mod.resolve(cat, instance=instance, chip=chip, engine_args=engine_args)
+        return Target(
+            image=img,
+            instance=inst or base.instance,
+            chip=chip or (inst.chip if inst else base.chip) or (img.chip if img else None),
+            engine_args=dict(engine_args or {}),
+            deployment=dict(deployment or {}),
+        )
+    t = target_mod.resolve(
+        cat, image=image, chip=chip, instance=instance, gpu=gpu, gpu_count=gpu_count, engine_args=engine_args
+    )
+    if deployment:
+        t = Target(image=t.image, instance=t.instance, chip=t.chip, engine_args=t.engine_args, deployment=deployment)
+    return t
+
+
+def rule_spec(func: Any) -> Rule:
+    spec = getattr(func, "__modelcheck_rule__", None)
+    if not isinstance(spec, Rule):
+        raise TypeError(f"{func!r} is not decorated with @rule")
+    return spec
+
+
+def run_rule(
+    func: Any,
+    facts: ModelFacts,
+    target: Target | None = None,
+    estimate: Estimate | None = None,
+    options: dict[str, Any] | None = None,
+    catalog: Any = None,
+) -> list[Finding]:
+    """Run one rule directly (no applicability checks), with its declared option defaults."""
+    spec = rule_spec(func)
+    target = target or Target(image=None, instance=None, chip=None)
+    ctx = Context(
+        facts=facts,
+        target=target,
+        estimate=estimate,
+        options={**spec.options, **(options or {})},
+        catalog=catalog,
+    )
+    return [f.stamped(spec.code, spec.name, f.severity or spec.severity) for f in (func(ctx) or ())]
