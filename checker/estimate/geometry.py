@@ -1,0 +1,192 @@
+"""Model geometry read from config.json / GGUF metadata, and the KV-cache bytes each token costs.
+
+Pure functions over plain dicts. The KV formulas follow vLLM's own specs (``vllm/v1/kv_cache_interface.py``):
+full attention stores K and V for every KV head (split by tensor parallelism, replicated when there are
+fewer KV heads than ranks); MLA stores one latent of ``kv_lora_rank + qk_rope_head_dim`` per layer,
+not split by TP; sliding-window layers hold at most ``window - 1 + max_num_batched_tokens`` tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+GIB = 1 << 30
+MIB = 1 << 20
+
+DTYPE_BYTES = {
+    "float32": 4, "float": 4, "fp32": 4,
+    "bfloat16": 2, "float16": 2, "half": 2, "bf16": 2, "fp16": 2,
+    "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "fp8_inc": 1, "fp8_ds_mla": 1,
+}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Geometry:
+    """What the memory model needs to know about a transformer, whatever the source."""
+
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    max_len: int | None  # vLLM's derived max_model_len (rope scaling applied)
+    dtype: str | None  # torch_dtype / dtype of the checkpoint
+    mla_latent: int | None = None  # kv_lora_rank + qk_rope_head_dim
+    sliding_window: int | None = None
+    sliding_layers: int = 0  # how many of num_layers use the sliding window
+    attention_layers: int | None = None  # layers that hold a KV cache (hybrid models have fewer)
+    moe_experts_per_tok: int = 0
+    moe_intermediate: int = 0
+    shared_intermediate: int = 0
+    multimodal: bool = False
+    source: str = "config.json"
+
+
+def _derived_max_len(cfg: dict[str, Any]) -> int | None:
+    """vLLM ``_get_and_verify_max_len``: the smallest length key, times the rope-scaling factor."""
+    keys = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length",
+            "max_seq_length", "seq_len")
+    found = [v for k in keys if (v := _int(cfg.get(k)))]
+    if not found:
+        return None
+    derived = min(found)
+    rs = cfg.get("rope_scaling") or cfg.get("rope_parameters")
+    if isinstance(rs, dict):
+        rtype = rs.get("rope_type") or rs.get("type")
+        factor = rs.get("factor")
+        # vLLM skips su/longrope/llama3 (their max_position_embeddings already is the long length)
+        if rtype not in ("su", "longrope", "llama3", "mrope", "default", None) and isinstance(factor, (int, float)):
+            if rtype == "yarn" and _int(rs.get("original_max_position_embeddings")):
+                derived = rs["original_max_position_embeddings"]
+            derived = int(derived * factor)
+    return derived
+
+
+def geometry_from_config(config: dict[str, Any] | None, text_config: dict[str, Any] | None) -> Geometry | None:
+    cfg = text_config or config
+    if not isinstance(cfg, dict):
+        return None
+    layers = _int(cfg.get("num_hidden_layers")) or _int(cfg.get("n_layer")) or _int(cfg.get("num_layers"))
+    hidden = _int(cfg.get("hidden_size")) or _int(cfg.get("d_model")) or _int(cfg.get("n_embd"))
+    heads = _int(cfg.get("num_attention_heads")) or _int(cfg.get("n_head"))
+    if not (layers and hidden and heads):
+        return None
+    kv = _int(cfg.get("num_key_value_heads")) or _int(cfg.get("num_kv_heads"))
+    if kv is None and cfg.get("multi_query"):
+        kv = 1
+    kv = kv or heads
+    head_dim = _int(cfg.get("head_dim")) or hidden // heads
+    inter = _int(cfg.get("intermediate_size")) or _int(cfg.get("ffn_dim")) or _int(cfg.get("n_inner")) or 4 * hidden
+    vocab = _int(cfg.get("vocab_size")) or 32000
+    mla = None
+    if _int(cfg.get("kv_lora_rank")):
+        mla = cfg["kv_lora_rank"] + (_int(cfg.get("qk_rope_head_dim")) or 0)
+    # sliding window: Qwen2 ships a window with use_sliding_window=false (not used)
+    window = _int(cfg.get("sliding_window"))
+    if cfg.get("use_sliding_window") is False:
+        window = None
+    sliding_layers = 0
+    layer_types = cfg.get("layer_types")
+    attention_layers = layers
+    if isinstance(layer_types, list) and layer_types:
+        sliding_layers = sum(1 for t in layer_types if t == "sliding_attention")
+        attention_layers = sum(1 for t in layer_types if t in ("sliding_attention", "full_attention", "attention"))
+        attention_layers = attention_layers or layers
+    elif window:
+        sliding_layers = layers  # Mistral-v0.1 style: every layer slides
+    if not window:
+        sliding_layers = 0
+    max_len = _derived_max_len(cfg)
+    if window and sliding_layers == layers and max_len:
+        pass  # vLLM keeps max_model_len; the window only bounds what is cached
+    experts_per_tok = _int(cfg.get("num_experts_per_tok")) or _int(cfg.get("moe_topk")) or 0
+    moe_inter = _int(cfg.get("moe_intermediate_size")) or (inter if experts_per_tok else 0)
+    shared = _int(cfg.get("shared_expert_intermediate_size")) or 0
+    if not shared and _int(cfg.get("n_shared_experts")) and moe_inter:
+        shared = cfg["n_shared_experts"] * moe_inter
+    dtype = cfg.get("torch_dtype") or cfg.get("dtype")
+    if not isinstance(dtype, str) and isinstance(config, dict):
+        dtype = config.get("torch_dtype") or config.get("dtype")
+    multimodal = isinstance(config, dict) and any(
+        isinstance(config.get(k), dict) for k in ("vision_config", "audio_config", "vision_tower"))
+    return Geometry(
+        num_layers=layers, hidden_size=hidden, num_heads=heads, num_kv_heads=kv, head_dim=head_dim,
+        intermediate_size=inter, vocab_size=vocab, max_len=max_len,
+        dtype=dtype if isinstance(dtype, str) else None, mla_latent=mla, sliding_window=window,
+        sliding_layers=sliding_layers, attention_layers=attention_layers,
+        moe_experts_per_tok=experts_per_tok, moe_intermediate=moe_inter, shared_intermediate=shared,
+        multimodal=multimodal,
+    )
+
+
+def geometry_from_gguf(metadata: dict[str, Any]) -> Geometry | None:
+    arch = metadata.get("general.architecture")
+    if not isinstance(arch, str):
+        return None
+
+    def g(key: str) -> Any:
+        return metadata.get(f"{arch}.{key}")
+
+    layers = _int(g("block_count"))
+    hidden = _int(g("embedding_length"))
+    heads = g("attention.head_count")
+    kv = g("attention.head_count_kv")
+    # per-layer arrays are summarised by the reader; take the max as the conservative figure
+    if isinstance(heads, list):
+        heads = max(heads) if heads else None
+    if isinstance(kv, list):
+        kv = max(kv) if kv else None
+    heads = _int(heads)
+    if not (layers and hidden and heads):
+        return None
+    kv = _int(kv) or heads
+    key_len = _int(g("attention.key_length"))
+    val_len = _int(g("attention.value_length"))
+    head_dim = key_len or hidden // heads
+    vocab = metadata.get("tokenizer.ggml.tokens")
+    vocab_n = _int(g("vocab_size"))
+    if vocab_n is None and isinstance(vocab, dict):
+        vocab_n = _int(vocab.get("length"))
+    elif vocab_n is None and isinstance(vocab, list):
+        vocab_n = len(vocab) or None
+    mla = None
+    if _int(g("attention.kv_lora_rank")):
+        mla = g("attention.kv_lora_rank") + (_int(g("rope.dimension_count")) or 0)
+    window = _int(g("attention.sliding_window"))
+    return Geometry(
+        num_layers=layers, hidden_size=hidden, num_heads=heads, num_kv_heads=kv,
+        head_dim=(head_dim + (val_len or head_dim)) // 2 if val_len else head_dim,
+        intermediate_size=_int(g("feed_forward_length")) or 4 * hidden, vocab_size=vocab_n or 32000,
+        max_len=_int(g("context_length")), dtype=None, mla_latent=mla, sliding_window=window,
+        moe_experts_per_tok=_int(g("expert_used_count")) or 0,
+        moe_intermediate=_int(g("expert_feed_forward_length")) or 0, source="gguf",
+    )
+
+
+def kv_dtype_bytes(kv_cache_dtype: str | None, model_dtype_bytes: int) -> int:
+    if not kv_cache_dtype or kv_cache_dtype == "auto":
+        return model_dtype_bytes
+    return DTYPE_BYTES.get(str(kv_cache_dtype).lower(), model_dtype_bytes)
+
+
+def kv_heads_per_gpu(geo: Geometry, tp: int) -> int:
+    """vLLM replicates KV heads when there are fewer than TP ranks (max(1, kv // tp))."""
+    return max(1, geo.num_kv_heads // max(1, tp))
+
+
+def layer_kv_bytes_per_token(geo: Geometry, tp: int, kv_bytes: int) -> int:
+    """Bytes one attention layer stores per token, per GPU."""
+    if geo.mla_latent:
+        return geo.mla_latent * kv_bytes
+    return 2 * kv_heads_per_gpu(geo, tp) * geo.head_dim * kv_bytes
+
+
+def layers_per_gpu(count: int, pp: int) -> int:
+    return -(-count // max(1, pp))

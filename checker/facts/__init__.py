@@ -1,0 +1,312 @@
+"""Facts: the only code that reads a model folder. ``gather(path)`` -> ModelFacts.
+
+Stats the tree (bounded), reads small JSON/YAML/text configs (size-capped), safetensors and GGUF
+*headers* (our own bounded parsers), and pickle *opcodes* (checker.facts.pickle, never unpickled).
+Bad content never raises: it becomes a FactError inside the facts.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from checker.facts import gguf as _gguf
+from checker.facts import jsonfile, safetensors as _st
+from checker.facts.classify import classify
+from checker.facts.resolve import resolve
+from checker.facts.walk import WalkResult, walk
+from checker.model import FactError, FileEntry, GGUFInfo, ModelFacts, PickleScan, SafetensorsHeader, WeightsSummary
+
+__all__ = ["gather"]
+
+MAX_JSON_FILES = 200
+MAX_YAML_FILES = 20
+MAX_SAFETENSORS = 4096
+MAX_GGUF = 64
+MAX_PICKLES = 64
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz")
+OLLAMA_JSON_MEDIA = ("application/vnd.ollama.image.params", "application/vnd.docker.container.image.v1+json")
+OLLAMA_TEXT_MEDIA = ("application/vnd.ollama.image.template", "application/vnd.ollama.image.system")
+
+
+def gather(path: str, *, max_entries: int = 20000) -> ModelFacts:
+    """Gather every fact about the model at ``path`` (folder, single file, HF cache repo, Ollama store).
+
+    Raises checker.errors.UsageError only when the path does not exist.
+    """
+    r = resolve(path)
+    if r.explicit is not None:
+        w = _stat_explicit(r.explicit)
+    else:
+        w = walk(
+            r.root,
+            max_entries=max_entries,
+            only=(r.single_file,) if r.single_file else None,
+            allowed_roots=r.allowed_roots,
+        )
+    errors: list[FactError] = list(w.errors)
+    extra: dict[str, Any] = dict(r.extra)
+    if w.incomplete_downloads:
+        extra["hf_download_incomplete"] = list(w.incomplete_downloads)
+    readable = [f for f in w.files if f.type == "file" and not f.lfs_pointer and f.path in w.rel_to_abs]
+
+    json_files, yaml_files, text_files = _read_configs(readable, w, errors, r.extra)
+    st_headers = _read_safetensors(readable, w, errors)
+    gguf_infos = _read_gguf(readable, w, errors, r.gguf_paths)
+    pickles = _read_pickles(readable, w, errors, extra)
+    _read_side_formats(readable, w, errors, extra)
+    _check_index(json_files, errors)
+
+    files = tuple(w.files)
+    weights = _summarise(files, json_files, st_headers, gguf_infos, extra)
+    classification = classify(
+        name=r.name,
+        files=files,
+        json_files=json_files,
+        yaml_files=yaml_files,
+        text_files=text_files,
+        safetensors=st_headers,
+        gguf=gguf_infos,
+        source=r.source,
+        extra=extra,
+    )
+    return ModelFacts(
+        input_path=path,
+        root=r.root,
+        name=r.name,
+        single_file=r.single_file,
+        files=files,
+        walk_truncated=w.truncated,
+        json_files=json_files,
+        safetensors=st_headers,
+        gguf=gguf_infos,
+        pickles=pickles,
+        errors=tuple(errors),
+        weights=weights,
+        classification=classification,
+        yaml_files=yaml_files,
+        text_files=text_files,
+        source=r.source,
+        extra=extra,
+    )
+
+
+def _stat_explicit(items: list[tuple[str, str]]) -> WalkResult:
+    w = WalkResult()
+    for rel, abs_path in items:
+        try:
+            st = os.stat(abs_path)
+        except OSError as e:
+            w.errors.append(FactError("unreadable", rel, f"missing or unreadable: {e.strerror or e}"))
+            continue
+        w.files.append(FileEntry(rel, st.st_size))
+        w.rel_to_abs[rel] = abs_path
+    return w
+
+
+def _depth(p: str) -> int:
+    return p.count("/")
+
+
+def _read_configs(readable, w, errors, rextra):
+    json_files: dict[str, Any] = {}
+    yaml_files: dict[str, Any] = {}
+    text_files: dict[str, str] = {}
+    media = {layer["path"]: layer.get("mediaType") for layer in rextra.get("ollama_layers", [])}
+    n_json = n_yaml = 0
+    for f in readable:
+        name, depth, abs_path = f.name, _depth(f.path), w.rel_to_abs[f.path]
+        m = media.get(f.path)
+        if f.path == rextra.get("ollama_manifest") or m in OLLAMA_JSON_MEDIA:
+            val, err = jsonfile.read_json(abs_path, f.path, f.size, limit=1 << 20)
+        elif m in OLLAMA_TEXT_MEDIA:
+            val, err = jsonfile.read_text(abs_path, f.path, f.size)
+            if val is not None:
+                text_files[f.path] = val
+            continue
+        elif f.suffix == ".json" and n_json < MAX_JSON_FILES:
+            if name == "tokenizer.json":
+                if f.size > jsonfile.TOKENIZER_PARSE_LIMIT:
+                    continue  # recorded in files; parsing 10+ MB of vocab buys the rules nothing
+                val, err = jsonfile.read_json(abs_path, f.path, f.size)
+            elif (name in jsonfile.KNOWN_JSON and depth <= 2) or (name.endswith(".index.json") and depth <= 2):
+                val, err = jsonfile.read_json(abs_path, f.path, f.size)
+            elif depth <= 1 and f.size <= (1 << 20) and name not in ("vocab.json",):
+                val, err = jsonfile.read_json(abs_path, f.path, f.size)
+            else:
+                continue
+            n_json += 1
+        elif f.suffix in (".yaml", ".yml") and depth <= 1 and n_yaml < MAX_YAML_FILES:
+            n_yaml += 1
+            val, err = jsonfile.read_yaml(abs_path, f.path, f.size)
+            if err:
+                errors.append(err)
+            else:
+                yaml_files[f.path] = val
+            continue
+        elif name in jsonfile.TEXT_NAMES and depth <= 2:
+            val, err = jsonfile.read_text(abs_path, f.path, f.size)
+            if val is not None:
+                text_files[f.path] = val
+            if err:
+                errors.append(err)
+            continue
+        elif name.lower() == "readme.md" and depth == 0:
+            val, err = jsonfile.read_text(abs_path, f.path, f.size, limit=64 * 1024)
+            fm = jsonfile.front_matter(val) if val else None
+            if fm is not None:
+                text_files[f.path + "#front-matter"] = fm
+                parsed, perr = jsonfile.parse_yaml_text(fm, f.path)
+                if isinstance(parsed, dict):
+                    yaml_files[f.path + "#front-matter"] = parsed
+            continue
+        else:
+            continue
+        if err:
+            errors.append(err)
+        else:
+            json_files[f.path] = val
+    return json_files, yaml_files, text_files
+
+
+def _read_safetensors(readable, w, errors) -> tuple[SafetensorsHeader, ...]:
+    out = []
+    for f in readable:
+        if f.suffix != ".safetensors" or f.path.startswith(".cache/"):
+            continue
+        if len(out) >= MAX_SAFETENSORS:
+            errors.append(FactError("safetensors", "", f"more than {MAX_SAFETENSORS} safetensors files: rest not read"))
+            break
+        h, err = _st.parse_file(w.rel_to_abs[f.path], f.path, f.size)
+        if err:
+            errors.append(err)
+        else:
+            out.append(h)
+    return tuple(out)
+
+
+def _read_gguf(readable, w, errors, extra_paths) -> tuple[GGUFInfo, ...]:
+    out = []
+    for f in readable:
+        if f.suffix != ".gguf" and f.path not in extra_paths:
+            continue
+        if len(out) >= MAX_GGUF:
+            errors.append(FactError("gguf", "", f"more than {MAX_GGUF} GGUF files: rest not read"))
+            break
+        g, err = _gguf.parse_file(w.rel_to_abs[f.path], f.path, f.size)
+        if err:
+            errors.append(err)
+        else:
+            out.append(g)
+    return tuple(out)
+
+
+def _read_pickles(readable, w, errors, extra) -> tuple[PickleScan, ...]:
+    cands = [f for f in readable if f.suffix in PICKLE_SUFFIXES and not f.path.startswith(".cache/")]
+    if not cands:
+        return ()
+    try:
+        from checker.facts.pickle import scan_file
+    except ImportError:
+        return ()
+    if len(cands) > MAX_PICKLES:
+        extra["pickle_scan_capped"] = {"scanned": MAX_PICKLES, "total": len(cands)}
+    out: list[PickleScan] = []
+    for f in cands[:MAX_PICKLES]:
+        try:
+            scans, errs = scan_file(w.rel_to_abs[f.path], f.path, f.size)
+        except Exception as e:  # noqa: BLE001 - a scanner bug must not stop gathering; fail closed
+            errors.append(FactError("pickle", f.path, f"pickle scanner failed: {type(e).__name__}: {e}"))
+            continue
+        out.extend(scans)
+        errors.extend(errs)
+    return tuple(out)
+
+
+def _read_side_formats(readable, w, errors, extra) -> None:
+    """Keras Lambda layers and ONNX external-data locations (security engineer's scanners), into extra."""
+    keras_files = [f for f in readable if f.suffix in (".keras", ".h5")][:16]
+    onnx_files = [f for f in readable if f.suffix == ".onnx"][:64]
+    if keras_files:
+        try:
+            from checker.facts.keras import lambda_layers
+        except ImportError:
+            lambda_layers = None
+        for f in keras_files if lambda_layers else ():
+            names, errs = lambda_layers(w.rel_to_abs[f.path], f.size)
+            errors.extend(FactError(e.kind, f.path, e.message) for e in errs)
+            if names:
+                extra.setdefault("keras_lambda_layers", {})[f.path] = list(names)
+    if onnx_files:
+        try:
+            from checker.facts.onnx import external_locations
+        except ImportError:
+            external_locations = None
+        for f in onnx_files if external_locations else ():
+            locs, errs = external_locations(w.rel_to_abs[f.path], f.size)
+            errors.extend(FactError(e.kind, f.path, e.message) for e in errs)
+            if locs:
+                extra.setdefault("onnx_external_data", {})[f.path] = list(locs)
+
+
+def _check_index(json_files, errors) -> None:
+    for rel, doc in json_files.items():
+        if not rel.endswith(".index.json") or rel.endswith("model_index.json"):
+            continue
+        wm = doc.get("weight_map") if isinstance(doc, dict) else None
+        if not isinstance(wm, dict) or not all(isinstance(v, str) for v in wm.values()):
+            errors.append(FactError("index", rel, "weight_map is missing or does not map tensor names to file names"))
+
+
+def _summarise(files, json_files, st_headers, gguf_infos, extra) -> WeightsSummary:
+    counted: list[SafetensorsHeader] = []
+    by_dir: dict[str, set[str]] = {}
+    for rel, doc in json_files.items():
+        if rel.endswith(".safetensors.index.json") and isinstance(doc, dict) and isinstance(doc.get("weight_map"), dict):
+            d = rel.rsplit("/", 1)[0] if "/" in rel else ""
+            by_dir.setdefault(d, set()).update(v for v in doc["weight_map"].values() if isinstance(v, str))
+    skipped = []
+    for h in st_headers:
+        d, _, base = h.path.rpartition("/")
+        if d in by_dir and base not in by_dir[d]:
+            skipped.append(h.path)
+            continue
+        counted.append(h)
+    if skipped:
+        extra["weights_not_in_index"] = skipped
+    dtype_bytes: dict[str, int] = {}
+    total = params = ntensors = 0
+    used: list[str] = []
+    for h in counted:
+        used.append(h.path)
+        for t in h.tensors:
+            dtype_bytes[t.dtype] = dtype_bytes.get(t.dtype, 0) + t.nbytes
+            total += t.nbytes
+            params += t.numel
+            ntensors += 1
+    for g in gguf_infos:
+        used.append(g.path)
+        for t in g.tensors:
+            dtype_bytes[t.dtype] = dtype_bytes.get(t.dtype, 0) + t.nbytes
+            total += t.nbytes
+            params += t.numel
+            ntensors += 1
+    if counted and gguf_infos:
+        fmt = "mixed"
+    elif counted:
+        fmt = "safetensors"
+    elif gguf_infos:
+        fmt = "gguf"
+    else:
+        fmt = "none"
+        for suffixes, name in (((".bin", ".pt", ".pth", ".ckpt"), "pytorch"), ((".onnx",), "onnx")):
+            chosen = [f for f in files if f.type == "file" and f.suffix in suffixes and not f.path.startswith(".cache/")]
+            if chosen:
+                # No tensor headers to read: the file sizes are the best figure (data dominates).
+                fmt = name
+                total = sum(f.size for f in chosen)
+                used = [f.path for f in chosen]
+                extra["weights_from_file_sizes"] = True
+                break
+    dominant = max(dtype_bytes, key=lambda k: (dtype_bytes[k], k)) if dtype_bytes else None
+    return WeightsSummary(fmt, total, params, dtype_bytes, dominant, ntensors, tuple(used))

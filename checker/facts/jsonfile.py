@@ -1,0 +1,143 @@
+"""Bounded readers for the small text files of a model folder: JSON, YAML (incl. hyperpyyaml tags such
+as CosyVoice's ``!new:``), README front matter. Size-capped; bad content becomes a FactError."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from checker.model import FactError
+
+JSON_LIMIT = 16 * 1024 * 1024
+TOKENIZER_PARSE_LIMIT = 1 * 1024 * 1024  # tokenizer.json is usually 7-20 MB: record it, parse only tiny ones
+YAML_LIMIT = 2 * 1024 * 1024
+TEXT_LIMIT = 256 * 1024
+MAX_DEPTH = 64
+
+# Configs we always want, wherever they sit in the first folder level.
+KNOWN_JSON = {
+    "config.json",
+    "generation_config.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+    "adapter_config.json",
+    "model_index.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "quantize_config.json",
+    "quant_config.json",
+    "params.json",
+    "scheduler_config.json",
+    "added_tokens.json",
+    "chat_template.json",
+    "sentence_bert_config.json",
+    "modules.json",
+    "configuration.json",
+    "hf_quant_config.json",
+    "video_preprocessor_config.json",
+}
+TEXT_NAMES = {"config.pbtxt", "Modelfile", "chat_template.jinja", "MLmodel", "requirements.txt"}
+
+
+def _depth_ok(value: Any) -> bool:
+    stack = [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if d > MAX_DEPTH:
+            return False
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+    return True
+
+
+def _read(abs_path: str, rel: str, size: int, limit: int, kind: str) -> tuple[bytes | None, FactError | None]:
+    if size > limit:
+        return None, FactError(kind, rel, f"{size} bytes is larger than the {limit // (1024 * 1024)} MB read limit")
+    try:
+        with open(abs_path, "rb") as f:
+            return f.read(limit + 1), None
+    except OSError as e:
+        return None, FactError("unreadable", rel, f"cannot read: {e.strerror or e}")
+
+
+def read_json(abs_path: str, rel: str, size: int, limit: int = JSON_LIMIT) -> tuple[Any, FactError | None]:
+    data, err = _read(abs_path, rel, size, limit, "json")
+    if err:
+        return None, err
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None, FactError("json", rel, "not valid UTF-8")
+    if not text.strip():
+        return None, FactError("json", rel, "file is empty")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        return None, FactError("json", rel, f"nested deeper than {MAX_DEPTH} levels")
+    except ValueError as e:
+        return None, FactError("json", rel, f"invalid JSON: {e}")
+    if not _depth_ok(value):
+        return None, FactError("json", rel, f"nested deeper than {MAX_DEPTH} levels")
+    return value, None
+
+
+def _yaml_loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """SafeLoader that keeps unknown tags (hyperpyyaml ``!new:``, ``!name:``, ``!ref``) as data."""
+
+    def tagged(loader, suffix, node):  # noqa: ANN001, ANN202
+        if isinstance(node, yaml.MappingNode):
+            value: Any = loader.construct_mapping(node, deep=True)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_scalar(node)
+        return {"!tag": "!" + suffix, "value": value}
+
+    Loader.add_multi_constructor("!", tagged)
+    Loader.add_multi_constructor("tag:", tagged)
+    return Loader
+
+
+def read_yaml(abs_path: str, rel: str, size: int, limit: int = YAML_LIMIT) -> tuple[Any, FactError | None]:
+    data, err = _read(abs_path, rel, size, limit, "yaml")
+    if err:
+        return None, err
+    return parse_yaml_text(data.decode("utf-8", "replace"), rel)
+
+
+def parse_yaml_text(text: str, rel: str) -> tuple[Any, FactError | None]:
+    import yaml
+
+    try:
+        value = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - SafeLoader subclass
+    except RecursionError:
+        return None, FactError("yaml", rel, "nested too deeply")
+    except yaml.YAMLError as e:
+        return None, FactError("yaml", rel, f"invalid YAML: {str(e).splitlines()[0][:160]}")
+    if not _depth_ok(value):
+        return None, FactError("yaml", rel, f"nested deeper than {MAX_DEPTH} levels")
+    return value, None
+
+
+def read_text(abs_path: str, rel: str, size: int, limit: int = TEXT_LIMIT) -> tuple[str | None, FactError | None]:
+    """First ``limit`` bytes of a text file (decoded with replacement)."""
+    try:
+        with open(abs_path, "rb") as f:
+            return f.read(limit).decode("utf-8", "replace"), None
+    except OSError as e:
+        return None, FactError("unreadable", rel, f"cannot read: {e.strerror or e}")
+
+
+def front_matter(text: str) -> str | None:
+    """The YAML block between the leading ``---`` lines of a model card, if any."""
+    if not text.startswith("---"):
+        return None
+    end = text.find("\n---", 3)
+    return text[3:end].strip("\n") if end != -1 else None
