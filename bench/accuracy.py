@@ -24,8 +24,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from checker.estimate import compute  # noqa: E402
-from checker.model import GPU, ImageRef, Instance, Target, WeightsSummary  # noqa: E402
+from checker.estimate import compute
+from checker.model import GPU, ImageRef, Instance, Target, WeightsSummary
 
 DATA = ROOT / "tests" / "data" / "vllm_memory_observations.yaml"
 GIB = 1 << 30

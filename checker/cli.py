@@ -192,7 +192,8 @@ def _run(paths: list[str], kw: dict[str, Any]) -> None:
     if kw.get("service") or kw.get("deploy_file") or kw.get("serve_cmd"):
         from checker import deploy
 
-        spec = deploy.load(service=kw.get("service"), deploy=kw.get("deploy_file"), serve_cmd=kw.get("serve_cmd"))
+        spec = deploy.load(service=kw.get("service"), deploy=kw.get("deploy_file"), serve_cmd=kw.get("serve_cmd"),
+                           online=bool(kw.get("online")))
         # flags on the command line override the spec
         for key in target_kw:
             if target_kw[key] is None and spec.get(key) is not None:

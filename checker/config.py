@@ -88,7 +88,11 @@ def build_schema() -> dict[str, Any]:
     target_and_rules: dict[str, Any] = {
         "image": {"type": "string", "minLength": 1, "description": "Serving image, e.g. vllm:0.14.0-gpu"},
         "chip": {"type": "string", "enum": ["GPU", "CPU", "PPU", "XPU", "gpu", "cpu", "ppu", "xpu"]},
-        "instance": {"type": "string", "minLength": 1, "description": "Instance type, e.g. ecs.gn7i-c8g1.2xlarge"},
+        "instance": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Instance type, e.g. ecs.gn7i-c8g1.2xlarge",
+        },
         "gpu": {"type": "string", "minLength": 1, "description": "GPU model when there is no instance"},
         "gpu-count": {"type": "integer", "minimum": 1},
         "engine-args": _engine_args_schema(),
@@ -127,8 +131,10 @@ def build_schema() -> dict[str, Any]:
     }
     override = {
         "type": "object",
-        "properties": {"paths": {**globs, "description": "Model folders (globs relative to the config file)"},
-                       **target_and_rules},
+        "properties": {
+            "paths": {**globs, "description": "Model folders (globs relative to the config file)"},
+            **target_and_rules,
+        },
         "required": ["paths"],
         "additionalProperties": False,
     }
@@ -136,7 +142,10 @@ def build_schema() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "rule": {"type": "string", "minLength": 1, "description": "Rule code or name"},
-            "paths": {**globs, "description": "Model folders (globs relative to the config file); default: all"},
+            "paths": {
+                **globs,
+                "description": "Model folders (globs relative to the config file); default: all",
+            },
             "files": {**globs, "description": "Finding paths inside the model folder (globs); default: all"},
             "reason": {"type": "string", "minLength": 1, "pattern": "\\S", "description": "Why (required)"},
         },
@@ -245,7 +254,9 @@ def _validate(data: dict[str, Any], display: str, prefix: str) -> None:
     if err.validator == "required":
         raise ConfigError(f"{display}: {_key_path(prefix, parts) or '(top level)'}: {err.message}")
     if err.validator == "propertyNames":
-        raise ConfigError(f"{display}: {_key_path(prefix, [*parts, err.instance])}: not a rule code (e.g. MEM001)")
+        raise ConfigError(
+            f"{display}: {_key_path(prefix, [*parts, err.instance])}: not a rule code (e.g. MEM001)"
+        )
     message = err.message
     if err.validator == "pattern" and parts and parts[-1] == "reason":
         message = "a suppression needs a reason"
@@ -413,16 +424,22 @@ def _check_rules(config: Config, table: dict[str, Any]) -> None:
 
     for code in table.get("severity") or {}:
         if code.upper() not in rules and code.upper() not in ENGINE_CODES:
-            raise ConfigError(f"{config.display}: {_key_path(config.prefix, ['severity', code])}: unknown rule")
+            raise ConfigError(
+                f"{config.display}: {_key_path(config.prefix, ['severity', code])}: unknown rule"
+            )
     for code, opts in (table.get("rule-options") or {}).items():
         r = rules.get(code.upper())
         if r is None:
-            raise ConfigError(f"{config.display}: {_key_path(config.prefix, ['rule-options', code])}: unknown rule")
+            raise ConfigError(
+                f"{config.display}: {_key_path(config.prefix, ['rule-options', code])}: unknown rule"
+            )
         for key, value in opts.items():
             where = _key_path(config.prefix, ["rule-options", code, key])
             if key not in r.options:
                 known = ", ".join(sorted(r.options)) or "none"
-                raise ConfigError(f"{config.display}: {where}: {r.code} has no option {key!r} (options: {known})")
+                raise ConfigError(
+                    f"{config.display}: {where}: {r.code} has no option {key!r} (options: {known})"
+                )
             default = r.options[key]
             ok = (
                 default is None
@@ -450,7 +467,9 @@ def _check_plugins(config: Config, required: list[str]) -> None:
     installed = {ep.name for ep in entry_points(group=registry.ENTRY_POINT_GROUP)}
     for name in required:
         if name in failed:
-            raise PluginError(f"required rule plugin {name!r} failed to load: {failed[name]} ({config.display})")
+            raise PluginError(
+                f"required rule plugin {name!r} failed to load: {failed[name]} ({config.display})"
+            )
         if name not in installed:
             raise PluginError(
                 f"required rule plugin {name!r} is not installed (no entry point {name!r} in group "

@@ -519,7 +519,7 @@ def _load_service(path: str, online: bool) -> dict[str, Any]:
         "metadata_gpu": meta.get("gpu"),
         "resource_group": meta.get("resource"),
         "instance_types": instance_types,
-        "networking": dict(((doc.get("cloud") or {}).get("networking") or {})),
+        "networking": dict((doc.get("cloud") or {}).get("networking") or {}),
         "image_raw": cont.get("image"),
         "hf_token_set": any(k in env for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")),
         **_model_fields(cmd["model"]),
@@ -678,9 +678,7 @@ def load(service: str | None = None, deploy: str | None = None, serve_cmd: str |
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, val in extra.items():
-        if key == "engine_args":
-            out[key] = {**val, **base[key]}
-        elif key == "deployment":
+        if key == "engine_args" or key == "deployment":
             out[key] = {**val, **base[key]}
         elif out.get(key) is None:
             out[key] = val

@@ -13,7 +13,7 @@ from typing import Any
 from checker.errors import UsageError
 from checker.model import GPU, Instance
 
-__all__ = ["detect", "arch_for_cc"]
+__all__ = ["arch_for_cc", "detect"]
 
 _ARCH_BY_MAJOR = {6: "Pascal", 7: "Volta", 8: "Ampere", 9: "Hopper", 10: "Blackwell", 12: "Blackwell"}
 
@@ -47,7 +47,10 @@ def _visible(pynvml: Any, count: int) -> list[int]:
             out.append(int(w))
             continue
         if uuids is None:
-            uuids = {_text(pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(i))).lower(): i for i in range(count)}
+            uuids = {
+                _text(pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(i))).lower(): i
+                for i in range(count)
+            }
         match = [i for u, i in uuids.items() if u.startswith(w.lower())]
         if len(match) != 1:
             break
@@ -67,8 +70,13 @@ def _device(pynvml: Any, index: int) -> dict[str, Any]:
         info = pynvml.nvmlDeviceGetMemoryInfo(handle)
     total = int(info.total)
     major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
-    return {"index": index, "name": name, "total": total, "reserved": reserved if 0 < reserved < total else 0,
-            "cc": (int(major), int(minor))}
+    return {
+        "index": index,
+        "name": name,
+        "total": total,
+        "reserved": reserved if 0 < reserved < total else 0,
+        "cc": (int(major), int(minor)),
+    }
 
 
 def _host() -> tuple[int | None, float | None]:
@@ -90,11 +98,15 @@ def detect(catalog: Any = None) -> Instance:
     try:
         import pynvml
     except ImportError as exc:
-        raise UsageError(f"no NVIDIA GPU found: NVML bindings are not installed (pip install nvidia-ml-py): {exc}") from None
+        raise UsageError(
+            f"no NVIDIA GPU found: NVML bindings are not installed (pip install nvidia-ml-py): {exc}"
+        ) from None
     try:
         pynvml.nvmlInit()
     except pynvml.NVMLError as exc:
-        raise UsageError(f"no NVIDIA GPU found: NVML could not start ({exc}); is the NVIDIA driver installed?") from None
+        raise UsageError(
+            f"no NVIDIA GPU found: NVML could not start ({exc}); is the NVIDIA driver installed?"
+        ) from None
     except OSError as exc:  # some bindings surface a missing libnvidia-ml.so this way
         raise UsageError(f"no NVIDIA GPU found: {exc}") from None
     try:
@@ -136,5 +148,14 @@ def detect(catalog: Any = None) -> Instance:
         memory_source="nvml",
     )
     vcpu, mem_gib = _host()
-    return Instance(name="local", cloud="local", chip="GPU", gpu=gpu, gpu_count=len(devices), vcpu=vcpu,
-                    mem_gib=mem_gib, family=None, source=source)
+    return Instance(
+        name="local",
+        cloud="local",
+        chip="GPU",
+        gpu=gpu,
+        gpu_count=len(devices),
+        vcpu=vcpu,
+        mem_gib=mem_gib,
+        family=None,
+        source=source,
+    )

@@ -36,10 +36,45 @@ SAFETENSORS_HEADER_MAX = 100 << 20  # the safetensors library's own limit
 GGUF_HEAD_MAX = 32 << 20  # GGUF metadata (vocab arrays) of large models stays well under this
 FIRST_RANGE = 100_000  # one request covers 97% of safetensors headers (huggingface_hub's figure)
 
-WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ckpt", ".onnx", ".h5", ".msgpack", ".pkl",
-                   ".npz", ".npy", ".joblib", ".tflite", ".mlmodel", ".engine", ".plan", ".nemo", ".keras")
-SMALL_SUFFIXES = (".json", ".txt", ".md", ".jinja", ".model", ".tiktoken", ".yaml", ".yml", ".py", ".pbtxt",
-                  ".vocab", ".spm", ".merges", ".cfg", ".toml", ".j2")
+WEIGHT_SUFFIXES = (
+    ".safetensors",
+    ".gguf",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".onnx",
+    ".h5",
+    ".msgpack",
+    ".pkl",
+    ".npz",
+    ".npy",
+    ".joblib",
+    ".tflite",
+    ".mlmodel",
+    ".engine",
+    ".plan",
+    ".nemo",
+    ".keras",
+)
+SMALL_SUFFIXES = (
+    ".json",
+    ".txt",
+    ".md",
+    ".jinja",
+    ".model",
+    ".tiktoken",
+    ".yaml",
+    ".yml",
+    ".py",
+    ".pbtxt",
+    ".vocab",
+    ".spm",
+    ".merges",
+    ".cfg",
+    ".toml",
+    ".j2",
+)
 SMALL_NAMES = ("Modelfile", "LICENSE", "NOTICE", "USE_POLICY")
 
 _REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -57,7 +92,7 @@ class HubRef:
 
 def parse_ref(ref: str) -> HubRef:
     """``hf://org/name[@rev]`` or ``org/name[@rev]``; ``hf://models/org/name`` is accepted too."""
-    body = ref[len("hf://") :] if ref.startswith("hf://") else ref
+    body = ref.removeprefix("hf://")
     body = body.strip().strip("/")
     revision = None
     if "@" in body:
@@ -67,7 +102,9 @@ def parse_ref(ref: str) -> HubRef:
     if parts and parts[0] == "models" and len(parts) == 3:
         parts = parts[1:]
     if len(parts) != 2 or not all(_REPO_PART.match(p) for p in parts) or ".." in body:
-        raise UsageError(f"{ref!r} is not a Hugging Face model reference (expected hf://org/name or org/name)")
+        raise UsageError(
+            f"{ref!r} is not a Hugging Face model reference (expected hf://org/name or org/name)"
+        )
     return HubRef(repo_id="/".join(parts), revision=revision)
 
 
@@ -214,8 +251,12 @@ class _Fetcher:
         url = self._url(self.ref.repo_id, filename, revision=self.commit, endpoint=_endpoint())
         headers = {**self._headers, "Range": f"bytes={start}-{end}", "Accept-Encoding": "identity"}
         limit = end - start + 1
-        with self._session().stream("GET", url, headers=headers, follow_redirects=True, timeout=30) as response:
-            self._raise(response)
+        with self._session().stream(
+            "GET", url, headers=headers, follow_redirects=True, timeout=30
+        ) as response:
+            if response.status_code >= 400:
+                response.read()  # hf_raise_for_status reads the error body
+                self._raise(response)
             skip = start if response.status_code == 200 else 0  # a server that ignores Range
             chunks: list[bytes] = []
             got = 0
@@ -272,17 +313,21 @@ def _online(ref: HubRef) -> str:
     api = HfApi(endpoint=_endpoint(), token=_token())
     try:
         info = api.model_info(ref.repo_id, revision=ref.revision, files_metadata=True)
-    except Exception as exc:  # network, auth, not found: one line, exit 2
+    except Exception as exc:  # noqa: BLE001 - network, auth, not found: one line, exit 2
         raise _hub_error(ref, exc) from None
     commit = info.sha or ref.revision or "main"
     repo = _repo_folder(mirror_dir(), ref.repo_id)
     final = os.path.join(repo, "snapshots", commit)
     marker = os.path.join(repo, MIRROR_MARKER)
-    if os.path.isdir(final) and os.path.isfile(os.path.join(final, ".complete")):
+    # Work files live beside the snapshots, never inside one: the facts walk every file there.
+    work = os.path.join(repo, ".modelcheck")
+    complete = os.path.join(work, f"{commit}.complete")
+    if os.path.isdir(final) and os.path.isfile(complete):
         return final
     os.makedirs(os.path.join(repo, "snapshots"), exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".staging-", dir=os.path.join(repo, "snapshots"))
-    private_cache = tempfile.mkdtemp(prefix=".hf-", dir=repo)
+    os.makedirs(work, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix="staging-", dir=work)
+    private_cache = tempfile.mkdtemp(prefix="hf-", dir=work)
     fetcher = _Fetcher(ref, commit)
     files: list[dict[str, Any]] = []
     plan = []
@@ -323,14 +368,14 @@ def _online(ref: HubRef) -> str:
 
             with ThreadPoolExecutor(max_workers=8) as pool:
                 files = list(pool.map(step, plan))
-        with open(os.path.join(staging, ".complete"), "w", encoding="utf-8") as fh:
-            fh.write(commit + "\n")
         if os.path.isdir(final):
             shutil.rmtree(final)
         os.replace(staging, final)
+        with open(complete, "w", encoding="utf-8") as fh:
+            fh.write(commit + "\n")
     except UsageError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any fetch failure: clean up, one line, exit 2
         shutil.rmtree(staging, ignore_errors=True)
         raise _hub_error(ref, exc) from None
     finally:
@@ -342,8 +387,13 @@ def _online(ref: HubRef) -> str:
     else:
         with open(os.path.join(repo, "refs", ref.revision.replace("/", "--")), "w") as fh:
             fh.write(commit)
-    manifest = {"repo_id": ref.repo_id, "revision": ref.revision, "commit": commit, "endpoint": _endpoint(),
-                "files": files}
+    manifest = {
+        "repo_id": ref.repo_id,
+        "revision": ref.revision,
+        "commit": commit,
+        "endpoint": _endpoint(),
+        "files": files,
+    }
     with open(marker, "w", encoding="utf-8") as fh:
         json.dump(manifest, fh, indent=2)
     return final

@@ -1,7 +1,8 @@
 """A tiny progress bar for steps that can take more than a second (hub metadata, hashing, smoke).
 
-Drawn on stderr only when stderr is a terminal (never on a pipe, in CI logs or under ``NO_COLOR``-less
-redirection), and only once the work has run for ``delay`` seconds, so fast runs print nothing.
+Drawn on stderr only when stderr is a terminal (never on a pipe or a file, never when ``CI`` or
+``MODELCHECK_NO_PROGRESS`` is set), and only once the work has run for ``delay`` seconds, so fast runs
+print nothing. The line is erased when the work ends, before the report is written.
 
     with progress.bar("hub metadata", total=len(files)) as advance:
         for f in files:
@@ -42,7 +43,12 @@ def _human(n: float, unit: str) -> str:
 
 @contextmanager
 def bar(
-    label: str, total: float | None = None, *, unit: str = "", delay: float = 1.0, stream: TextIO | None = None
+    label: str,
+    total: float | None = None,
+    *,
+    unit: str = "",
+    delay: float = 1.0,
+    stream: TextIO | None = None,
 ) -> Iterator[Callable[[float], None]]:
     """Yield ``advance(n)``; draws ``label [####    ] done/total`` after ``delay`` seconds on a tty."""
     stream = stream or sys.stderr

@@ -25,13 +25,25 @@ from typing import Any
 from checker.errors import UsageError
 from checker.model import ImageRef, Instance, Target
 
-__all__ = ["parse_image", "resolve", "normalize_chip", "CHIPS"]
+__all__ = ["CHIPS", "normalize_chip", "parse_image", "resolve"]
 
 CHIPS = ("GPU", "CPU", "PPU", "XPU")
 _CHIP_SUFFIX = {"gpu": "GPU", "cpu": "CPU", "ppu": "PPU", "xpu": "XPU"}
 # Tag tokens that name a CUDA build; and accelerators that are neither NVIDIA GPU nor an EAS chip label.
 _CUDA_TOKEN = re.compile(r"^(cu\d+|cuda[\d.]*|cudnn[\d.]*|cuda\d+\.\d+(\.\d+)?)$")
-_OTHER_ACCEL = {"rocm", "vulkan", "musa", "sycl", "intel", "openvino", "cann", "ascend", "npu", "hpu", "neuron"}
+_OTHER_ACCEL = {
+    "rocm",
+    "vulkan",
+    "musa",
+    "sycl",
+    "intel",
+    "openvino",
+    "cann",
+    "ascend",
+    "npu",
+    "hpu",
+    "neuron",
+}
 # Docker reference grammar, lower-cased and a little lenient (we accept uppercase input).
 _REPO_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _REGISTRY = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d+)?$")
@@ -162,7 +174,8 @@ def parse_image(ref: str, catalog: Any) -> ImageRef:
     if tag:
         version, tag_chip, variant, other_accel = _parse_tag(tag, family)
         if other_accel and tag_chip is None:
-            chip, chip_from = None, None  # a ROCm/Vulkan/... build: not the family's default chip, and no EAS label
+            # A ROCm/Vulkan/... build: not the family's default chip, and no EAS chip label either.
+            chip, chip_from = None, None
         elif tag_chip:
             chip, chip_from = tag_chip, "tag"
         elif chip is None and family and family.get("default_chip"):
@@ -234,10 +247,18 @@ def resolve(
         g = catalog.gpu(str(gpu))
         if inst is None:
             n = count or 1
-            inst = Instance(name=f"{n}x {g.name}", cloud="user", chip="GPU", gpu=g, gpu_count=n,
-                            source="--gpu/--gpu-count")
+            inst = Instance(
+                name=f"{n}x {g.name}",
+                cloud="user",
+                chip="GPU",
+                gpu=g,
+                gpu_count=n,
+                source="--gpu/--gpu-count",
+            )
         elif inst.gpu is None:
-            raise UsageError(f"--gpu {gpu} conflicts with --instance {inst.name}, which has no NVIDIA GPU ({inst.chip})")
+            raise UsageError(
+                f"--gpu {gpu} conflicts with --instance {inst.name}, which has no NVIDIA GPU ({inst.chip})"
+            )
         elif not _same_gpu(inst.gpu.name, g.name):
             raise UsageError(
                 f"--gpu {gpu} ({g.name}) conflicts with --instance {inst.name} ({inst.gpu_count}x {inst.gpu.name}); "
@@ -248,7 +269,9 @@ def resolve(
 
     if count is not None and inst is not None and count != inst.gpu_count:
         if inst.gpu is None or count > inst.gpu_count:
-            raise UsageError(f"--gpu-count {count} but --instance {inst.name} has {inst.gpu_count} NVIDIA GPU(s)")
+            raise UsageError(
+                f"--gpu-count {count} but --instance {inst.name} has {inst.gpu_count} NVIDIA GPU(s)"
+            )
         inst = dataclasses.replace(inst, gpu_count=count)  # "use N of the instance's GPUs"
 
     effective = chip_flag or (inst.chip if inst else None) or (image_ref.chip if image_ref else None)

@@ -81,7 +81,7 @@ def _hub_references(facts: ModelFacts, repo_id: str | None, revision: str | None
         from huggingface_hub import HfApi
 
         info = HfApi(endpoint=endpoint).model_info(repo, revision=rev, files_metadata=True)
-    except Exception as exc:  # network, auth, 404: one line, the local checks still stand
+    except Exception as exc:  # noqa: BLE001 - network, auth, 404: one line, the local checks still stand
         return {}, f"Hub lookup for {repo} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     out: dict[str, str] = {}
     for sib in info.siblings or ():
@@ -140,27 +140,27 @@ def verify_hashes(
         try:
             size = os.stat(abs_path).st_size
         except OSError as exc:
-            results.append(HashResult(f.path, "error", None, None, None, f.size, f"cannot stat: {exc.strerror}"))
+            results.append(HashResult(f.path, "error", None, None, None, None, f.size, f"cannot stat: {exc.strerror}"))
             continue
         if ref is None:
             why = hub_error or ("no sha256 known (not in a Hugging Face cache, no .sha256 sidecar"
                                 + ("" if online else "; try --online") + ")")
-            results.append(HashResult(f.path, "no-reference", None, None, None, size, why))
+            results.append(HashResult(f.path, "no-reference", None, None, None, None, size, why))
             continue
         algorithm, expected, source = ref
         try:
             actual = _hash(abs_path, algorithm, f.path, size, progress)
         except OSError as exc:
-            results.append(HashResult(f.path, "error", algorithm, expected, None, size,
+            results.append(HashResult(f.path, "error", algorithm, expected, None, source, size,
                                       f"cannot read: {exc.strerror or exc}"))
             continue
         status = "ok" if actual == expected else "mismatch"
         msg = "" if status == "ok" else f"{algorithm} is {actual[:16]}..., {source} expects {expected[:16]}..."
-        results.append(HashResult(f.path, status, algorithm, expected, actual, size, msg))
+        results.append(HashResult(f.path, status, algorithm, expected, actual, source, size, msg))
     return results
 
 
-def tty_progress(stream=None) -> Progress | None:  # noqa: ANN001
+def tty_progress(stream=None) -> Progress | None:
     """A tqdm progress callback when ``stream`` (stderr) is a terminal, else None."""
     stream = stream or sys.stderr
     if not getattr(stream, "isatty", lambda: False)():

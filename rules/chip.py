@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from checker.rule import Context, Finding, Severity, rule
-from rules.image import image_family
+from rules.image import CATALOG_ERRORS, image_family
 
 ACCELERATORS = ("GPU", "PPU", "XPU")
 
@@ -26,8 +26,10 @@ def _instances_with(ctx: Context, chip: str, n: int = 3) -> list[str]:
     cloud = ctx.target.instance.cloud if ctx.target.instance else None
     try:
         found = cat.instances(cloud=cloud, chip=chip) or cat.instances(chip=chip)
-    except Exception:
+    except CATALOG_ERRORS:
         return []
+    # the smallest first: the cheapest way to get the chip
+    found = sorted(found, key=lambda i: (i.gpu_count, i.vcpu or 0, i.name))
     names = [i.name for i in found if chip != "GPU" or i.gpu_count > 0]
     return names[:n]
 

@@ -1,8 +1,8 @@
 """FIL: are the files there, complete and readable? (missing, truncated, placeholder, duplicate, broken).
 
-Every FactError the facts carry is reported here exactly once, except kinds "pickle" and "onnx", which
-the security rules own. A file whose root cause is already explained (an lfs pointer, an empty file)
-does not get a second finding for its unreadable header.
+Every FactError the facts carry is reported here exactly once, except kinds "pickle", "onnx" and
+"keras", which the security rules own. A file whose root cause is already explained (an lfs pointer,
+an empty file) does not get a second finding for its unreadable header.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from checker.model import FileEntry, ModelFacts
 from checker.rule import Context, Finding, Severity, rule
 
 # FactError kinds reported by another family's rules (rules/security.py).
-OWNED_ELSEWHERE = frozenset({"pickle", "onnx"})
+OWNED_ELSEWHERE = frozenset({"pickle", "onnx", "keras"})
 # kinds with a dedicated rule below; every other kind falls to unreadable-file so none is silent
 _HEADER_KINDS = frozenset({"safetensors", "gguf"})
 _CONFIG_KINDS = frozenset({"json", "yaml", "index"})
@@ -102,7 +102,8 @@ def missing_config_json(ctx: Context) -> Iterator[Finding]:
         return  # present but unreadable: the json rule reports it
     weights = [w.path for w in f.files_with_suffix(".safetensors", ".bin")][:3]
     yield Finding(
-        "config.json is missing: the folder holds weights" + (f" ({', '.join(weights)})" if weights else "")
+        "config.json is missing: the folder holds weights"
+        + (f" ({', '.join(weights)})" if weights else "")
         + " but no model configuration, so the engine cannot tell which architecture to build",
         path="config.json",
         hint="download config.json from the original repository at the same revision: "
@@ -200,12 +201,18 @@ def truncated_weights(ctx: Context) -> Iterator[Finding]:
             diff = abs(h.expected_file_size - h.file_size)
             yield Finding(
                 f"{h.path} is {h.file_size} bytes but its header describes {h.expected_file_size} bytes: "
-                + (f"{gib(diff)} of tensor data missing (truncated download)" if short
-                   else f"{diff} unexpected bytes after the last tensor, which safetensors refuses"),
+                + (
+                    f"{gib(diff)} of tensor data missing (truncated download)"
+                    if short
+                    else f"{diff} unexpected bytes after the last tensor, which safetensors refuses"
+                ),
                 path=h.path,
                 hint=f"delete {h.path} and download it again, then check it is {h.expected_file_size} bytes",
-                data={"file_size": h.file_size, "expected_file_size": h.expected_file_size,
-                      ("missing_bytes" if short else "extra_bytes"): diff},
+                data={
+                    "file_size": h.file_size,
+                    "expected_file_size": h.expected_file_size,
+                    ("missing_bytes" if short else "extra_bytes"): diff,
+                },
             )
     for g in ctx.facts.gguf:
         if g.file_size < g.expected_file_size:
@@ -215,7 +222,11 @@ def truncated_weights(ctx: Context) -> Iterator[Finding]:
                 f"{gib(diff)} missing (truncated download)",
                 path=g.path,
                 hint=f"delete {g.path} and download it again, then check it is at least {g.expected_file_size} bytes",
-                data={"file_size": g.file_size, "expected_file_size": g.expected_file_size, "missing_bytes": diff},
+                data={
+                    "file_size": g.file_size,
+                    "expected_file_size": g.expected_file_size,
+                    "missing_bytes": diff,
+                },
             )
 
 
@@ -255,7 +266,13 @@ def empty_file(ctx: Context) -> Iterator[Finding]:
     Copy or download the file again and check the disk has room.
     """
     for f in ctx.facts.files:
-        if f.type != "file" or f.size != 0 or f.lfs_pointer or f.name in _HARMLESS_EMPTY or f.name.startswith("."):
+        if (
+            f.type != "file"
+            or f.size != 0
+            or f.lfs_pointer
+            or f.name in _HARMLESS_EMPTY
+            or f.name.startswith(".")
+        ):
             continue
         if f.path.startswith(".cache/"):
             continue  # in-progress download bookkeeping: the incomplete-download rule speaks for it
@@ -290,7 +307,8 @@ def incomplete_download(ctx: Context) -> Iterator[Finding]:
         return
     names = sorted(f.path for f in partial)
     yield Finding(
-        f"{len(names)} unfinished download file(s): {', '.join(names[:4])}" + (" ..." if len(names) > 4 else "")
+        f"{len(names)} unfinished download file(s): {', '.join(names[:4])}"
+        + (" ..." if len(names) > 4 else "")
         + "; the download was interrupted, so weights may be missing or truncated",
         path=names[0],
         hint="run the download again until it finishes (`hf download ORG/NAME --local-dir .` resumes), "
@@ -324,10 +342,15 @@ def duplicate_weight_formats(ctx: Context) -> Iterator[Finding]:
                 f"({sts[0].path}...) and {len(bins)} .bin ({bins[0].path}...); the engine loads only the "
                 f".safetensors, the .bin copy wastes {gib(extra)}",
                 path=bins[0].path,
-                hint="delete " + ", ".join(b.path for b in bins[:3]) + (" ..." if len(bins) > 3 else "")
+                hint="delete "
+                + ", ".join(b.path for b in bins[:3])
+                + (" ..." if len(bins) > 3 else "")
                 + " (and pytorch_model.bin.index.json) once the .safetensors files are verified",
-                data={"bin_files": [b.path for b in bins], "safetensors_files": [s.path for s in sts],
-                      "wasted_bytes": extra},
+                data={
+                    "bin_files": [b.path for b in bins],
+                    "safetensors_files": [s.path for s in sts],
+                    "wasted_bytes": extra,
+                },
             )
 
 
@@ -385,14 +408,18 @@ def shards_not_in_index(ctx: Context) -> Iterator[Finding]:
         listed = {_join(d, s) for s in wm.values()}
         suffix = ".bin" if ".bin." in rel else ".safetensors"
         stray = sorted(
-            p for p in present
-            if _dir_of(p) == d and p.endswith(suffix) and p not in listed
+            p
+            for p in present
+            if _dir_of(p) == d
+            and p.endswith(suffix)
+            and p not in listed
             and (_SHARD_RE.search(p) or p.rsplit("/", 1)[-1].startswith(("model", "pytorch_model")))
         )
         if stray:
             yield Finding(
                 f"{len(stray)} shard file(s) next to {rel} are not in its weight_map: {', '.join(stray[:4])}"
-                + (" ..." if len(stray) > 4 else "") + "; the engine will not load them",
+                + (" ..." if len(stray) > 4 else "")
+                + "; the engine will not load them",
                 path=stray[0],
                 hint="delete the stray files, or download the index that belongs to them",
                 data={"unlisted": stray, "index": rel},
@@ -402,11 +429,18 @@ def shards_not_in_index(ctx: Context) -> Iterator[Finding]:
 def _error_findings(ctx: Context, kinds: frozenset[str] | None) -> Iterator[tuple[str, str, str, bool]]:
     explained = _explained(ctx.facts)
     for e in ctx.facts.errors:
-        owned = e.kind in kinds if kinds is not None else (
-            e.kind not in OWNED_ELSEWHERE | _HEADER_KINDS | _CONFIG_KINDS | _WALK_KINDS
+        owned = (
+            e.kind in kinds
+            if kinds is not None
+            else (e.kind not in OWNED_ELSEWHERE | _HEADER_KINDS | _CONFIG_KINDS | _WALK_KINDS)
         )
         if owned and e.path not in explained:
-            yield e.kind, e.path, e.message, bool(_ESSENTIAL.search(e.path)) or e.path.endswith(WEIGHT_SUFFIXES)
+            yield (
+                e.kind,
+                e.path,
+                e.message,
+                bool(_ESSENTIAL.search(e.path)) or e.path.endswith(WEIGHT_SUFFIXES),
+            )
 
 
 @rule("FIL011", severity=Severity.ERROR)
@@ -423,8 +457,9 @@ def invalid_weights_header(ctx: Context) -> Iterator[Finding]:
         yield Finding(
             f"{path or 'the folder'}: invalid {kind} file: {message}",
             path=path or None,
-            hint=f"download {path} again; if the error stays, re-export it" if path else
-            "split the weights into fewer files",
+            hint=f"download {path} again; if the error stays, re-export it"
+            if path
+            else "split the weights into fewer files",
             data={"kind": kind, "error": message},
         )
 
@@ -480,8 +515,12 @@ def walk_problem(ctx: Context) -> Iterator[Finding]:
     Rename or remove the path the message names.
     """
     for kind, path, message, _ in _error_findings(ctx, _WALK_KINDS):
-        yield Finding(f"{path}: {message}", path=path or None, hint=f"rename or remove {path}",
-                      data={"kind": kind, "error": message})
+        yield Finding(
+            f"{path}: {message}",
+            path=path or None,
+            hint=f"rename or remove {path}",
+            data={"kind": kind, "error": message},
+        )
 
 
 @rule("FIL015", severity=Severity.WARNING)

@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from checker.errors import CheckError
 from checker.rule import Context, Finding, Severity, rule
+
+# what a catalog lookup may raise: an unknown name, or an older/foreign catalog object
+CATALOG_ERRORS = (CheckError, AttributeError, TypeError, LookupError)
 
 # Used only when no catalog is at hand (plain run_rule tests, broken user catalog): category -> kinds.
 _CATEGORY_KINDS = {
@@ -46,7 +50,7 @@ def image_family(ctx: Context) -> dict[str, Any]:
     try:
         finder = getattr(cat, "find_image_family", None)
         fam = finder(engine) if callable(finder) else cat.image_family(engine)
-    except Exception:  # an unknown family or an older catalog: the rule falls back to the ImageRef
+    except CATALOG_ERRORS:  # an unknown family or an older catalog: the rule falls back to the ImageRef
         return {}
     return dict(fam) if isinstance(fam, dict) else {}
 
@@ -67,15 +71,25 @@ def accepted_kinds(ctx: Context) -> tuple[set[str], set[str]]:
 def images_for(ctx: Context, kind: str) -> list[str]:
     """Catalog image families that serve ``kind`` (special-purpose ones first, general ones never)."""
     cat = ctx.catalog
-    out: list[str] = []
+    ranked: list[tuple[tuple[bool, bool, int, str], str]] = []
     try:
         for name in cat.image_families():
             fam = cat.find_image_family(name) or {}
-            if kind in (fam.get("accepts_kinds") or ()) and fam.get("category") not in (*_GENERAL, "training"):
-                out.append(name)
-    except Exception:
-        pass
-    return out
+            if kind in (fam.get("accepts_kinds") or ()) and fam.get("category") not in (
+                *_GENERAL,
+                "training",
+            ):
+                # dedicated serving images first, the best documented (most known versions) before the rest
+                key = (
+                    fam.get("category") == "rag",
+                    fam.get("confidence") == "low",
+                    -len(fam.get("versions") or ()),
+                    name,
+                )
+                ranked.append((key, name))
+    except CATALOG_ERRORS:
+        return []  # no catalog to suggest from
+    return [name for _, name in sorted(ranked)]
 
 
 def _engine_label(ctx: Context) -> str:
@@ -114,10 +128,18 @@ def kind_image_mismatch(ctx: Context) -> Iterator[Finding]:
         f"the image {img.raw} is {category or 'an unknown category'} ({_engine_label(ctx)} serves "
         f"{', '.join(sorted(served)) or 'nothing we know'}), but this folder holds {_KIND_WORDS.get(kind, kind)}"
         + (f" ({ctx.facts.classification.evidence[0]})" if ctx.facts.classification.evidence else ""),
-        hint=(f"deploy it on an image that serves {kind}: {', '.join(candidates[:4])}" if candidates
-              else f"deploy it on an image that serves {kind}"),
-        data={"kind": kind, "engine": img.engine, "category": category, "accepts_kinds": sorted(served),
-              "suggested_images": candidates[:4]},
+        hint=(
+            f"deploy it on an image that serves {kind}: {', '.join(candidates[:4])}"
+            if candidates
+            else f"deploy it on an image that serves {kind}"
+        ),
+        data={
+            "kind": kind,
+            "engine": img.engine,
+            "category": category,
+            "accepts_kinds": sorted(served),
+            "suggested_images": candidates[:4],
+        },
     )
 
 
@@ -151,7 +173,9 @@ def gguf_on_hf_engine(ctx: Context) -> Iterator[Finding]:
     if img.engine != "vllm":
         yield Finding(
             f"{_engine_label(ctx)} serves Hugging Face folders; this is a GGUF model ({first})",
-            path=first, hint=llama, data=data,
+            path=first,
+            hint=llama,
+            data=data,
         )
         return
     version = img.version_tuple
@@ -226,19 +250,23 @@ def diffusion_format_mismatch(ctx: Context) -> Iterator[Finding]:
     fam = image_family(ctx)
     img = ctx.target.image
     formats = set(fam.get("accepts_formats") or ())
-    if img is None or not formats:
-        return
+    if img is None or not formats or "diffusion" not in accepted_kinds(ctx)[0]:
+        return  # an image that does not serve diffusion at all is IMG001's
     diffusers = "model_index.json" in ctx.facts.json_files
     layout = "diffusers" if diffusers else "sd-single-file"
-    what = ("a diffusers folder (model_index.json + component folders)" if diffusers
-            else "a single-file checkpoint")
+    what = (
+        "a diffusers folder (model_index.json + component folders)"
+        if diffusers
+        else "a single-file checkpoint"
+    )
     data = {"engine": img.engine, "layout": layout, "accepts_formats": sorted(formats)}
     if layout not in formats:
         yield Finding(
             f"{_engine_label(ctx)} loads {', '.join(sorted(formats))}; this is {what}",
             path="model_index.json" if diffusers else None,
             hint="download the single-file .safetensors checkpoint of this model (or convert with diffusers' "
-            "convert_diffusers_to_original_stable_diffusion.py)" if diffusers
+            "convert_diffusers_to_original_stable_diffusion.py)"
+            if diffusers
             else "use the diffusers version of the model, or an image that loads single-file checkpoints",
             data=data,
         )
@@ -280,15 +308,20 @@ def general_purpose_image(ctx: Context) -> Iterator[Finding]:
             f"{_engine_label(ctx)} serves {', '.join(sorted(served))} models; this folder holds "
             f"{_KIND_WORDS.get(kind, kind)}, which it cannot load as is",
             severity=Severity.WARNING,
-            hint=f"use {', '.join(better[:3])} for this model" if better else "package the model in the layout the image loads",
+            hint=f"use {', '.join(better[:3])} for this model"
+            if better
+            else "package the model in the layout the image loads",
             data={"engine": img.engine, "kind": kind, "accepts_kinds": sorted(served)},
         )
         return
     yield Finding(
         f"{_engine_label(ctx)} is a general-purpose image: it runs your own serving code, so whether it "
         "serves this model depends on that code, which modelcheck does not see",
-        hint=(f"make sure the start command loads this folder, or use {', '.join(better[:3])}" if better
-              else "make sure the start command loads this folder"),
+        hint=(
+            f"make sure the start command loads this folder, or use {', '.join(better[:3])}"
+            if better
+            else "make sure the start command loads this folder"
+        ),
         data={"engine": img.engine, "kind": kind},
     )
 
@@ -330,7 +363,9 @@ def pickle_only_weights(ctx: Context) -> Iterator[Finding]:
     """
     if image_category(ctx) != "llm" or ctx.facts.safetensors or ctx.facts.files_with_suffix(".safetensors"):
         return
-    bins = [f.path for f in ctx.facts.files_with_suffix(".bin") if f.name.startswith(("pytorch_model", "model"))]
+    bins = [
+        f.path for f in ctx.facts.files_with_suffix(".bin") if f.name.startswith(("pytorch_model", "model"))
+    ]
     if bins:
         yield Finding(
             f"weights are pickle .bin only ({', '.join(bins[:3])}{' ...' if len(bins) > 3 else ''}): "

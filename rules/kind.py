@@ -53,7 +53,11 @@ def unrecognised_folder(ctx: Context) -> Iterator[Finding]:
         + (f"; {ev}" if ev else ""),
         hint="point at the model folder itself: a Hugging Face model needs config.json + weights "
         "(*.safetensors) + tokenizer files; llama.cpp needs a .gguf file; SD WebUI/ComfyUI a .safetensors checkpoint",
-        data={"files": files[:20], "file_count": len(files), "evidence": list(ctx.facts.classification.evidence)},
+        data={
+            "files": files[:20],
+            "file_count": len(files),
+            "evidence": list(ctx.facts.classification.evidence),
+        },
     )
 
 
@@ -150,8 +154,10 @@ def ollama_store(ctx: Context) -> Iterator[Finding]:
     blob = x.get("ollama_model_blob") or (ctx.facts.gguf[0].path if ctx.facts.gguf else None)
     name = x.get("ollama_name") or ctx.facts.name
     if blob:
-        how = (f"in the store folder, `ln {blob} model.gguf && llama-server -m model.gguf` (llama.cpp), "
-               "or download the Hugging Face original of the model for vLLM/SGLang")
+        how = (
+            f"in the store folder, `ln {blob} model.gguf && llama-server -m model.gguf` (llama.cpp), "
+            "or download the Hugging Face original of the model for vLLM/SGLang"
+        )
         msg = f"Ollama store for {name}: the weights are the GGUF blob {blob}, which engines other than Ollama do not find on their own"
     else:
         how = "pull the model again with `ollama pull`, or download the GGUF / Hugging Face original"
@@ -159,8 +165,12 @@ def ollama_store(ctx: Context) -> Iterator[Finding]:
     others = x.get("ollama_models")
     if isinstance(others, list) and len(others) > 1:
         msg += f" ({len(others)} models in the store; checked {x.get('ollama_manifest')})"
-    yield Finding(msg, path=blob, hint=how, data={"ollama_name": name, "model_blob": blob,
-                                                   "manifest": x.get("ollama_manifest")})
+    yield Finding(
+        msg,
+        path=blob,
+        hint=how,
+        data={"ollama_name": name, "model_blob": blob, "manifest": x.get("ollama_manifest")},
+    )
 
 
 def _gguf_groups(ctx: Context) -> dict[str, list[str]]:

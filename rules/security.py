@@ -138,7 +138,7 @@ def remote_code_required(ctx: Context) -> Iterator[Finding]:
         parts.append(f"Python files {', '.join(py_files[:10])}" + (" ..." if len(py_files) > 10 else ""))
     yield Finding(
         f"the model needs trust_remote_code: {'; '.join(parts)}",
-        path=sorted(auto_maps)[0] if auto_maps else py_files[0],
+        path=min(auto_maps) if auto_maps else py_files[0],
         hint="review these files before enabling --trust-remote-code, or use a natively supported architecture",
         data={"auto_map": auto_maps, "python_files": py_files},
     )
@@ -181,7 +181,7 @@ def _escapes(base_dir: str, ref: str) -> bool:
     if not ref or ref.startswith(("/", "\\")) or "\\" in ref or (len(ref) > 1 and ref[1] == ":") or "\0" in ref:
         return True
     joined = posixpath.normpath(posixpath.join(base_dir, ref))
-    return joined == ".." or joined.startswith("../") or joined.startswith("/")
+    return joined == ".." or joined.startswith(("../", "/"))
 
 
 @rule("SEC006", severity=Severity.ERROR)

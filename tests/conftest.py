@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # make ``from fixtures.builders import ...`` work from any rootdir
     sys.path.insert(0, str(ROOT))
 
-from fixtures import builders  # noqa: E402
+from fixtures import builders
 
 
 @pytest.fixture
@@ -23,7 +23,9 @@ def qwen_example(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def llama_405b(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Llama-3.1-405B-Instruct geometry in 191 sparse BF16 shards + index (built once per session)."""
-    return builders.make_hf_llm(tmp_path_factory.mktemp("m") / "Llama-3.1-405B-Instruct", builders.LLAMA_405B, shards=191)
+    return builders.make_hf_llm(
+        tmp_path_factory.mktemp("m") / "Llama-3.1-405B-Instruct", builders.LLAMA_405B, shards=191
+    )
 
 
 @pytest.fixture

@@ -130,6 +130,7 @@ def test_every_gpu_reports_less_than_nominal_and_nvml(cat):
         assert g.memory_bytes < g.nominal_gb * GIB, g.name
         if "nvml_total_mib" in info:
             assert g.memory_bytes <= info["nvml_total_mib"] * 2**20, g.name
+        assert abs(g.memory_bytes - info["memory_gib"] * GIB) <= 2**20, g.name  # the two stated figures agree
         assert info["memory_source"] in {"vllm-observation", "torch-published", "estimate"}
         assert info["memory_note"]
 
@@ -144,7 +145,13 @@ def test_instance_lookup(cat):
     inst = cat.instance("ecs.gn7i-c8g1.2xlarge")
     assert isinstance(inst, Instance)
     assert (inst.cloud, inst.chip, inst.gpu.name, inst.gpu_count, inst.vcpu, inst.mem_gib) == (
-        "alibaba", "GPU", "A10", 1, 8, 30.0)
+        "alibaba",
+        "GPU",
+        "A10",
+        1,
+        8,
+        30.0,
+    )
     assert cat.instance("ECS.GN7I-C8G1.2XLARGE").name == "ecs.gn7i-c8g1.2xlarge"
     assert cat.instance("ecs.gn6i-c4g1.xlarge").gpu.name == "Tesla T4"
     assert cat.instance("ecs.gn8v-8x.48xlarge").gpu_count == 8
@@ -220,7 +227,9 @@ def _write(tmp_path, text, name="my-catalog.yaml"):
 
 
 def test_user_catalog_adds_private_instance_and_gpu(tmp_path):
-    path = _write(tmp_path, """
+    path = _write(
+        tmp_path,
+        """
         schema_version: 1
         gpus:
           - {name: "Acme X1", aliases: [x1], compute_capability: "8.9", bf16: true, fp8: true,
@@ -232,7 +241,8 @@ def test_user_catalog_adds_private_instance_and_gpu(tmp_path):
         images:
           vllm: {category: llm, versions: ["0.15.0"]}
           myengine: {category: llm, aliases: [acme/engine], accepts_kinds: [hf-llm], source: "ours"}
-    """)
+    """,
+    )
     cat = load([path])
     inst = cat.instance("onprem.a10x2")
     assert (inst.cloud, inst.chip, inst.gpu.name, inst.gpu_count) == ("private", "GPU", "A10", 2)
@@ -250,22 +260,39 @@ def test_user_catalog_adds_private_instance_and_gpu(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("instances:\n  - {name: x, chip: TPU}\n",
-         "invalid catalog file {p}: instances[0].chip (x): 'TPU' is not one of ['GPU', 'CPU', 'PPU', 'XPU']"),
-        ("instances:\n  - {name: x, chip: GPU, gpus: -1}\n",
-         "invalid catalog file {p}: instances[0].gpus (x): -1 is less than the minimum of 0"),
-        ("gpus:\n  - {name: g, compute_capability: '8.0', bf16: true, fp8: false}\n",
-         "invalid catalog file {p}: gpus[0] (g): a GPU needs memory_bytes or memory_gib"),
-        ("gpus:\n  - {name: g, compute_capability: '8.0', bf16: true, fp8: false, memory_gb: 80}\n",
-         "invalid catalog file {p}: gpus[0] (g): unknown key ('memory_gb' was unexpected)"),
-        ("instance:\n  - {name: x, chip: GPU}\n",
-         "invalid catalog file {p}: (top level): unknown key ('instance' was unexpected)"),
-        ("instances:\n  - {name: x, chip: GPU, gpu: a1000, gpus: 1}\n",
-         "invalid catalog file {p}: instances[0].gpu (x): unknown GPU 'a1000'; did you mean A100 40GB, A100 80GB or RTX A6000?"),
-        ("images:\n  vllm: {category: llm, default_port: 99999}\n",
-         "invalid catalog file {p}: images.vllm.default_port: 99999 is greater than the maximum of 65535"),
+        (
+            "instances:\n  - {name: x, chip: TPU}\n",
+            "invalid catalog file {p}: instances[0].chip (x): 'TPU' is not one of ['GPU', 'CPU', 'PPU', 'XPU']",
+        ),
+        (
+            "instances:\n  - {name: x, chip: GPU, gpus: -1}\n",
+            "invalid catalog file {p}: instances[0].gpus (x): -1 is less than the minimum of 0",
+        ),
+        (
+            "gpus:\n  - {name: g, compute_capability: '8.0', bf16: true, fp8: false}\n",
+            "invalid catalog file {p}: gpus[0] (g): a GPU needs memory_bytes or memory_gib",
+        ),
+        (
+            "gpus:\n  - {name: g, compute_capability: '8.0', bf16: true, fp8: false, memory_gb: 80}\n",
+            "invalid catalog file {p}: gpus[0] (g): unknown key ('memory_gb' was unexpected)",
+        ),
+        (
+            "instance:\n  - {name: x, chip: GPU}\n",
+            "invalid catalog file {p}: (top level): unknown key ('instance' was unexpected)",
+        ),
+        (
+            "instances:\n  - {name: x, chip: GPU, gpu: a1000, gpus: 1}\n",
+            "invalid catalog file {p}: instances[0].gpu (x): unknown GPU 'a1000'; did you mean A100 40GB, A100 80GB or RTX A6000?",
+        ),
+        (
+            "images:\n  vllm: {category: llm, default_port: 99999}\n",
+            "invalid catalog file {p}: images.vllm.default_port: 99999 is greater than the maximum of 65535",
+        ),
         ("instances: [\n", "invalid catalog file {p}: not valid YAML (line 2, column 1): ..."),
-        ("- just\n- a list\n", "invalid catalog file {p}: (top level): ['just', 'a list'] is not of type 'object'"),
+        (
+            "- just\n- a list\n",
+            "invalid catalog file {p}: (top level): ['just', 'a list'] is not of type 'object'",
+        ),
     ],
 )
 def test_invalid_user_catalog_names_file_and_key_path(tmp_path, text, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from checker.engine import Result
 from checker.errors import ConfigError, PluginError
 from checker.rule import Finding, Severity, rule, rules_in
 
+sys.path.insert(0, str(Path(__file__).parent))  # test_precommit.write_model
+
 
 @rule("MEM904", severity=Severity.WARNING, options={"min_concurrency": 4, "ratio": 0.5})
-def low_concurrency(ctx):  # noqa: ANN001, ANN201
+def low_concurrency(ctx):
     """Fewer concurrent sequences than wanted."""
     yield from ()
 
@@ -77,7 +80,8 @@ def test_pyproject_discovered_from_model_folder_and_merged_under_flags(repo: Pat
 
     # flags win; engine args merge key-wise
     flagged = config.apply(
-        "models/llama", Options(instance="g5.xlarge", engine_args={"max_model_len": 4096}, fail_on=Severity.INFO)
+        "models/llama",
+        Options(instance="g5.xlarge", engine_args={"max_model_len": 4096}, fail_on=Severity.INFO),
     )
     assert flagged.instance == "g5.xlarge" and flagged.image == "vllm:0.14.0-gpu"
     assert flagged.engine_args == {"max_model_len": 4096, "gpu_memory_utilization": 0.85}
@@ -89,10 +93,17 @@ def test_overrides_apply_per_model_folder_glob(repo: Path) -> None:
     for name in ("qwen2.5-7b", "qwen3-8b"):
         opts = config.apply(f"models/{name}", Options())
         assert opts.instance == "ecs.gn7i-c16g1.4xlarge"
-        assert opts.engine_args == {"max_model_len": 8192, "gpu_memory_utilization": 0.85, "tensor_parallel_size": 2}
+        assert opts.engine_args == {
+            "max_model_len": 8192,
+            "gpu_memory_utilization": 0.85,
+            "tensor_parallel_size": 2,
+        }
         assert opts.rule_options == {"MEM904": {"min_concurrency": 8}}
     # an absolute path and a file inside the folder match too
-    assert config.apply(str(repo / "models/qwen3-8b/config.json"), Options()).instance == "ecs.gn7i-c16g1.4xlarge"
+    assert (
+        config.apply(str(repo / "models/qwen3-8b/config.json"), Options()).instance
+        == "ecs.gn7i-c16g1.4xlarge"
+    )
     assert config.apply("models/llama", Options()).rule_options == {}
 
 
@@ -130,7 +141,10 @@ def test_no_config_flag_ignores_files(repo: Path) -> None:
             "pyproject.toml: tool.modelcheck.engine-args.max-model-len: 'abc' is not of type 'integer'",
         ),
         ("imagee = 'vllm'", "pyproject.toml: tool.modelcheck.imagee: unknown key; did you mean 'image'?"),
-        ("fail-on = 'fatal'", "pyproject.toml: tool.modelcheck.fail-on: 'fatal' is not one of ['error', 'warning', 'info']"),
+        (
+            "fail-on = 'fatal'",
+            "pyproject.toml: tool.modelcheck.fail-on: 'fatal' is not one of ['error', 'warning', 'info']",
+        ),
         (
             "[[tool.modelcheck.suppress]]\nrule = 'MEM904'",
             "pyproject.toml: tool.modelcheck.suppress[0]: 'reason' is a required property",
@@ -146,13 +160,17 @@ def test_no_config_flag_ignores_files(repo: Path) -> None:
         ("severity = { MEM999 = 'error' }", "pyproject.toml: tool.modelcheck.severity.MEM999: unknown rule"),
         (
             "rule-options = { MEM904 = { min_conc = 2 } }",
-            "pyproject.toml: tool.modelcheck.rule-options.MEM904.min_conc: MEM904 has no option 'min_conc' "
-            "(options: min_concurrency, ratio)",
+            (
+                "pyproject.toml: tool.modelcheck.rule-options.MEM904.min_conc: MEM904 has no option 'min_conc' "
+                "(options: min_concurrency, ratio)"
+            ),
         ),
         (
             "rule-options = { MEM904 = { min_concurrency = 'many' } }",
-            "pyproject.toml: tool.modelcheck.rule-options.MEM904.min_concurrency: 'many' is not of type 'int' "
-            "(default 4)",
+            (
+                "pyproject.toml: tool.modelcheck.rule-options.MEM904.min_concurrency: 'many' is not of type 'int' "
+                "(default 4)"
+            ),
         ),
         ("image = [", "pyproject.toml: invalid TOML: "),
     ],
@@ -220,7 +238,9 @@ def test_plugins_required_missing_is_exit_2(repo: Path) -> None:
 
 def test_plugins_required_broken_is_exit_2(repo: Path, monkeypatch) -> None:
     monkeypatch.setattr(
-        registry, "_CACHE", registry.Registry(rules=tuple(rules_in(_Rules)), load_errors=(("acme", "ImportError: boom"),))
+        registry,
+        "_CACHE",
+        registry.Registry(rules=tuple(rules_in(_Rules)), load_errors=(("acme", "ImportError: boom"),)),
     )
     write(repo / "pyproject.toml", "[tool.modelcheck]\nplugins-required = ['acme']\n")
     with pytest.raises(PluginError) as err:
@@ -241,3 +261,57 @@ def test_published_schema_is_current() -> None:
         "checker/schemas/config.schema.json is stale: run "
         "`python -m checker.config --schema > checker/schemas/config.schema.json`"
     )
+
+
+def test_cli_target_from_config_no_flags_parallel_in_input_order(tmp_path: Path, monkeypatch) -> None:
+    """Configure the target once; `check a b c -j 3` runs with no target flags, one report in input order."""
+    import subprocess
+    import sys
+
+    from test_precommit import write_model
+
+    monkeypatch.undo()  # the real registry: this runs the real CLI in a subprocess
+    root = tmp_path / "deployments"
+    (root / ".git").mkdir(parents=True)
+    for name in ("c-model", "a-model", "b-model"):
+        write_model(root / "models" / name)
+    write(
+        root / "pyproject.toml",
+        """
+        [tool.modelcheck]
+        image = "vllm:0.14.0-gpu"
+        gpu = "a10"
+        engine-args = { max-model-len = 512 }
+
+        [[tool.modelcheck.overrides]]
+        paths = ["models/b-*"]
+        engine-args = { max-model-len = 256 }
+        """,
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "GITHUB_ACTIONS"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from checker.cli import main; main()",
+            "models/c-model",
+            "models/a-model",
+            "models/b-model",
+            "-j",
+            "3",
+            "--format",
+            "json",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    report = json.loads(proc.stdout)
+    assert [r["path"] for r in report["results"]] == ["models/c-model", "models/a-model", "models/b-model"]
+    assert {r["target"]["image"]["ref"] for r in report["results"]} == {"vllm:0.14.0-gpu"}
+    assert [r["target"]["engine_args"]["max_model_len"] for r in report["results"]] == [512, 512, 256]
+    assert report["results"][0]["target"]["instance"]["gpu"].startswith("A10")

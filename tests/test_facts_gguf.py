@@ -21,7 +21,9 @@ def _parse(p):
 
 def test_type_table_matches_gguf_library():
     for qt, (block, size) in gguf.GGML_QUANT_SIZES.items():
-        if qt.name == "Q8_1":  # gguf-py uses f32 d+s (40 B); ggml-common.h block_q8_1 is 36 B; activation-only
+        if (
+            qt.name == "Q8_1"
+        ):  # gguf-py uses f32 d+s (40 B); ggml-common.h block_q8_1 is 36 B; activation-only
             continue
         assert GGML_TYPES[int(qt)] == (qt.name, block, size)
 
@@ -94,16 +96,37 @@ def _header(version=3, tensors=0, kvs=0, endian="<"):
         (b"GGUF" + struct.pack("<I", 99) + b"\0" * 30, "unsupported GGUF version"),
         (_header(tensors=10**12), "cannot fit"),
         (_header(kvs=1) + struct.pack("<Q", 10**9) + b"k", "implausible"),
-        (_header(kvs=1) + struct.pack("<Q", 1) + b"k" + struct.pack("<I", 77), "unknown metadata value type 77"),
-        (_header(kvs=1) + struct.pack("<Q", 1) + b"k" + struct.pack("<IIQ", 9, 4, 10**15), "cannot fit in the file"),
+        (
+            _header(kvs=1) + struct.pack("<Q", 1) + b"k" + struct.pack("<I", 77),
+            "unknown metadata value type 77",
+        ),
+        (
+            _header(kvs=1) + struct.pack("<Q", 1) + b"k" + struct.pack("<IIQ", 9, 4, 10**15),
+            "cannot fit in the file",
+        ),
         (_header(tensors=1) + struct.pack("<Q", 1) + b"t" + struct.pack("<I", 99) + b"\0" * 30, "n_dims 99"),
-        (_header(tensors=1) + struct.pack("<Q", 1) + b"t" + struct.pack("<IQIQ", 1, 32, 200, 0) + b"\0" * 40,
-         "unknown ggml type id 200"),
-        (_header(tensors=1) + struct.pack("<Q", 1) + b"t" + struct.pack("<IQIQ", 1, 33, 12, 0) + b"\0" * 40,
-         "not a whole number of blocks"),
+        (
+            _header(tensors=1)
+            + struct.pack("<Q", 1)
+            + b"t"
+            + struct.pack("<IQIQ", 1, 32, 200, 0)
+            + b"\0" * 40,
+            "unknown ggml type id 200",
+        ),
+        (
+            _header(tensors=1)
+            + struct.pack("<Q", 1)
+            + b"t"
+            + struct.pack("<IQIQ", 1, 33, 12, 0)
+            + b"\0" * 40,
+            "not a whole number of blocks",
+        ),
         (_header(kvs=1)[:20], "truncated inside the GGUF header"),
         (_header(kvs=1) + struct.pack("<Q", 4) + b"ke", "string length 4 at byte 24 is implausible"),
-        (_header(kvs=1) + struct.pack("<Q", 1) + b"k" + struct.pack("<I", 4) + b"\1", "unexpected end of file"),
+        (
+            _header(kvs=1) + struct.pack("<Q", 1) + b"k" + struct.pack("<I", 4) + b"\1",
+            "unexpected end of file",
+        ),
     ],
 )
 def test_corrupt_headers_become_fact_errors(tmp_path, data, needle):

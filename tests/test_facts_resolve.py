@@ -34,7 +34,10 @@ def test_hf_cache_without_refs_picks_snapshot(tmp_path):
     repo = make_hf_cache(tmp_path, "Qwen/Qwen2.5-0.5B-Instruct")
     os.remove(repo / "refs" / "main")
     f = gather(str(repo))
-    assert f.extra["resolve_notes"] == ["refs/main missing: picked the most recent snapshot"] and f.kind == "hf-llm"
+    assert (
+        f.extra["resolve_notes"] == ["refs/main missing: picked the most recent snapshot"]
+        and f.kind == "hf-llm"
+    )
 
 
 def test_ollama_store(tmp_path):
@@ -44,7 +47,10 @@ def test_ollama_store(tmp_path):
     blob = f.extra["ollama_model_blob"]
     assert blob.startswith("blobs/sha256-") and f.gguf[0].path == blob
     assert f.gguf[0].metadata["general.name"] == "llama3"
-    assert f.classification.evidence[0] == "Ollama manifest manifests/registry.ollama.ai/library/llama3/8b (llama3:8b)"
+    assert (
+        f.classification.evidence[0]
+        == "Ollama manifest manifests/registry.ollama.ai/library/llama3/8b (llama3:8b)"
+    )
     assert f.weights.format == "gguf" and f.weights.dominant_dtype == "Q4_K"
     params = next(v for k, v in f.json_files.items() if isinstance(v, dict) and "num_ctx" in v)
     assert params["num_ctx"] == 8192
@@ -58,7 +64,9 @@ def test_ollama_manifest_blob_pair_folder(tmp_path):
     store = make_ollama_store(tmp_path / "s", name="qwen2", tag="7b")
     pair = tmp_path / "export"
     pair.mkdir()
-    (pair / "manifest.json").write_bytes((store / "manifests/registry.ollama.ai/library/qwen2/7b").read_bytes())
+    (pair / "manifest.json").write_bytes(
+        (store / "manifests/registry.ollama.ai/library/qwen2/7b").read_bytes()
+    )
     for b in (store / "blobs").iterdir():
         os.link(b, pair / b.name)
     f = gather(str(pair))
@@ -71,7 +79,11 @@ def test_single_file_gguf(tmp_path):
     f = gather(str(tmp_path / "Qwen2.5-7B-Instruct-Q4_K_M.gguf"))
     assert f.single_file == "Qwen2.5-7B-Instruct-Q4_K_M.gguf" and f.root == str(tmp_path)
     assert [x.path for x in f.files] == ["Qwen2.5-7B-Instruct-Q4_K_M.gguf"]
-    assert f.kind == "gguf" and f.name == "Qwen2.5-7B-Instruct-Q4_K_M" and f.classification.name_suggests == "gguf"
+    assert (
+        f.kind == "gguf"
+        and f.name == "Qwen2.5-7B-Instruct-Q4_K_M"
+        and f.classification.name_suggests == "gguf"
+    )
 
 
 def test_single_file_safetensors_checkpoint(tmp_path):

@@ -51,7 +51,8 @@ def test_parser_matches_safe_open_and_hub(tmp_path):
             assert (sl.get_dtype(), list(sl.get_shape())) == (t.dtype, list(t.shape))
     hub = parse_local_safetensors_file_metadata(p)
     assert {n: (i.dtype, tuple(i.shape), i.data_offsets) for n, i in hub.tensors.items()} == {
-        t.name: (t.dtype, t.shape, (t.offset - 8 - h.header_size, t.offset - 8 - h.header_size + t.nbytes)) for t in h.tensors
+        t.name: (t.dtype, t.shape, (t.offset - 8 - h.header_size, t.offset - 8 - h.header_size + t.nbytes))
+        for t in h.tensors
     }
     assert h.expected_file_size == p.stat().st_size
     assert h.data_bytes == sum(a.nbytes for a in ARRAYS.values())
@@ -61,7 +62,11 @@ def test_truncated_file_is_recorded_not_an_error(tmp_path):
     p = tmp_path / "t.safetensors"
     full = write_safetensors_sparse(p, {"w": ("BF16", (1024, 1024))}, truncate_to=100_000)
     h, err = parse_file(str(p), "t.safetensors", p.stat().st_size)
-    assert err is None and h.file_size == 100_000 and h.expected_file_size == full == 2 * 1024 * 1024 + 8 + h.header_size
+    assert (
+        err is None
+        and h.file_size == 100_000
+        and h.expected_file_size == full == 2 * 1024 * 1024 + 8 + h.header_size
+    )
 
 
 def _raw(tmp_path, header: bytes, extra: int = 0, length: int | None = None):
@@ -79,7 +84,12 @@ def _raw(tmp_path, header: bytes, extra: int = 0, length: int | None = None):
         (b"{not json}", 0, None, "not valid JSON"),
         (b'{"a":{"dtype":"F17","shape":[2],"data_offsets":[0,4]}}', 4, None, "unknown dtype 'F17'"),
         (b'{"a":{"dtype":"F16","shape":[-2],"data_offsets":[0,4]}}', 4, None, "non-negative integers"),
-        (b'{"a":{"dtype":"F16","shape":[3],"data_offsets":[0,4]}}', 4, None, "needs 6 bytes but data_offsets span 4"),
+        (
+            b'{"a":{"dtype":"F16","shape":[3],"data_offsets":[0,4]}}',
+            4,
+            None,
+            "needs 6 bytes but data_offsets span 4",
+        ),
         (b'{"a":{"dtype":"F16","shape":[2],"data_offsets":[4,8]}}', 8, None, "expected 0 (gap or overlap)"),
         (b'{"a":{"dtype":"F16","shape":[2],"data_offsets":[4,0]}}', 8, None, "begin <= end"),
         (b'{"__metadata__":{"a":1}}', 0, None, "__metadata__ must map strings to strings"),

@@ -25,7 +25,12 @@ def test_symlinks_escape_broken_and_inside(tmp_path):
     os.symlink("config.json", root / "alias.json")
     res = walk(str(root))
     esc = _entry(res, "escape.bin")
-    assert (esc.type, esc.escapes_root, esc.size, esc.symlink_target) == ("symlink", True, 10, str(tmp_path / "outside.bin"))
+    assert (esc.type, esc.escapes_root, esc.size, esc.symlink_target) == (
+        "symlink",
+        True,
+        10,
+        str(tmp_path / "outside.bin"),
+    )
     br = _entry(res, "broken.bin")
     assert (br.type, br.broken_link) == ("symlink", True)
     alias = _entry(res, "alias.json")

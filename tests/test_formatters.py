@@ -24,7 +24,7 @@ SCHEMA = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
 
 
 @rule("MEM901", severity=Severity.ERROR)
-def weights_too_big(ctx):  # noqa: ANN001, ANN201
+def weights_too_big(ctx):
     """Weights alone do not fit in GPU memory.
 
     ## Why it matters
@@ -37,7 +37,7 @@ def weights_too_big(ctx):  # noqa: ANN001, ANN201
 
 
 @rule("ENG901", severity=Severity.WARNING)
-def context_too_long(ctx):  # noqa: ANN001, ANN201
+def context_too_long(ctx):
     """max_model_len exceeds the model's limit.
 
     ## Why it matters
@@ -60,7 +60,9 @@ def fake_registry(monkeypatch):
 
 
 def _target() -> Target:
-    gpu = GPU(name="A10", memory_bytes=23_827_000_000, nominal_gb=24, compute_capability="8.6", bf16=True, fp8=False)
+    gpu = GPU(
+        name="A10", memory_bytes=23_827_000_000, nominal_gb=24, compute_capability="8.6", bf16=True, fp8=False
+    )
     return Target(
         image=ImageRef(raw="vllm:0.14.0-gpu", engine="vllm", version="0.14.0", chip="GPU", category="llm"),
         instance=Instance(name="ecs.gn7i-c8g1.2xlarge", cloud="alibaba", chip="GPU", gpu=gpu, gpu_count=1),
@@ -70,7 +72,9 @@ def _target() -> Target:
 
 
 def _report(fail_on: Severity = Severity.ERROR) -> Report:
-    facts = make_facts(name="qwen", config={"architectures": ["Qwen2ForCausalLM"]}, files={"model.safetensors": 10})
+    facts = make_facts(
+        name="qwen", config={"architectures": ["Qwen2ForCausalLM"]}, files={"model.safetensors": 10}
+    )
     mem = Finding(
         "weights need 15.23 GiB per GPU but only 21.4 GiB, of which 90% usable",
         path="model.safetensors",
@@ -85,7 +89,11 @@ def _report(fail_on: Severity = Severity.ERROR) -> Report:
     plugin = Finding("rule plugin 'broken' failed to load: ImportError: boom").stamped(
         "CHK002", "plugin-load-failed", Severity.WARNING
     )
-    res = Result(findings=(mem, eng, plugin), skipped=(Skip("SMK901", "smoke-thing", "no --image declared"),), ran=("ENG901", "MEM901"))
+    res = Result(
+        findings=(mem, eng, plugin),
+        skipped=(Skip("SMK901", "smoke-thing", "no --image declared"),),
+        ran=("ENG901", "MEM901"),
+    )
     ok_facts = make_facts(name="small", config={"architectures": ["LlamaForCausalLM"]})
     ok = Result(findings=(), skipped=(), ran=("ENG901", "MEM901"))
     return Report(
@@ -131,7 +139,10 @@ def test_sarif_rules_carry_help_text_and_results_point_into_model_folder() -> No
     e = by_rule["ENG901"]
     assert e["level"] == "warning"
     assert e["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "models/qwen/config.json"
-    assert e["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "config.json:max_position_embeddings"
+    assert (
+        e["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]
+        == "config.json:max_position_embeddings"
+    )
     # a folder-level finding is anchored on the folder's config.json
     c = by_rule["CHK002"]
     assert c["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "models/qwen/config.json"
@@ -141,7 +152,10 @@ def test_sarif_is_deterministic_and_uris() -> None:
     assert sarif.format(_report()) == sarif.format(_report())
     assert sarif.artifact_uri("./models/qwen/", "config.json:x") == "models/qwen/config.json"
     assert sarif.artifact_uri("/abs/qwen", "a.safetensors") == "file:///abs/qwen/a.safetensors"
-    assert sarif.artifact_uri("hf://Qwen/Qwen2.5-7B-Instruct", "config.json") == "hf://Qwen/Qwen2.5-7B-Instruct/config.json"
+    assert (
+        sarif.artifact_uri("hf://Qwen/Qwen2.5-7B-Instruct", "config.json")
+        == "hf://Qwen/Qwen2.5-7B-Instruct/config.json"
+    )
 
 
 # -- GitHub -----------------------------------------------------------------------------------
@@ -155,24 +169,50 @@ def test_github_annotations_escape_and_point_at_files() -> None:
         "%0AFix: use --instance ecs.gn7i-c16g1.4xlarge"
     )
     assert out[1].startswith("::warning file=models/qwen/config.json,line=1,title=ENG901 context-too-long::")
-    assert "with a comma, and 100%25 (config.json:max_position_embeddings)%0AFix: pass --max-model-len 8192" in out[1]
-    assert out[2].startswith("::warning file=models/qwen/config.json,line=1,title=CHK002 plugin-load-failed::rule plugin")
+    assert (
+        "with a comma, and 100%25 (config.json:max_position_embeddings)%0AFix: pass --max-model-len 8192"
+        in out[1]
+    )
+    assert out[2].startswith(
+        "::warning file=models/qwen/config.json,line=1,title=CHK002 plugin-load-failed::rule plugin"
+    )
     assert out[-1] == "modelcheck FAIL: 2 paths checked, 1 error(s), 2 warning(s), 0 info (failing at error)"
     assert github.escape_property("a:b,c%") == "a%3Ab%2Cc%25"
 
 
-def test_github_format_is_chosen_on_actions(tmp_path: Path) -> None:
-    # The CLI picks github output when GITHUB_ACTIONS=true; a missing path is still exit 2 (one line).
-    env = {**os.environ, "GITHUB_ACTIONS": "true"}
-    proc = subprocess.run(
-        [sys.executable, "-c", "from checker.cli import main; main()", "rules", "--format", "json"],
-        capture_output=True, text=True, env=env, timeout=60,
-    )
-    assert proc.returncode == 0
-    from checker import cli
+def test_github_format_is_chosen_on_actions_and_output_file_still_gates(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_precommit import write_model
 
-    src = Path(cli.__file__).read_text()
-    assert '"github" if os.environ.get("GITHUB_ACTIONS") == "true"' in src
+    write_model(tmp_path / "broken", truncated=True)
+    env = {**os.environ, "GITHUB_ACTIONS": "true"}
+    cmd = [sys.executable, "-c", "from checker.cli import main; main()", "broken", "--no-config"]
+    proc = subprocess.run(
+        cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert proc.returncode == 1
+    assert "::error file=broken/model.safetensors,line=1,title=FIL004 truncated-weights::" in proc.stdout
+    # --output FILE writes the report; the exit code still gates; --exit-zero lets a rollout pass
+    out = tmp_path / "report.sarif"
+    proc = subprocess.run(
+        [*cmd, "--format", "sarif", "--output", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("FAIL: 1 path checked")
+    doc = json.loads(out.read_text())
+    assert "FIL004" in {r["ruleId"] for r in doc["runs"][0]["results"]}
+    errors = list(jsonschema.Draft4Validator(json.loads(SCHEMA.read_text())).iter_errors(doc))
+    assert errors == []
+    proc = subprocess.run(
+        [*cmd, "--exit-zero"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert proc.returncode == 0 and "title=FIL004" in proc.stdout
 
 
 # -- JUnit ------------------------------------------------------------------------------------
@@ -186,7 +226,12 @@ def test_junit_xml_cases_failures_and_skips() -> None:
     qwen, small = root.findall("testsuite")
     assert qwen.get("name") == "models/qwen" and small.get("failures") == "0"
     cases = {c.get("name"): c for c in qwen.findall("testcase")}
-    assert sorted(cases) == ["CHK002 plugin-load-failed", "ENG901 context-too-long", "MEM901 weights-too-big", "SMK901 smoke-thing"]
+    assert sorted(cases) == [
+        "CHK002 plugin-load-failed",
+        "ENG901 context-too-long",
+        "MEM901 weights-too-big",
+        "SMK901 smoke-thing",
+    ]
     failure = cases["MEM901 weights-too-big"].find("failure")
     assert failure.get("type") == "error"
     assert failure.get("message").startswith("weights need 15.23 GiB")

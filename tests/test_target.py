@@ -19,6 +19,7 @@ def cat():
 
 
 # ref, engine, version, chip, chip_from, variant, registry, region, known
+# fmt: off
 CASES = [
     ("vllm", "vllm", None, "GPU", "default", None, None, None, True),
     ("vllm-gpu", "vllm", None, "GPU", "tag", None, None, None, True),
@@ -61,14 +62,24 @@ CASES = [
     ("my-vllm-server:1.0", "vllm", "1.0", "GPU", "default", None, None, None, False),
     ("acme/inference-box:3.1-gpu", "inference-box", "3.1", "GPU", "tag", None, None, None, False),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize("ref, engine, version, chip, chip_from, variant, registry, region, known", CASES)
 def test_parse_image_forms(cat, ref, engine, version, chip, chip_from, variant, registry, region, known):
     img = parse_image(ref, cat)
     assert isinstance(img, ImageRef)
-    assert (img.raw, img.engine, img.version, img.chip, img.chip_from, img.variant, img.registry, img.region, img.known) == (
-        ref, engine, version, chip, chip_from, variant, registry, region, known)
+    assert (
+        img.raw,
+        img.engine,
+        img.version,
+        img.chip,
+        img.chip_from,
+        img.variant,
+        img.registry,
+        img.region,
+        img.known,
+    ) == (ref, engine, version, chip, chip_from, variant, registry, region, known)
 
 
 def test_parse_image_category_and_repository(cat):
@@ -84,7 +95,13 @@ def test_parse_image_digests(cat):
     img = parse_image(f"vllm@{SHA}", cat)
     assert (img.engine, img.version, img.tag, img.digest) == ("vllm", None, None, SHA)
     img = parse_image(f"eas-registry-vpc.cn-hangzhou.cr.aliyuncs.com/pai-eas/vllm:0.14.0-gpu@{SHA}", cat)
-    assert (img.engine, img.version, img.chip, img.region, img.digest) == ("vllm", "0.14.0", "GPU", "cn-hangzhou", SHA)
+    assert (img.engine, img.version, img.chip, img.region, img.digest) == (
+        "vllm",
+        "0.14.0",
+        "GPU",
+        "cn-hangzhou",
+        SHA,
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,12 +110,19 @@ def test_parse_image_digests(cat):
         ("", "empty --image; give an image such as vllm:0.14.0-gpu"),
         ("   ", "empty --image; give an image such as vllm:0.14.0-gpu"),
         ("vllm 0.14", "invalid image reference 'vllm 0.14': contains whitespace"),
-        ("https://hub.docker.com/r/vllm/vllm-openai",
-         "invalid image reference 'https://hub.docker.com/r/vllm/vllm-openai': a URL, not an image reference (write registry/name:tag)"),
+        (
+            "https://hub.docker.com/r/vllm/vllm-openai",
+            "invalid image reference 'https://hub.docker.com/r/vllm/vllm-openai': a URL, not an image reference (write registry/name:tag)",
+        ),
         ("vllm:", "invalid image reference 'vllm:': tag '' is empty or has characters a tag cannot have"),
-        ("!!!", "invalid image reference '!!!': the name must be lowercase letters, digits and . _ - separated by /"),
-        ("vllm@sha256:xyz",
-         "invalid image reference 'vllm@sha256:xyz': digest 'sha256:xyz' is not algorithm:hex (e.g. sha256:<64 hex digits>)"),
+        (
+            "!!!",
+            "invalid image reference '!!!': the name must be lowercase letters, digits and . _ - separated by /",
+        ),
+        (
+            "vllm@sha256:xyz",
+            "invalid image reference 'vllm@sha256:xyz': digest 'sha256:xyz' is not algorithm:hex (e.g. sha256:<64 hex digits>)",
+        ),
     ],
 )
 def test_parse_image_rejects_garbage(cat, ref, message):
@@ -115,8 +139,12 @@ def test_normalize_chip():
 
 
 def test_resolve_instance_and_image(cat):
-    t = resolve(cat, image="vllm:0.14.0-gpu", instance="ecs.gn7i-c8g1.2xlarge",
-                engine_args={"gpu_memory_utilization": 0.9})
+    t = resolve(
+        cat,
+        image="vllm:0.14.0-gpu",
+        instance="ecs.gn7i-c8g1.2xlarge",
+        engine_args={"gpu_memory_utilization": 0.9},
+    )
     assert (t.engine, t.chip, t.gpu.name, t.gpu_count) == ("vllm", "GPU", "A10", 1)
     assert t.engine_args == {"gpu_memory_utilization": 0.9}
     assert t.instance.source == "Alibaba ecs_gpu_families_en"
@@ -130,8 +158,14 @@ def test_resolve_unknown_instance(cat):
 
 def test_resolve_gpu_synthesises_instance(cat):
     t = resolve(cat, gpu="h100-80gb", gpu_count=4)
-    assert t.instance == Instance(name="4x H100 SXM", cloud="user", chip="GPU", gpu=cat.gpu("H100 SXM"), gpu_count=4,
-                                  source="--gpu/--gpu-count")
+    assert t.instance == Instance(
+        name="4x H100 SXM",
+        cloud="user",
+        chip="GPU",
+        gpu=cat.gpu("H100 SXM"),
+        gpu_count=4,
+        source="--gpu/--gpu-count",
+    )
     assert resolve(cat, gpu="t4").instance.name == "1x Tesla T4"
     assert resolve(cat, gpu="a10", gpu_count="2").gpu_count == 2
 
@@ -153,14 +187,17 @@ def test_resolve_gpu_and_instance_must_agree(cat):
     with pytest.raises(UsageError) as exc:
         resolve(cat, instance="ecs.gn7i-c8g1.2xlarge", gpu="a100")
     assert str(exc.value) == (
-        "--gpu a100 (A100 40GB) conflicts with --instance ecs.gn7i-c8g1.2xlarge (1x A10); give only one of them")
+        "--gpu a100 (A100 40GB) conflicts with --instance ecs.gn7i-c8g1.2xlarge (1x A10); give only one of them"
+    )
     with pytest.raises(UsageError, match=r"has no NVIDIA GPU \(CPU\)"):
         resolve(cat, instance="ecs.c7a.large", gpu="a10")
 
 
 def test_resolve_gpu_count_with_instance(cat):
     assert resolve(cat, instance="ecs.gn7i-4x.8xlarge", gpu_count=2).gpu_count == 2  # use 2 of its 4 GPUs
-    with pytest.raises(UsageError, match=r"^--gpu-count 8 but --instance ecs.gn7i-4x.8xlarge has 4 NVIDIA GPU\(s\)$"):
+    with pytest.raises(
+        UsageError, match=r"^--gpu-count 8 but --instance ecs.gn7i-4x.8xlarge has 4 NVIDIA GPU\(s\)$"
+    ):
         resolve(cat, instance="ecs.gn7i-4x.8xlarge", gpu_count=8)
     with pytest.raises(UsageError, match=r"^--gpu-count needs --gpu NAME or --instance$"):
         resolve(cat, gpu_count=2)
@@ -188,8 +225,13 @@ def test_resolve_accepts_parsed_image(cat):
 
 
 def test_resolve_local_uses_nvml(cat, monkeypatch):
-    fake = Instance(name="local", cloud="local", chip="GPU",
-                    gpu=GPU("A10", 22 * 2**30, 24.0, "8.6", True, False, memory_source="nvml"), gpu_count=1)
+    fake = Instance(
+        name="local",
+        cloud="local",
+        chip="GPU",
+        gpu=GPU("A10", 22 * 2**30, 24.0, "8.6", True, False, memory_source="nvml"),
+        gpu_count=1,
+    )
     seen = []
     monkeypatch.setattr(gpu_local, "detect", lambda catalog=None: seen.append(catalog) or fake)
     t = resolve(cat, instance="LOCAL", image="vllm")

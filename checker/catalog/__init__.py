@@ -20,17 +20,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from checker.errors import CatalogError, UsageError
 from checker.model import GPU, Instance
 
-__all__ = ["Catalog", "load", "normalize_gpu_name", "schema", "validate", "BUILTIN_FILES", "CHIPS"]
+__all__ = ["BUILTIN_FILES", "CHIPS", "Catalog", "load", "normalize_gpu_name", "schema", "validate"]
 
 BUILTIN_FILES = ("gpus.yaml", "instances.yaml", "images.yaml")
 CHIPS = ("GPU", "CPU", "PPU", "XPU")
-# The C loader when present: same safe subset as yaml.safe_load, several times faster.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 _MAX_USER_FILE = 8 * 1024 * 1024  # a catalog is text; refuse to slurp anything bigger
 
 # Vendor and product-line words users add or leave out ("NVIDIA GeForce RTX 4090", "Tesla T4").
@@ -92,8 +90,12 @@ def _entry_name(doc: Any, path: list[Any]) -> str:
 
 
 def _read_builtin(name: str) -> dict[str, Any]:
-    text = resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
-    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - CSafeLoader/SafeLoader is the safe loader
+    # compiled JSON twin (checker.datafile): parsing the YAML on every run would cost ~0.1 s
+    import copy
+
+    from checker import datafile
+
+    return copy.deepcopy(datafile.load(name))
 
 
 def _read_user(path: str) -> dict[str, Any]:
@@ -109,8 +111,10 @@ def _read_user(path: str) -> dict[str, Any]:
         raise
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogError(f"cannot read catalog file {path}: {exc.__class__.__name__}: {exc}") from None
+    import yaml
+
     try:
-        doc = yaml.load(text, Loader=_SafeLoader)  # noqa: S506
+        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -140,8 +144,18 @@ class _Pattern:
 class Catalog:
     """GPUs, instances and image families; build with :func:`load`. Read-only after construction."""
 
-    __slots__ = ("_gpus", "_gpu_raw", "_gpu_index", "_instances", "_inst_raw", "_patterns", "_images",
-                 "_image_index", "sources", "files")
+    __slots__ = (
+        "_gpu_index",
+        "_gpu_raw",
+        "_gpus",
+        "_image_index",
+        "_images",
+        "_inst_raw",
+        "_instances",
+        "_patterns",
+        "files",
+        "sources",
+    )
 
     def __init__(self) -> None:
         self._gpus: dict[str, GPU] = {}
@@ -217,8 +231,16 @@ class Catalog:
                 vcpu = 4 * int(m.group(1) or 1)
         family = pat.family or (parts[1] if len(parts) >= 2 else None)
         source = f"{pat.source} (matched by name pattern; not a catalog entry)" if pat.source else None
-        return Instance(name=name, cloud=pat.cloud, chip=pat.chip, gpu=None, gpu_count=0, vcpu=vcpu,
-                        family=family, source=source)
+        return Instance(
+            name=name,
+            cloud=pat.cloud,
+            chip=pat.chip,
+            gpu=None,
+            gpu_count=0,
+            vcpu=vcpu,
+            family=family,
+            source=source,
+        )
 
     # -- images ----------------------------------------------------------------------------------
     def image_family_name(self, name: str) -> str | None:
@@ -259,7 +281,9 @@ class Catalog:
                 # Not a near-typo of one size: offer the family's sizes in catalog order (smallest first).
                 hits = same
             else:
-                hits = sorted((k for k in ratio if ratio[k] >= (0.0 if same else 0.6)), key=lambda k: -ratio[k])
+                hits = sorted(
+                    (k for k in ratio if ratio[k] >= (0.0 if same else 0.6)), key=lambda k: -ratio[k]
+                )
             return _dedup((self._instances[h].name for h in hits), n)
         if kind == "image":
             hits = difflib.get_close_matches(name.lower(), list(self._image_index), n=n * 4, cutoff=0.6)
@@ -314,7 +338,9 @@ def _build(docs: list[tuple[str, dict[str, Any]]]) -> Catalog:
             try:
                 regex = re.compile(p["pattern"], re.IGNORECASE)
             except re.error as exc:
-                raise CatalogError(f"invalid catalog file {origin}: instance_patterns[{i}].pattern: {exc}") from None
+                raise CatalogError(
+                    f"invalid catalog file {origin}: instance_patterns[{i}].pattern: {exc}"
+                ) from None
             pat = _Pattern(regex, p["chip"], p.get("cloud", "user"), p.get("family"), p.get("source"))
             (builtin_patterns if origin in BUILTIN_FILES else user_patterns).append(pat)
         for family, entry in (doc.get("images") or {}).items():
@@ -344,7 +370,7 @@ def _build(docs: list[tuple[str, dict[str, Any]]]) -> Catalog:
 
 
 def _gpu_from(g: dict[str, Any]) -> GPU:
-    mem = g.get("memory_bytes") or int(round(float(g["memory_gib"]) * 2**30))
+    mem = g.get("memory_bytes") or round(float(g["memory_gib"]) * 2**30)
     nominal = g.get("nominal_gb")
     return GPU(
         name=g["name"],
@@ -383,7 +409,9 @@ def _instance_from(cat: Catalog, e: dict[str, Any], origin: str, i: int) -> Inst
                 memory_source="vgpu-slice",
             )
     if e["chip"] == "GPU" and gpu is not None and not count:
-        raise CatalogError(f"invalid catalog file {origin}: instances[{i}].gpus ({e['name']}): a GPU instance needs gpus >= 1")
+        raise CatalogError(
+            f"invalid catalog file {origin}: instances[{i}].gpus ({e['name']}): a GPU instance needs gpus >= 1"
+        )
     if e["chip"] != "GPU" and gpu is not None:
         raise CatalogError(
             f"invalid catalog file {origin}: instances[{i}].gpu ({e['name']}): chip {e['chip']} cannot carry an NVIDIA GPU"

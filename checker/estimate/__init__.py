@@ -22,7 +22,7 @@ from checker.estimate.geometry import (
 )
 from checker.model import Estimate, ModelFacts, Target
 
-__all__ = ["compute", "compute_vllm", "estimate_memory_block", "format_memory_text", "geometry", "GIB"]
+__all__ = ["GIB", "compute", "compute_vllm", "estimate_memory_block", "format_memory_text", "geometry"]
 
 
 def geometry(facts: ModelFacts) -> Geometry | None:

@@ -16,7 +16,6 @@ from typing import Any
 from checker.estimate.geometry import (
     DTYPE_BYTES,
     GIB,
-    MIB,
     geometry_from_config,
     geometry_from_gguf,
     kv_dtype_bytes,

@@ -11,11 +11,20 @@ import os
 from typing import Any
 
 from checker.facts import gguf as _gguf
-from checker.facts import jsonfile, safetensors as _st
+from checker.facts import jsonfile
+from checker.facts import safetensors as _st
 from checker.facts.classify import classify
 from checker.facts.resolve import resolve
 from checker.facts.walk import WalkResult, walk
-from checker.model import FactError, FileEntry, GGUFInfo, ModelFacts, PickleScan, SafetensorsHeader, WeightsSummary
+from checker.model import (
+    FactError,
+    FileEntry,
+    GGUFInfo,
+    ModelFacts,
+    PickleScan,
+    SafetensorsHeader,
+    WeightsSummary,
+)
 
 __all__ = ["gather"]
 
@@ -129,9 +138,13 @@ def _read_configs(readable, w, errors, rextra):
                 if f.size > jsonfile.TOKENIZER_PARSE_LIMIT:
                     continue  # recorded in files; parsing 10+ MB of vocab buys the rules nothing
                 val, err = jsonfile.read_json(abs_path, f.path, f.size)
-            elif (name in jsonfile.KNOWN_JSON and depth <= 2) or (name.endswith(".index.json") and depth <= 2):
-                val, err = jsonfile.read_json(abs_path, f.path, f.size)
-            elif depth <= 1 and f.size <= (1 << 20) and name not in ("vocab.json",):
+            elif (
+                (name in jsonfile.KNOWN_JSON and depth <= 2)
+                or (name.endswith(".index.json") and depth <= 2)
+                or depth <= 1
+                and f.size <= (1 << 20)
+                and name not in ("vocab.json",)
+            ):
                 val, err = jsonfile.read_json(abs_path, f.path, f.size)
             else:
                 continue
@@ -156,7 +169,7 @@ def _read_configs(readable, w, errors, rextra):
             fm = jsonfile.front_matter(val) if val else None
             if fm is not None:
                 text_files[f.path + "#front-matter"] = fm
-                parsed, perr = jsonfile.parse_yaml_text(fm, f.path)
+                parsed, _ = jsonfile.parse_yaml_text(fm, f.path)
                 if isinstance(parsed, dict):
                     yaml_files[f.path + "#front-matter"] = parsed
             continue
@@ -175,7 +188,9 @@ def _read_safetensors(readable, w, errors) -> tuple[SafetensorsHeader, ...]:
         if f.suffix != ".safetensors" or f.path.startswith(".cache/"):
             continue
         if len(out) >= MAX_SAFETENSORS:
-            errors.append(FactError("safetensors", "", f"more than {MAX_SAFETENSORS} safetensors files: rest not read"))
+            errors.append(
+                FactError("safetensors", "", f"more than {MAX_SAFETENSORS} safetensors files: rest not read")
+            )
             break
         h, err = _st.parse_file(w.rel_to_abs[f.path], f.path, f.size)
         if err:
@@ -255,14 +270,20 @@ def _check_index(json_files, errors) -> None:
             continue
         wm = doc.get("weight_map") if isinstance(doc, dict) else None
         if not isinstance(wm, dict) or not all(isinstance(v, str) for v in wm.values()):
-            errors.append(FactError("index", rel, "weight_map is missing or does not map tensor names to file names"))
+            errors.append(
+                FactError("index", rel, "weight_map is missing or does not map tensor names to file names")
+            )
 
 
 def _summarise(files, json_files, st_headers, gguf_infos, extra) -> WeightsSummary:
     counted: list[SafetensorsHeader] = []
     by_dir: dict[str, set[str]] = {}
     for rel, doc in json_files.items():
-        if rel.endswith(".safetensors.index.json") and isinstance(doc, dict) and isinstance(doc.get("weight_map"), dict):
+        if (
+            rel.endswith(".safetensors.index.json")
+            and isinstance(doc, dict)
+            and isinstance(doc.get("weight_map"), dict)
+        ):
             d = rel.rsplit("/", 1)[0] if "/" in rel else ""
             by_dir.setdefault(d, set()).update(v for v in doc["weight_map"].values() if isinstance(v, str))
     skipped = []
@@ -300,7 +321,11 @@ def _summarise(files, json_files, st_headers, gguf_infos, extra) -> WeightsSumma
     else:
         fmt = "none"
         for suffixes, name in (((".bin", ".pt", ".pth", ".ckpt"), "pytorch"), ((".onnx",), "onnx")):
-            chosen = [f for f in files if f.type == "file" and f.suffix in suffixes and not f.path.startswith(".cache/")]
+            chosen = [
+                f
+                for f in files
+                if f.type == "file" and f.suffix in suffixes and not f.path.startswith(".cache/")
+            ]
             if chosen:
                 # No tensor headers to read: the file sizes are the best figure (data dominates).
                 fmt = name

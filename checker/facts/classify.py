@@ -12,24 +12,105 @@ from typing import Any
 from checker.model import Classification, FileEntry, GGUFInfo, SafetensorsHeader
 
 LLM_MODEL_TYPES = {
-    "llama", "mistral", "mixtral", "qwen", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "qwen2_vl",
-    "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "gemma", "gemma2", "gemma3", "gemma3_text", "phi", "phi3",
-    "phimoe", "chatglm", "glm", "glm4", "glm4_moe", "baichuan", "internlm", "internlm2", "internlm3",
-    "deepseek", "deepseek_v2", "deepseek_v3", "yi", "falcon", "gpt2", "gpt_neox", "gptj", "gpt_bigcode",
-    "bloom", "opt", "mpt", "starcoder2", "stablelm", "olmo", "olmo2", "cohere", "cohere2", "dbrx",
-    "jamba", "mamba", "minicpm", "minicpmv", "exaone", "granite", "granitemoe", "llava", "llava_next",
-    "mllama", "internvl_chat", "gpt_oss", "hunyuan", "ernie4_5", "ernie4_5_moe", "kimi_vl", "mimo",
+    "llama",
+    "mistral",
+    "mixtral",
+    "qwen",
+    "qwen2",
+    "qwen2_moe",
+    "qwen3",
+    "qwen3_moe",
+    "qwen2_vl",
+    "qwen2_5_vl",
+    "qwen3_vl",
+    "qwen3_vl_moe",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "gemma3_text",
+    "phi",
+    "phi3",
+    "phimoe",
+    "chatglm",
+    "glm",
+    "glm4",
+    "glm4_moe",
+    "baichuan",
+    "internlm",
+    "internlm2",
+    "internlm3",
+    "deepseek",
+    "deepseek_v2",
+    "deepseek_v3",
+    "yi",
+    "falcon",
+    "gpt2",
+    "gpt_neox",
+    "gptj",
+    "gpt_bigcode",
+    "bloom",
+    "opt",
+    "mpt",
+    "starcoder2",
+    "stablelm",
+    "olmo",
+    "olmo2",
+    "cohere",
+    "cohere2",
+    "dbrx",
+    "jamba",
+    "mamba",
+    "minicpm",
+    "minicpmv",
+    "exaone",
+    "granite",
+    "granitemoe",
+    "llava",
+    "llava_next",
+    "mllama",
+    "internvl_chat",
+    "gpt_oss",
+    "hunyuan",
+    "ernie4_5",
+    "ernie4_5_moe",
+    "kimi_vl",
+    "mimo",
 }
-TTS_MODEL_TYPES = {"vits", "speecht5", "bark", "parler_tts", "fastspeech2_conformer", "musicgen", "seamless_m4t"}
+TTS_MODEL_TYPES = {
+    "vits",
+    "speecht5",
+    "bark",
+    "parler_tts",
+    "fastspeech2_conformer",
+    "musicgen",
+    "seamless_m4t",
+}
 EMBED_ARCH_SUFFIXES = ("Model", "ForMaskedLM", "ForSequenceClassification", "ForTokenClassification")
-GEN_ARCH_RE = re.compile(r"(ForCausalLM|ForConditionalGeneration|LMHeadModel|ForVision2Seq|ChatModel|ForSpeechSeq2Seq)$")
+GEN_ARCH_RE = re.compile(
+    r"(ForCausalLM|ForConditionalGeneration|LMHeadModel|ForVision2Seq|ChatModel|ForSpeechSeq2Seq)$"
+)
 
 NAME_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("adapter", re.compile(r"(^|[^a-z])(q?lora|adapter|peft)([^a-z]|$)")),
     ("gguf", re.compile(r"gguf|(^|[-_.])i?q\d(_[a-z0-9]+)*($|[-_.])")),
-    ("tts", re.compile(r"cosyvoice|fish-?speech|(^|[^a-z])tts([^a-z]|$)|f5-?tts|chattts|gpt-?sovits|xtts|melotts")),
-    ("diffusion", re.compile(r"stable-?diffusion|sdxl|(^|[^a-z])sd(\d|[-_ ]|$)|flux|comfy|(^|[^a-z])unet|kolors|hunyuan-?dit|pixart")),
-    ("hf-llm", re.compile(r"llama|qwen|mistral|mixtral|baichuan|(^|[^a-z])glm|chatglm|deepseek|(^|[^a-z])phi|gemma|(^|[^a-z])yi([^a-z]|$)|internlm|minicpm|falcon|(^|[^a-z])olmo")),
+    (
+        "tts",
+        re.compile(
+            r"cosyvoice|fish-?speech|(^|[^a-z])tts([^a-z]|$)|f5-?tts|chattts|gpt-?sovits|xtts|melotts"
+        ),
+    ),
+    (
+        "diffusion",
+        re.compile(
+            r"stable-?diffusion|sdxl|(^|[^a-z])sd(\d|[-_ ]|$)|flux|comfy|(^|[^a-z])unet|kolors|hunyuan-?dit|pixart"
+        ),
+    ),
+    (
+        "hf-llm",
+        re.compile(
+            r"llama|qwen|mistral|mixtral|baichuan|(^|[^a-z])glm|chatglm|deepseek|(^|[^a-z])phi|gemma|(^|[^a-z])yi([^a-z]|$)|internlm|minicpm|falcon|(^|[^a-z])olmo"
+        ),
+    ),
 )
 
 
@@ -95,12 +176,13 @@ def classify(
 ) -> Classification:
     hint = name_suggests(name)
     real = [f for f in files if f.type in ("file", "symlink")]
-    names = {f.path for f in real}
     base = {f.name for f in real}
     suffixes = {f.suffix for f in real}
     ev: list[str] = []
 
-    def out(kind: str, conf: float, sub: str | None = None, mods: tuple[str, ...] = ("text",)) -> Classification:
+    def out(
+        kind: str, conf: float, sub: str | None = None, mods: tuple[str, ...] = ("text",)
+    ) -> Classification:
         return Classification(kind, conf, tuple(ev), hint, mods, sub)
 
     if not real:
@@ -158,7 +240,9 @@ def classify(
 
     params = json_files.get("params.json")
     if isinstance(params, dict) and {"dim", "n_layers"} <= params.keys():
-        ev.append(f"params.json (Mistral native format) dim={params.get('dim')} n_layers={params.get('n_layers')}")
+        ev.append(
+            f"params.json (Mistral native format) dim={params.get('dim')} n_layers={params.get('n_layers')}"
+        )
         return out("hf-llm", 0.8, "mistral-native")
 
     if gguf:
@@ -225,7 +309,11 @@ def _from_config(cfg, json_files, base, ev, out, safetensors) -> Classification:
     mods = ["text"]
     if isinstance(cfg.get("vision_config"), dict) or "preprocessor_config.json" in json_files:
         mods.append("image")
-        ev.append("vision_config present" if isinstance(cfg.get("vision_config"), dict) else "preprocessor_config.json present")
+        ev.append(
+            "vision_config present"
+            if isinstance(cfg.get("vision_config"), dict)
+            else "preprocessor_config.json present"
+        )
     if isinstance(cfg.get("audio_config"), dict) or any("Whisper" in a or "Audio" in a for a in archs):
         mods.append("audio")
     if mt in TTS_MODEL_TYPES or any(re.search(r"TextToSpeech|TTS|Vits|ForTextToWaveform", a) for a in archs):

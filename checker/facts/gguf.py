@@ -85,6 +85,28 @@ class _Reader:
             self.buf = b""
             self.i = 0
 
+    def _skip_strings(self, count: int) -> None:
+        """Skip ``count`` length-prefixed strings (a 150k-token vocabulary) with a tight in-buffer loop."""
+        fmt = struct.Struct(self.e + "Q").unpack_from
+        left = count
+        while left:
+            buf, i, end = self.buf, self.i, len(self.buf)
+            while left and i + 8 <= end:
+                n = fmt(buf, i)[0]
+                if n > MAX_STRING:
+                    raise _Corrupt(f"string length {n} at byte {self.bpos + i} is implausible")
+                if i + 8 + n > end:
+                    break
+                i += 8 + n
+                left -= 1
+            self.i = i
+            if left:  # the next string crosses the buffer end: take the slow path once
+                n = self.unpack("Q", 8)
+                if n > MAX_STRING:
+                    raise _Corrupt(f"string length {n} at byte {self.pos - 8} is implausible")
+                self.skip(n)
+                left -= 1
+
     def raw(self, n: int) -> bytes:
         self._need(n)
         b = self.buf[self.i : self.i + n]
@@ -105,7 +127,7 @@ class _Reader:
         info = VALUE_TYPES.get(vtype)
         if info is None:
             raise _Corrupt(f"unknown metadata value type {vtype} at byte {self.pos}")
-        name, fmt, size = info
+        _, fmt, size = info
         if fmt is not None:
             return self.unpack(fmt, size)
         if vtype == 8:
@@ -118,7 +140,7 @@ class _Reader:
         iinfo = VALUE_TYPES.get(itype)
         if iinfo is None:
             raise _Corrupt(f"unknown array item type {itype} at byte {self.pos}")
-        iname, ifmt, isize = iinfo
+        iname, _, isize = iinfo
         min_item = isize if isize else (8 if itype == 8 else 12)
         if count * min_item > self.size - self.pos:
             raise _Corrupt(f"array of {count} {iname} at byte {self.pos} cannot fit in the file")
@@ -127,11 +149,7 @@ class _Reader:
         if isize:
             self.skip(count * isize)
         elif itype == 8:
-            for _ in range(count):
-                n = self.unpack("Q", 8)
-                if n > MAX_STRING:
-                    raise _Corrupt(f"string length {n} at byte {self.pos - 8} is implausible")
-                self.skip(n)
+            self._skip_strings(count)
         else:
             for _ in range(count):
                 self.value(itype, depth + 1)

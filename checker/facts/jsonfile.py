@@ -56,7 +56,9 @@ def _depth_ok(value: Any) -> bool:
 
 def _read(abs_path: str, rel: str, size: int, limit: int, kind: str) -> tuple[bytes | None, FactError | None]:
     if size > limit:
-        return None, FactError(kind, rel, f"{size} bytes is larger than the {limit // (1024 * 1024)} MB read limit")
+        return None, FactError(
+            kind, rel, f"{size} bytes is larger than the {limit // (1024 * 1024)} MB read limit"
+        )
     try:
         with open(abs_path, "rb") as f:
             return f.read(limit + 1), None
@@ -91,7 +93,7 @@ def _yaml_loader():
     class Loader(yaml.SafeLoader):
         """SafeLoader that keeps unknown tags (hyperpyyaml ``!new:``, ``!name:``, ``!ref``) as data."""
 
-    def tagged(loader, suffix, node):  # noqa: ANN001, ANN202
+    def tagged(loader, suffix, node):
         if isinstance(node, yaml.MappingNode):
             value: Any = loader.construct_mapping(node, deep=True)
         elif isinstance(node, yaml.SequenceNode):
@@ -116,7 +118,7 @@ def parse_yaml_text(text: str, rel: str) -> tuple[Any, FactError | None]:
     import yaml
 
     try:
-        value = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - SafeLoader subclass
+        value = yaml.load(text, Loader=_yaml_loader())
     except RecursionError:
         return None, FactError("yaml", rel, "nested too deeply")
     except yaml.YAMLError as e:
@@ -126,7 +128,9 @@ def parse_yaml_text(text: str, rel: str) -> tuple[Any, FactError | None]:
     return value, None
 
 
-def read_text(abs_path: str, rel: str, size: int, limit: int = TEXT_LIMIT) -> tuple[str | None, FactError | None]:
+def read_text(
+    abs_path: str, rel: str, size: int, limit: int = TEXT_LIMIT
+) -> tuple[str | None, FactError | None]:
     """First ``limit`` bytes of a text file (decoded with replacement)."""
     try:
         with open(abs_path, "rb") as f:

@@ -83,6 +83,6 @@ def lambda_layers(abs_path: str, size: int) -> tuple[tuple[str, ...], tuple[Fact
                     _names_from_bytes(tail + chunk, found)
                     tail = chunk[-64:]  # a match straddling two chunks
                 found = list(dict.fromkeys(found))
-    except Exception as exc:  # fail closed with one line
+    except Exception as exc:  # noqa: BLE001 - fail closed with one line
         return (), (FactError("keras", rel, f"could not be read: {type(exc).__name__}: {exc}"[:200]),)
     return tuple(found), ()

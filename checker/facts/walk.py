@@ -164,7 +164,9 @@ def walk(
                     continue
                 seen_dirs.add(key)
                 if depth + 1 >= max_depth:
-                    res.errors.append(FactError("walk", rel, f"directory nesting deeper than {max_depth}: not walked"))
+                    res.errors.append(
+                        FactError("walk", rel, f"directory nesting deeper than {max_depth}: not walked")
+                    )
                     continue
                 subdirs.append((de.path, rel, depth + 1))
                 continue
@@ -173,8 +175,15 @@ def walk(
                 peeks += 1
                 lfs, lfs_size = _lfs(de.path, st.st_size)
             res.files.append(
-                FileEntry(rel, st.st_size if ftype == "file" else 0, ftype, target,
-                          lfs_pointer=lfs, lfs_size=lfs_size, sparse_hint=ftype == "file" and _sparse(st))
+                FileEntry(
+                    rel,
+                    st.st_size if ftype == "file" else 0,
+                    ftype,
+                    target,
+                    lfs_pointer=lfs,
+                    lfs_size=lfs_size,
+                    sparse_hint=ftype == "file" and _sparse(st),
+                )
             )
         stack.extend(reversed(subdirs))
     res.files.sort(key=lambda e: e.path)

@@ -53,7 +53,9 @@ def _descriptor(code: str, rules: dict[str, Rule], fallback: Finding | None) -> 
             "name": name,
             "shortDescription": {"text": summary.splitlines()[0]},
             "helpUri": f"{INFORMATION_URI}/blob/main/docs/rules.md#{code.lower()}",
-            "defaultConfiguration": {"level": _LEVEL[(fallback.severity if fallback else None) or Severity.ERROR]},
+            "defaultConfiguration": {
+                "level": _LEVEL[(fallback.severity if fallback else None) or Severity.ERROR]
+            },
         }
     doc = spec.doc.strip() or spec.summary
     return {

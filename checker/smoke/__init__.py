@@ -2,12 +2,19 @@
 answers. Opt-in (``check PATH --smoke``); runs only when the static checks found no error.
 
 Public API: :func:`run_smoke`, :func:`smoke_engine_args`, :class:`SmokeOptions`, :class:`SmokeCase`,
-:class:`SmokeResult`. Nothing heavy is imported: the server runs in its own interpreter.
+:class:`SmokeResult`, :func:`options_from_cli`. Nothing heavy is imported: the server runs in its own interpreter.
 """
 
 from __future__ import annotations
 
-from checker.smoke.runner import compare, default_python, has_chat_template, run_smoke, smoke_engine_args
+from checker.smoke.runner import (
+    compare,
+    default_python,
+    has_chat_template,
+    options_from_cli,
+    run_smoke,
+    smoke_engine_args,
+)
 from checker.smoke.types import (
     DEFAULT_EXPECT,
     DEFAULT_LAUNCH,
@@ -33,6 +40,7 @@ __all__ = [
     "compare",
     "default_python",
     "has_chat_template",
+    "options_from_cli",
     "run_smoke",
     "smoke_engine_args",
 ]

@@ -127,7 +127,7 @@ _FAILURES: tuple[tuple[str, re.Pattern[str]], ...] = (
         "bf16-unsupported",
         re.compile(
             r"Bfloat16 is only supported on GPUs with compute capability of at least (?P<needed>[\d.]+)\."
-            r"(?: Your (?P<gpu>.+?) GPU (?:has compute capability (?P<cc>[\d.]+)|does not have a compute capability))?"
+            r"(?: Your (?P<gpu>.+?) GPU (?:has compute capability (?P<cc>\d+(?:\.\d+)?)|does not have a compute capability))?"
         ),
     ),
     # huggingface_hub/utils/_http.py hf_raise_for_status: "Cannot access gated repo for url {url}." and the

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -27,9 +28,13 @@ from checker.model import Estimate, ModelFacts, Target
 from checker.rule import Finding, Severity
 from checker.smoke import client, logparse, process
 from checker.smoke.types import (
+    DEFAULT_EXPECT,
     DEFAULT_LAUNCH,
+    DEFAULT_PROMPT,
+    DEFAULT_TIMEOUT_S,
     CaseResult,
     Comparison,
+    SmokeCase,
     SmokeObservation,
     SmokeOptions,
     SmokeResult,
@@ -82,9 +87,9 @@ def smoke_engine_args(target: Target) -> list[str]:
 
 
 def default_python() -> str:
-    """The interpreter that runs vLLM: $MODELCHECK_SMOKE_PYTHON, else a .venv-vllm next to the working
-    directory or to this checkout, else the current interpreter."""
-    env = os.environ.get("MODELCHECK_SMOKE_PYTHON")
+    """The interpreter that runs vLLM: $MODELCHECK_VLLM_PYTHON (or $MODELCHECK_SMOKE_PYTHON), else a
+    .venv-vllm next to the working directory or to this checkout, else the current interpreter."""
+    env = os.environ.get("MODELCHECK_VLLM_PYTHON") or os.environ.get("MODELCHECK_SMOKE_PYTHON")
     if env:
         return env
     for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
@@ -107,6 +112,60 @@ def has_chat_template(facts: ModelFacts) -> bool:
     return False
 
 
+def options_from_cli(
+    *,
+    prompt: str | None = None,
+    expect: str | None = None,
+    python: str | None = None,
+    launch: str | Sequence[str] | None = None,
+    timeout: float | None = None,
+    force: bool = False,
+    cases: Sequence[tuple[str, str]] | None = None,
+    env: dict[str, str] | None = None,
+    log_path: str | None = None,
+) -> SmokeOptions:
+    """SmokeOptions from the CLI flags / config. ``launch`` may be one shell-quoted string. ``cases``
+    (from config) are (prompt, expect) pairs; --smoke-prompt/--smoke-expect replace them with one case.
+    Raises ``UsageError`` for an invalid regex or launch template."""
+    from checker.errors import UsageError
+
+    if cases and prompt is None and expect is None:
+        built = tuple(SmokeCase(str(p), str(e)) for p, e in cases)
+    elif prompt is not None and expect is None and prompt != DEFAULT_PROMPT:
+        raise UsageError("--smoke-prompt needs --smoke-expect (the default expectation answers 'What is 2+2?')")
+    else:
+        built = (SmokeCase(prompt or DEFAULT_PROMPT, expect or DEFAULT_EXPECT),)
+    for case in built:
+        try:
+            re.compile(case.expect)
+        except re.error as exc:
+            raise UsageError(f"--smoke-expect {case.expect!r} is not a valid regular expression: {exc}") from None
+    template: tuple[str, ...] | None = None
+    if launch:
+        template = tuple(shlex.split(launch)) if isinstance(launch, str) else tuple(launch)
+        if not template:
+            raise UsageError("--smoke-launch is empty")
+        bad = [t for t in template for m in re.findall(r"\{(\w*)\}", t) if m not in _PLACEHOLDERS]
+        if bad:
+            raise UsageError(
+                f"--smoke-launch: unknown placeholder in {bad[0]!r} (use {', '.join('{' + p + '}' for p in sorted(_PLACEHOLDERS))})"
+            )
+    if timeout is not None and timeout <= 0:
+        raise UsageError("--smoke-timeout must be a positive number of seconds")
+    return SmokeOptions(
+        python=python,
+        launch=template,
+        cases=built,
+        timeout_s=float(timeout) if timeout else DEFAULT_TIMEOUT_S,
+        env=dict(env or {}),
+        log_path=log_path,
+        force=force,
+    )
+
+
+_PLACEHOLDERS = {"python", "model", "port", "host", "name", "image", "args", "engine_args"}
+
+
 # ------------------------------------------------------------------------------------------------
 # the stage
 
@@ -117,16 +176,16 @@ def run_smoke(
     *,
     estimate: Estimate | None = None,
     options: SmokeOptions | None = None,
-    static_findings: Sequence[Finding] = (),
+    findings: Sequence[Finding] = (),
     settings: Any = None,
 ) -> SmokeResult:
     """Start the model for real and test it. Never raises for model problems: they become findings.
 
-    ``static_findings``: the findings of the static run (errors stop the stage unless ``options.force``;
+    ``findings``: the findings of the static run (errors stop the stage unless ``options.force``;
     security errors always do). ``settings``: the engine ``Settings`` for severity overrides.
     """
     options = options or SmokeOptions()
-    skip = _skip_reason(facts, estimate, options, static_findings)
+    skip = _skip_reason(facts, estimate, options, findings)
     if skip:
         return SmokeResult(passed=False, skipped_reason=skip)
 

@@ -14,6 +14,7 @@ from checker.smoke.logparse import LogFacts
 
 DEFAULT_PROMPT = "What is 2+2?"
 DEFAULT_EXPECT = r"\b4\b"  # "4", " 4.", "The answer is 4" pass; "14", "42" do not
+DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_LAUNCH = ("{python}", "-m", "vllm.entrypoints.openai.api_server")
 
 
@@ -37,7 +38,7 @@ class SmokeOptions:
     python: str | None = None  # interpreter that has vllm; None = $MODELCHECK_SMOKE_PYTHON or .venv-vllm
     launch: tuple[str, ...] | None = None  # None = DEFAULT_LAUNCH for vLLM, llama-server for GGUF
     cases: tuple[SmokeCase, ...] = (SmokeCase(),)
-    timeout_s: float = 600.0  # until /health answers
+    timeout_s: float = DEFAULT_TIMEOUT_S  # until /health answers
     request_timeout_s: float = 120.0  # per generation request
     max_tokens: int = 16
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the server
@@ -109,6 +110,38 @@ class SmokeResult:
     skipped_reason: str | None = None
     command: tuple[str, ...] = ()
     engine: str = ""
+
+    def summary_lines(self) -> list[str]:
+        """Human lines for the text report: verdict, each answer, the figures, measured vs predicted."""
+        if self.skipped_reason:
+            return [f"smoke: skipped, {self.skipped_reason}"]
+        lines = [f"smoke: {'PASSED' if self.passed else 'FAILED'} ({self.engine or 'no engine'})"]
+        for c in self.answers:
+            mark = "pass" if c.passed else "FAIL"
+            got = repr(c.answer) if c.answer is not None else f"error: {c.error}"
+            ttft = f", first token {c.ttft_s * 1000:.0f} ms" if c.ttft_s is not None else ""
+            lines.append(f"  {mark}  {c.prompt!r} -> {got} (expect /{c.expect}/, {c.endpoint}{ttft})")
+        m = self.metrics
+        figures = []
+        for key, label, unit in (
+            ("load_s", "ready in", "s"),
+            ("ttft_s", "TTFT", "s"),
+            ("tokens_per_s", "decode", "tok/s"),
+            ("weights_gib", "weights", "GiB"),
+            ("kv_cache_gib", "KV cache", "GiB"),
+            ("kv_cache_tokens", "KV tokens", ""),
+            ("max_concurrency", "max concurrency", "x"),
+        ):
+            if m.get(key) is not None:
+                figures.append(f"{label} {m[key]:,}{(' ' + unit) if unit and unit != 'x' else unit}")
+        if figures:
+            lines.append("  " + ", ".join(figures))
+        for c in self.comparisons:
+            flag = "  <-- disagrees" if c.disagrees else ""
+            lines.append(f"  {c.name}: vLLM {c.measured:,.4g} {c.unit} vs predicted {c.predicted:,.4g} {c.unit}{flag}")
+        if self.log_path:
+            lines.append(f"  log: {self.log_path}")
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the ``smoke`` block of a report."""

@@ -1,0 +1,116 @@
+"""Size independence of the default check: time `check` on sparse models from 0.5B to 405B, side by side.
+
+    .venv/bin/python bench/speed.py [--rounds 7]
+
+Builds (into a temp dir) sparse models whose headers are real and whose data regions are holes:
+Qwen2.5-0.5B (1 shard), Qwen2.5-7B (4 shards), Llama-3.1-405B (191 shards) and a multi-GB GGUF. Each
+round runs every command once, in a shuffled order, so machine noise hits all of them alike; the median
+per command is reported. Prints the ratios the issue sets targets for:
+  405B / 0.5B (target <= 1.3), 405B / `check --version` (target <= 2x),
+  and our own import time from `python -X importtime -c "import checker"` (target <= 150 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fixtures.builders import LLAMA_405B, make_gguf, make_hf_llm  # noqa: E402
+
+CHECK = [sys.executable, "-m", "checker.cli"]
+TARGET = ["--image", "vllm:0.14.0-gpu", "--instance", "ecs.gn7i-c8g1.2xlarge", "--format", "json", "--no-config"]
+
+
+def build(tmp: Path) -> dict[str, Path]:
+    models = {
+        "qwen2.5-0.5b": make_hf_llm(tmp / "Qwen2.5-0.5B-Instruct", "Qwen2.5-0.5B-Instruct", shards=1),
+        "qwen2.5-7b": make_hf_llm(tmp / "Qwen2.5-7B-Instruct", "Qwen2.5-7B-Instruct", shards=4),
+        "llama-405b": make_hf_llm(tmp / "Llama-3.1-405B-Instruct", LLAMA_405B, shards=191),
+    }
+    gguf = tmp / "llama-3-8b-Q4_K_M.gguf"
+    make_gguf(gguf, arch="llama", n_layers=32, quant="Q4_K", hidden=4096, ffn=14336, vocab=128256)
+    models["gguf-8b"] = gguf
+    return models
+
+
+def disk_size(path: Path) -> tuple[int, int]:
+    """(apparent bytes, allocated bytes) of a file or folder."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files), sum(p.stat().st_blocks * 512 for p in files)
+
+
+def timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
+    return elapsed
+
+
+def import_time_ms() -> tuple[float, float]:
+    """(our own modules' cumulative import time, everything) in ms, from -X importtime."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import checker"], cwd=ROOT, capture_output=True, text=True
+    )
+    ours = total = 0.0
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
+        if not m:
+            continue
+        self_us, name = int(m.group(1)), m.group(4)
+        total += self_us
+        if name.split(".")[0] in ("checker", "rules"):
+            ours += self_us
+    return ours / 1000, total / 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=7)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="modelcheck-bench-") as tmp:
+        t0 = time.perf_counter()
+        models = build(Path(tmp))
+        print(f"built fixtures in {time.perf_counter() - t0:.1f}s")
+        for name, path in models.items():
+            apparent, allocated = disk_size(path)
+            print(f"  {name:<12} {apparent / 2**30:9.2f} GiB apparent, {allocated / 2**20:7.2f} MiB on disk")
+        cmds = {"--version": [*CHECK, "--version"]}
+        for name, path in models.items():
+            cmds[name] = [*CHECK, str(path), *TARGET]
+        times: dict[str, list[float]] = {k: [] for k in cmds}
+        for k, cmd in cmds.items():  # warm the page cache once
+            timed(cmd)
+        for _ in range(args.rounds):
+            order = list(cmds)
+            random.shuffle(order)
+            for k in order:
+                times[k].append(timed(cmds[k]))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print(f"\nmedian wall time over {args.rounds} interleaved rounds (subprocess, incl. interpreter start):")
+        for k, v in med.items():
+            print(f"  {k:<12} {v * 1000:8.1f} ms   (min {min(times[k]) * 1000:.1f}, max {max(times[k]) * 1000:.1f})")
+        ratio_size = med["llama-405b"] / med["qwen2.5-0.5b"]
+        ratio_version = med["llama-405b"] / med["--version"]
+        ours, total = import_time_ms()
+        print("\nratios:")
+        print(f"  405B (191 shards) / 0.5B        = {ratio_size:.2f}   (target <= 1.3)")
+        print(f"  405B full check / check --version = {ratio_version:.2f}   (target <= 2.0)")
+        print(f"  import checker: own modules {ours:.1f} ms of {total:.1f} ms total   (target <= 150 ms own)")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "0")
+    main()

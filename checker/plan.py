@@ -1,0 +1,115 @@
+"""Planning: on which catalog instances does this model start, and with how much KV cache?
+
+``plan(facts, catalog, engine_args)`` runs the memory estimator for every GPU instance of the catalog,
+trying tensor-parallel sizes that divide the attention heads (1, 2, 4, 8 ... up to the instance's GPU
+count) unless the user fixed one, keeps the smallest TP that starts, and sorts the instances that fit
+smallest first (GPU count, then total GPU memory, then name). Pure: no I/O beyond what it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from checker.model import Estimate, ImageRef, Instance, ModelFacts, Target
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRow:
+    instance: str
+    cloud: str
+    gpu: str
+    gpu_count: int
+    total_vram_bytes: int  # all GPUs of the instance
+    tensor_parallel_size: int
+    kv_cache_tokens: int
+    max_concurrency: float | None
+    max_model_len: int | None
+    estimate: Estimate
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance, "cloud": self.cloud, "gpu": self.gpu, "gpu_count": self.gpu_count,
+            "total_vram_bytes": self.total_vram_bytes, "tensor_parallel_size": self.tensor_parallel_size,
+            "kv_cache_tokens": self.kv_cache_tokens, "max_concurrency": self.max_concurrency,
+            "max_model_len": self.max_model_len,
+        }
+
+
+def _heads(facts: ModelFacts) -> int | None:
+    from checker.estimate import geometry
+
+    geo = geometry(facts)
+    return geo.num_heads if geo else None
+
+
+def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image: ImageRef | None) -> PlanRow | None:
+    """The smallest TP on this instance with which the model starts, or None."""
+    from checker.estimate import compute
+
+    if inst.gpu is None or inst.gpu_count <= 0 or inst.gpu.memory_bytes <= 0:
+        return None
+    heads = _heads(facts)
+    fixed = engine_args.get("tensor_parallel_size")
+    sizes = [int(fixed)] if fixed else [t for t in (1, 2, 4, 8, 16) if t <= inst.gpu_count]
+    for tp in sizes:
+        if tp > inst.gpu_count or (heads and heads % tp):
+            continue
+        args = {**engine_args, "tensor_parallel_size": tp} if image is None or image.engine == "vllm" else engine_args
+        target = Target(image=image, instance=inst, chip=inst.chip, engine_args=args)
+        est = compute(facts, target)
+        if est is None:
+            return None
+        if est.extra.get("status") == "ok":
+            return PlanRow(
+                instance=inst.name, cloud=inst.cloud, gpu=inst.gpu.name, gpu_count=inst.gpu_count,
+                total_vram_bytes=inst.gpu.memory_bytes * inst.gpu_count, tensor_parallel_size=tp,
+                kv_cache_tokens=est.kv_cache_tokens, max_concurrency=est.max_concurrency,
+                max_model_len=est.max_model_len, estimate=est,
+            )
+    return None
+
+
+def plan(
+    facts: ModelFacts,
+    catalog: Any,
+    engine_args: dict[str, Any] | None = None,
+    image: ImageRef | None = None,
+    clouds: list[str] | tuple[str, ...] | None = None,
+    chip: str | None = "GPU",
+) -> list[PlanRow]:
+    """Every catalog instance the model fits on, smallest first."""
+    if catalog is None:
+        return []
+    engine_args = dict(engine_args or {})
+    rows: list[PlanRow] = []
+    seen: set[tuple[str, str]] = set()
+    for inst in catalog.instances(chip=chip):
+        if clouds and inst.cloud not in clouds:
+            continue
+        key = (inst.cloud, inst.name)
+        if key in seen:
+            continue
+        seen.add(key)
+        row = fit_on(facts, inst, engine_args, image)
+        if row is not None:
+            rows.append(row)
+    rows.sort(key=lambda r: (r.gpu_count, r.total_vram_bytes, r.cloud, r.instance))
+    return rows
+
+
+def smallest_fits(facts: ModelFacts, target: Target, catalog: Any, n: int = 3) -> list[PlanRow]:
+    """The smallest instances of the target's cloud and chip where the model starts (for fix hints)."""
+    if catalog is None or target.instance is None:
+        return []
+    inst = target.instance
+    clouds = [inst.cloud] if inst.cloud not in ("user", "local") else None
+    args = {k: v for k, v in target.engine_args.items() if k != "tensor_parallel_size"}
+    try:
+        rows = plan(facts, catalog, args, target.image, clouds=clouds, chip=inst.chip or "GPU")
+    except Exception:  # noqa: BLE001 - a hint must never break the check
+        return []
+    return rows[:n]
+
+
+__all__ = ["PlanRow", "fit_on", "plan", "smallest_fits"]

@@ -1,0 +1,370 @@
+"""ENG rules, engine arguments vs the model: dtype names, lengths, parallelism, remote code, chat
+template, multimodal inputs. Split from ``rules/compat.py`` (same family, same knowledge source)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from checker import engines
+from checker.rule import Context, Finding, Severity, rule
+
+
+def _engine(ctx: Context) -> tuple[str | None, tuple[int, ...] | None]:
+    img = ctx.target.image
+    launcher = ctx.target.deployment.get("launcher") if ctx.target.deployment else None
+    if img is None:
+        return launcher, None
+    return img.engine, engines.vt(img.version)
+
+
+def _env(ctx: Context) -> dict[str, Any]:
+    env = ctx.target.deployment.get("env") if ctx.target.deployment else None
+    return env if isinstance(env, dict) else {}
+
+
+def _truthy(val: Any) -> bool:
+    return str(val).strip().lower() in ("1", "true", "yes", "on")
+
+
+@rule("ENG010", severity=Severity.ERROR)
+def invalid_dtype(ctx: Context) -> Iterator[Finding]:
+    """--dtype is not a dtype the engine accepts.
+
+    ## Why it matters
+    vLLM and SGLang accept auto, half, float16, bfloat16, float, float32. Anything else (int8, fp8,
+    fp16, bf16...) is rejected by the argument parser before the model is even read; int8/fp8/int4 are
+    quantizations, not dtypes.
+
+    ## How to fix
+    Use one of the accepted names; for quantization pass `--quantization` (or a quantized checkpoint),
+    for an FP8 KV cache `--kv-cache-dtype fp8`.
+    """
+    asked = ctx.target.engine_args.get("dtype")
+    engine, _ = _engine(ctx)
+    if asked is None or engine == "llama.cpp" or engines.canonical_dtype(str(asked)) is not None:
+        return
+    low = str(asked).strip().lower()
+    instead = engines.NOT_A_DTYPE.get(low)
+    yield Finding(
+        f"--dtype {asked!r} is not a dtype the engine accepts"
+        + (f" ({low} is a quantization/KV-cache setting, not a dtype)" if instead and low in (
+            "int8", "int4", "fp8", "fp8_e4m3", "fp8_e5m2", "fp4", "nf4", "awq", "gptq") else ""),
+        path="engine_args.dtype",
+        hint=(f"use {instead.strip()}" if instead else "use one of: " + ", ".join(engines.valid_dtypes())),
+        data={"dtype": asked, "valid": list(engines.valid_dtypes())},
+    )
+
+
+def _requested_len(ctx: Context) -> tuple[int | None, str]:
+    ea = ctx.target.engine_args
+    for key in ("max_model_len", "context_length", "ctx_size"):
+        val = ea.get(key)
+        if isinstance(val, int) and not isinstance(val, bool):
+            return val, key
+    return None, ""
+
+
+@rule("ENG011", severity=Severity.ERROR, kinds={"hf-llm", "gguf"})
+def max_model_len_exceeds_model(ctx: Context) -> Iterator[Finding]:
+    """The requested context length is longer than the model supports.
+
+    ## Why it matters
+    vLLM derives the limit from config.json (the smallest of max_position_embeddings, n_positions,
+    max_seq_len, seq_length, max_sequence_length, ..., times the rope_scaling factor for linear/dynamic
+    scaling; yarn/llama3/longrope limits are already scaled) and tokenizer_config model_max_length, and
+    refuses a larger --max-model-len unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 (SGLang:
+    SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1). Past the trained length outputs degrade (nan with RoPE).
+    llama.cpp only warns.
+
+    ## How to fix
+    Lower --max-model-len to the model's limit, or add a rope_scaling entry the model was trained for.
+    """
+    req, key = _requested_len(ctx)
+    if req is None or req <= 0:
+        return
+    engine, v = _engine(ctx)
+    flag = {"max_model_len": "--max-model-len", "context_length": "--context-length", "ctx_size": "--ctx-size"}[key]
+    if ctx.facts.kind == "gguf":
+        g = ctx.facts.gguf[0] if ctx.facts.gguf else None
+        arch = g.architecture if g else None
+        limit = g.metadata.get(f"{arch}.context_length") if g and arch else None
+        if isinstance(limit, int) and req > limit:
+            yield Finding(
+                f"{flag} {req} is above the model's trained context {limit} ({arch}.context_length)",
+                path=g.path if g else None, severity=Severity.WARNING if engine == "llama.cpp" else None,
+                hint=f"use {flag} {limit} or less", data={"requested": req, "limit": limit})
+        return
+    derived = engines.derive_max_model_len(ctx.facts.config, ctx.facts.json_files.get("tokenizer_config.json"),
+                                           v, ctx.facts.model_type)
+    if derived is None or req <= derived.strict_value:
+        return
+    if derived.model_max_length and req <= derived.model_max_length:
+        return
+    env = _env(ctx)
+    env_name = "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN" if engine == "sglang" else "VLLM_ALLOW_LONG_MAX_MODEL_LEN"
+    allowed = _truthy(env.get(env_name, ""))
+    where = f"config.json:{derived.key}" if derived.key and ":" not in derived.key else derived.key
+    scale = (f" x rope factor {derived.factor:g} ({derived.rope_type})" if derived.factor != 1.0 else
+             (f" (rope_scaling {derived.rope_type} does not multiply it)" if derived.rope_type not in (None, "default") else ""))
+    data = {"requested": req, "limit": derived.value, "key": derived.key, "base": derived.base,
+            "rope_type": derived.rope_type, "factor": derived.factor, "env_override": allowed}
+    if req <= derived.value:  # only the older/newer reading of yarn refuses it
+        yield Finding(
+            f"{flag} {req} may exceed the model's limit: {derived.notes[0] if derived.notes else ''}",
+            path=where, severity=Severity.WARNING, hint=f"use {flag} {derived.strict_value} to be safe", data=data)
+        return
+    msg = f"{flag} {req} is above the model's limit {derived.value} ({derived.key}={derived.base}{scale})"
+    if engine == "llama.cpp":
+        yield Finding(msg + "; llama.cpp runs but quality degrades past it", path=where, severity=Severity.WARNING,
+                      hint=f"use {flag} {derived.value}", data=data)
+    elif allowed:
+        yield Finding(msg + f"; {env_name}=1 lets it start, but positions past the limit give nan/garbage",
+                      path=where, severity=Severity.WARNING, hint=f"use {flag} {derived.value} unless the model was "
+                      "trained longer (then fix config.json)", data=data)
+    else:
+        yield Finding(msg + "; the engine refuses to start", path=where,
+                      hint=f"use {flag} {derived.value} or less (or set {env_name}=1 if you know the model handles it)",
+                      data=data)
+
+
+def _heads(ctx: Context) -> int | None:
+    tc = ctx.facts.text_config or {}
+    for key in ("num_attention_heads", "n_head", "num_heads", "n_heads"):
+        val = tc.get(key)
+        if isinstance(val, int) and val > 0:
+            return val
+    return None
+
+
+@rule("ENG012", severity=Severity.ERROR, kinds={"hf-llm"})
+def tensor_parallel_splits_heads(ctx: Context) -> Iterator[Finding]:
+    """--tensor-parallel-size does not divide the model's attention heads.
+
+    ## Why it matters
+    Tensor parallelism splits attention heads evenly across GPUs; vLLM raises "Total number of
+    attention heads (N) must be divisible by tensor parallel size (T)" (the text config's heads for
+    vision-language models). SGLang fails the same way.
+
+    ## How to fix
+    Use a tensor-parallel size that divides the head count (the finding lists them), and pipeline
+    parallelism for the rest.
+    """
+    tp = ctx.target.engine_args.get("tensor_parallel_size")
+    heads = _heads(ctx)
+    if not isinstance(tp, int) or tp <= 1 or heads is None or heads % tp == 0:
+        return
+    ok = [d for d in range(1, min(heads, 64) + 1) if heads % d == 0 and d <= max(tp, ctx.target.gpu_count or tp)]
+    yield Finding(
+        f"--tensor-parallel-size {tp} does not divide the {heads} attention heads (config.json num_attention_heads)",
+        path="config.json:num_attention_heads", hint=f"use --tensor-parallel-size in {ok}",
+        data={"tensor_parallel_size": tp, "num_attention_heads": heads, "valid": ok})
+
+
+@rule("ENG013", severity=Severity.ERROR, needs={"instance"})
+def parallel_exceeds_gpus(ctx: Context) -> Iterator[Finding]:
+    """tensor_parallel_size x pipeline_parallel_size asks for more GPUs than the instance has.
+
+    ## Why it matters
+    One replica needs TP x PP GPUs on the instance; with fewer, vLLM waits for resources or fails
+    ("The number of required GPUs exceeds the total number of available GPUs").
+
+    ## How to fix
+    Lower the parallel sizes to the instance's GPU count or choose an instance with more GPUs.
+    """
+    ea = ctx.target.engine_args
+    tp = ea.get("tensor_parallel_size") or 1
+    pp = ea.get("pipeline_parallel_size") or 1
+    if not isinstance(tp, int) or not isinstance(pp, int):
+        return
+    n = ctx.target.gpu_count
+    inst = ctx.target.instance
+    if inst is None or inst.chip != "GPU" or n <= 0 or tp * pp <= n:
+        return
+    yield Finding(
+        f"tensor_parallel_size {tp} x pipeline_parallel_size {pp} = {tp * pp} GPUs, but {inst.name} has {n}",
+        path="engine_args.tensor_parallel_size", hint=f"use --tensor-parallel-size {n} (or fewer) or an instance with {tp * pp} GPUs",
+        data={"tensor_parallel_size": tp, "pipeline_parallel_size": pp, "gpus": n})
+
+
+@rule("ENG014", severity=Severity.ERROR)
+def memory_fraction_out_of_range(ctx: Context) -> Iterator[Finding]:
+    """--gpu-memory-utilization (or SGLang --mem-fraction-static) is outside (0, 1].
+
+    ## Why it matters
+    It is a fraction of each GPU's memory. vLLM rejects values outside (0, 1] ("GPU memory utilization
+    must be within (0, 1]"); 90 instead of 0.9 is a common slip.
+
+    ## How to fix
+    Give a fraction such as 0.9.
+    """
+    for key, flag in (("gpu_memory_utilization", "--gpu-memory-utilization"), ("mem_fraction_static", "--mem-fraction-static")):
+        val = ctx.target.engine_args.get(key)
+        if isinstance(val, (int, float)) and not isinstance(val, bool) and not 0 < val <= 1:
+            yield Finding(f"{flag} {val} is outside (0, 1]", path=f"engine_args.{key}",
+                          hint=f"use a fraction, e.g. {flag} {val / 100:g}" if 1 < val <= 100 else f"use e.g. {flag} 0.9",
+                          data={key: val})
+
+
+def _remote_code(ctx: Context) -> tuple[list[str], bool]:
+    """(reasons, config_needs_it): auto_map entries and .py files that mean the repo ships code."""
+    reasons = []
+    cfg = ctx.facts.config or {}
+    am = cfg.get("auto_map")
+    config_needs = isinstance(am, dict) and "AutoConfig" in am
+    if isinstance(am, dict) and am:
+        reasons.append("config.json auto_map (" + ", ".join(sorted(am)[:4]) + ")")
+    tok = ctx.facts.json_files.get("tokenizer_config.json") or {}
+    if isinstance(tok, dict) and isinstance(tok.get("auto_map"), (dict, list)) and tok["auto_map"]:
+        reasons.append("tokenizer_config.json auto_map")
+    py = [f.path for f in ctx.facts.files if f.type == "file" and f.suffix == ".py" and "/" not in f.path]
+    if py:
+        reasons.append(".py files: " + ", ".join(py[:3]))
+    return reasons, config_needs
+
+
+@rule("ENG015", severity=Severity.ERROR, kinds={"hf-llm"}, needs={"config"})
+def trust_remote_code_needed(ctx: Context) -> Iterator[Finding]:
+    """The model ships its own code (auto_map) that the engine must load, and --trust-remote-code is not set.
+
+    ## Why it matters
+    A config whose model_type transformers does not know (auto_map.AutoConfig), or an architecture the
+    engine has no implementation for, only loads with the repo's Python code. Without
+    --trust-remote-code the server stops ("requires you to execute the configuration file").
+
+    ## How to fix
+    Review the repo's .py files, then pass --trust-remote-code; or use a version of the model that is
+    supported natively.
+    """
+    if ctx.target.engine_args.get("trust_remote_code") is True:
+        return
+    engine, v = _engine(ctx)
+    if engine == "llama.cpp":
+        return
+    reasons, config_needs = _remote_code(ctx)
+    if not reasons or not any("auto_map" in r for r in reasons):
+        return
+    arch = ctx.facts.architectures[0] if ctx.facts.architectures else None
+    native = arch is not None and engine in (None, "vllm") and engines.arch_support(arch, v).status == "registered"
+    if native and not config_needs:
+        return
+    why = "its config class is repo code (auto_map.AutoConfig)" if config_needs else f"{arch} has no built-in implementation"
+    yield Finding(
+        f"the model needs its own code ({'; '.join(reasons)}): {why}, and --trust-remote-code is not set",
+        path="config.json:auto_map", severity=None if config_needs or not native else Severity.WARNING,
+        hint="review the .py files, then add --trust-remote-code", data={"reasons": reasons, "architecture": arch})
+
+
+@rule("ENG016", severity=Severity.INFO, kinds={"hf-llm"})
+def trust_remote_code_unneeded(ctx: Context) -> Iterator[Finding]:
+    """--trust-remote-code is set but the model ships no code.
+
+    ## Why it matters
+    The flag lets any .py file in the repo run inside the server. With no auto_map and no .py files it
+    does nothing today, but it would silently run code a later upload adds.
+
+    ## How to fix
+    Drop --trust-remote-code.
+    """
+    if ctx.target.engine_args.get("trust_remote_code") is not True:
+        return
+    reasons, _ = _remote_code(ctx)
+    if reasons:
+        return
+    yield Finding("--trust-remote-code is set but the model has no auto_map and no .py files",
+                  path="engine_args.trust_remote_code", hint="remove --trust-remote-code", data={})
+
+
+@rule("ENG017", severity=Severity.WARNING, kinds={"hf-llm"})
+def no_chat_template(ctx: Context) -> Iterator[Finding]:
+    """The model has no chat template, but the server exposes a chat endpoint.
+
+    ## Why it matters
+    vLLM and SGLang serve /v1/chat/completions; without a template (tokenizer_config.json
+    chat_template, chat_template.jinja or chat_template.json) every chat request fails with 400
+    ("default chat template is no longer allowed"). Base models usually have none.
+
+    ## How to fix
+    Serve an instruct/chat checkpoint, pass --chat-template FILE, or use only /v1/completions.
+    """
+    engine, _ = _engine(ctx)
+    if engine == "llama.cpp" or ctx.facts.classification.subtype in ("embedding", "reranker"):
+        return
+    if ctx.target.engine_args.get("chat_template"):
+        return
+    tok = ctx.facts.json_files.get("tokenizer_config.json")
+    if isinstance(tok, dict) and tok.get("chat_template"):
+        return
+    names = {f.path for f in ctx.facts.files}
+    if names & {"chat_template.jinja", "chat_template.json"} or "tokenizer_config.json" not in names and not tok:
+        # no tokenizer_config at all: FIL rules own the missing tokenizer
+        if names & {"chat_template.jinja", "chat_template.json"}:
+            return
+        if not tok:
+            return
+    yield Finding(
+        "no chat template (tokenizer_config.json has no chat_template; no chat_template.jinja/.json): "
+        "/v1/chat/completions requests will fail with 400",
+        path="tokenizer_config.json", hint="pass --chat-template <file>, serve an instruct checkpoint, or use /v1/completions",
+        data={})
+
+
+_TEXT_ONLY_FOR_VLM = {
+    # checkpoint architecture names vLLM registers as text-only although the config has a vision tower
+    "Gemma3ForCausalLM", "Llama4ForCausalLM", "Mistral3ForCausalLM", "Qwen3_5ForCausalLM", "Qwen3_5MoeForCausalLM",
+}
+
+
+def _mm_image_limit(val: Any) -> int | None:
+    if isinstance(val, dict):
+        n = val.get("image")
+        return n if isinstance(n, int) else None
+    if isinstance(val, str):
+        s = val.strip()
+        if s.startswith("{"):
+            try:
+                return _mm_image_limit(json.loads(s))
+            except ValueError:
+                return None
+        m = re.search(r"image\s*=\s*(\d+)", s)
+        return int(m.group(1)) if m else None
+    return None
+
+
+@rule("ENG018", severity=Severity.WARNING, kinds={"hf-llm", "gguf"})
+def vision_inputs_dropped(ctx: Context) -> Iterator[Finding]:
+    """A vision-language model is deployed in a way that drops image inputs.
+
+    ## Why it matters
+    `--limit-mm-per-prompt image=0`, `--language-model-only`, an architecture name vLLM registers as
+    text-only, or llama-server without `--mmproj` all start fine but reject every request with an
+    image: the deployment looks healthy and fails in use.
+
+    ## How to fix
+    Drop the flag (or set image=1+), keep the ...ForConditionalGeneration architecture, or pass the
+    projector GGUF with --mmproj.
+    """
+    cfg = ctx.facts.config or {}
+    vlm = "image" in ctx.facts.classification.modalities or isinstance(cfg.get("vision_config"), dict)
+    if not vlm:
+        return
+    ea = ctx.target.engine_args
+    engine, _ = _engine(ctx)
+    limit = _mm_image_limit(ea.get("limit_mm_per_prompt"))
+    if limit == 0:
+        yield Finding("--limit-mm-per-prompt sets image=0 on a vision-language model: requests with images are refused",
+                      path="engine_args.limit_mm_per_prompt", hint="remove it or set image=1 (or more)",
+                      data={"limit_mm_per_prompt": ea.get("limit_mm_per_prompt")})
+    if ea.get("language_model_only") is True:
+        yield Finding("--language-model-only on a vision-language model: the vision tower is not loaded",
+                      path="engine_args.language_model_only", hint="drop --language-model-only to serve images", data={})
+    arch = ctx.facts.architectures[0] if ctx.facts.architectures else None
+    if arch in _TEXT_ONLY_FOR_VLM and isinstance(cfg.get("vision_config"), dict):
+        yield Finding(f"config.json has a vision_config but architectures[0] is {arch}, which vLLM serves text-only",
+                      path="config.json:architectures", hint="use the ...ForConditionalGeneration architecture of this model",
+                      data={"architecture": arch})
+    if engine == "llama.cpp" and ctx.facts.kind == "gguf" and not ea.get("mmproj"):
+        yield Finding("llama-server without --mmproj: the vision projector is not loaded, image requests fail",
+                      hint="pass --mmproj <mmproj-*.gguf>", data={})

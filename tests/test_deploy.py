@@ -1,0 +1,234 @@
+"""checker.deploy: start-command parsing, EAS service JSON / deploy YAML loading, DEP rules, CLI end-to-end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from checker import deploy
+from checker.errors import ConfigError
+from checker.testing import make_facts, make_target, run_rule
+from rules import deploy as dep_rules
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "fixtures" / "specs"
+
+
+@pytest.mark.parametrize(
+    ("cmd", "launcher", "model", "port", "args"),
+    [
+        ("vllm serve /model_dir --port 8000 --trust-remote-code", "vllm", "/model_dir", 8000, {"trust_remote_code": True}),
+        ("python3 -m vllm.entrypoints.openai.api_server --model Qwen/Qwen2.5-7B-Instruct -tp 2 --max-model-len 32k",
+         "vllm", "Qwen/Qwen2.5-7B-Instruct", None, {"tensor_parallel_size": 2, "max_model_len": 32768}),
+        ("VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 vllm serve /m --gpu-memory-utilization=0.95 --no-enable-chunked-prefill",
+         "vllm", "/m", None, {"gpu_memory_utilization": 0.95, "enable_chunked_prefill": False}),
+        ("bash -c \"pip install x && python -m sglang.launch_server --model-path /m --tp 2 --context-length 65536 "
+         "--mem-fraction-static 0.8 --port 8000\"", "sglang", "/m", 8000,
+         {"tensor_parallel_size": 2, "context_length": 65536, "max_model_len": 65536, "mem_fraction_static": 0.8}),
+        ("cd /app && ./llama-server -m /models/q.gguf -c 8192 -ngl 99 --port 8080", "llama.cpp", "/models/q.gguf", 8080,
+         {"ctx_size": 8192, "n_gpu_layers": 99, "max_model_len": 8192}),
+        ("sglang serve --model-path /m --dtype half", "sglang", "/m", None, {"dtype": "half"}),
+        ("python app.py", None, None, None, {}),
+    ],
+)
+def test_parse_serve_command_matrix(cmd, launcher, model, port, args):
+    r = deploy.parse_serve_command(cmd)
+    assert r["launcher"] == launcher
+    assert r["model"] == model
+    assert r["port"] == port
+    for k, v in args.items():
+        assert r["engine_args"][k] == v
+
+
+def test_parse_keeps_unknown_flags_and_env():
+    r = deploy.parse_serve_command("HF_TOKEN=x exec vllm serve /m --frobnicate 3 --weird-flag")
+    assert r["env"] == {"HF_TOKEN": "x"}
+    assert r["engine_args"]["_unknown"] == {"--frobnicate": "3", "--weird-flag": True}
+
+
+def test_parse_bad_number_is_config_error():
+    with pytest.raises(ConfigError, match="--max-model-len 'abc' is not a number"):
+        deploy.parse_serve_command("vllm serve /m --max-model-len abc")
+
+
+def _examples():
+    data = yaml.safe_load((ROOT.parent / "shared" / "data" / "eas_images.yaml").read_text()) if (
+        ROOT.parent / "shared" / "data" / "eas_images.yaml").exists() else None
+    return [(e["name"], e["config"]) for e in (data or {}).get("example_service_configs", [])]
+
+
+@pytest.mark.parametrize(("name", "config"), _examples() or [pytest.param("none", {}, marks=pytest.mark.skip)])
+def test_every_eas_example_loads(tmp_path, name, config):
+    p = tmp_path / "service.json"
+    p.write_text(json.dumps(config))
+    spec = deploy.load(service=str(p))
+    assert spec["image"] == config["containers"][spec["deployment"]["container_index"]]["image"]
+    if name.startswith("vllm"):
+        assert spec["deployment"]["launcher"] == "vllm"
+        assert spec["deployment"]["model_ref"] == "/model_dir"
+        assert spec["engine_args"]["trust_remote_code"] is True
+        assert spec["deployment"]["mounts"][0]["mount_path"] == "/model_dir"
+    if name == "vllm_dedicated_resource_group":
+        assert spec["deployment"]["metadata_gpu"] == 1 and spec["instance"] is None
+    if name == "official_minimal_cpu":
+        assert spec["instance"] == "ecs.c7a.large" and spec["deployment"]["launcher"] is None
+
+
+def test_invalid_service_names_key_path():
+    with pytest.raises(ConfigError) as e:
+        deploy.load(service=str(SPECS / "eas_invalid_port.json"))
+    assert str(e.value).startswith("eas_invalid_port.json: containers[0].port: '8000' is not of type 'integer'")
+
+
+def test_invalid_json_and_deploy_yaml(tmp_path):
+    bad = tmp_path / "s.json"
+    bad.write_text("{\"metadata\": ")
+    with pytest.raises(ConfigError, match=r"s.json: line 1 column \d+: invalid JSON"):
+        deploy.load(service=str(bad))
+    with pytest.raises(ConfigError, match=r"deploy_invalid.yaml: (\(top level\)|engine_args.max_model_len): "):
+        deploy.load(deploy=str(SPECS / "deploy_invalid.yaml"))
+
+
+def test_deploy_yaml_loads_and_schema_is_valid_json_schema():
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(deploy.deploy_schema())
+    spec = deploy.load(deploy=str(SPECS / "deploy_good.yaml"))
+    assert spec["image"] == "vllm:0.14.0-gpu" and spec["gpu"] == "a10" and spec["gpu_count"] == 2
+    assert spec["engine_args"] == {"tensor_parallel_size": 2, "max_model_len": 16384, "gpu_memory_utilization": 0.9}
+    assert spec["deployment"]["mounts"][0]["type"] == "nfs"
+    assert spec["deployment"]["env"]["HF_HUB_OFFLINE"] == "1"
+
+
+def test_serve_cmd_needs_an_engine():
+    with pytest.raises(ConfigError, match="no vllm / sglang / llama-server command"):
+        deploy.load(serve_cmd="python app.py")
+
+
+# -- DEP rules: pass + fail ------------------------------------------------------------------------
+
+FACTS = make_facts(config={"architectures": ["Qwen2ForCausalLM"], "num_attention_heads": 28})
+
+
+def _target(path: str, **kw):
+    spec = deploy.load(service=str(SPECS / path), **kw)
+    return make_target(image=spec["image"], instance=spec["instance"], engine_args=spec["engine_args"],
+                       deployment=spec["deployment"])
+
+
+GOOD = "eas_vllm_good.json"
+BAD = "eas_bad_mount.json"
+
+
+def test_dep001_model_path_not_mounted():
+    assert run_rule(dep_rules.model_path_not_mounted, FACTS, _target(GOOD)) == []
+    (f,) = run_rule(dep_rules.model_path_not_mounted, FACTS, _target(BAD))
+    assert f.rule == "DEP001" and "/models/qwen" in f.message and "/model_dir" in f.message
+    assert f.path == "eas_bad_mount.json:containers[0].command" and "/model_dir" in f.hint
+
+
+def test_dep002_dep003_mounts():
+    assert run_rule(dep_rules.mounts_overlap, FACTS, _target(GOOD)) == []
+    (f,) = run_rule(dep_rules.mounts_overlap, FACTS, _target(BAD))
+    assert f.data["mounts"] == ["/model_dir", "/model_dir/cache"]
+    assert run_rule(dep_rules.mount_on_system_path, FACTS, _target(GOOD)) == []
+    (f,) = run_rule(dep_rules.mount_on_system_path, FACTS, _target(BAD))
+    assert f.path.endswith("storage[2].mount_path") and "/usr" in f.message
+
+
+def test_dep004_dep006_dep007_dep011_sglang_spec():
+    t = _target("eas_sglang_default_port.json")
+    (f,) = run_rule(dep_rules.oss_url_passed_to_engine, FACTS, t)
+    assert f.data["url"] == "oss://examplebucket/qwen/"
+    (f,) = run_rule(dep_rules.engine_port_mismatch, FACTS, t)
+    assert f.data == {"engine_port": 30000, "container_port": 8000, "explicit": False} and "--port 8000" in f.hint
+    (f,) = run_rule(dep_rules.gpu_image_on_cpu_spec, FACTS, t)
+    assert "ecs.c7a.large" in f.message
+    for r in (dep_rules.oss_url_passed_to_engine, dep_rules.engine_port_mismatch, dep_rules.gpu_image_on_cpu_spec,
+              dep_rules.launcher_differs_from_image):
+        assert run_rule(r, FACTS, _target(GOOD)) == []
+
+
+def test_dep011_launcher_differs(tmp_path):
+    doc = json.loads((SPECS / GOOD).read_text())
+    doc["containers"][0]["command"] = "python -m sglang.launch_server --model-path /model_dir --port 8000"
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(doc))
+    spec = deploy.load(service=str(p))
+    t = make_target(image=spec["image"], instance=spec["instance"], deployment=spec["deployment"])
+    (f,) = run_rule(dep_rules.launcher_differs_from_image, FACTS, t)
+    assert f.data == {"launcher": "sglang", "image_engine": "vllm"}
+
+
+def test_dep005_no_port(tmp_path):
+    doc = json.loads((SPECS / GOOD).read_text())
+    del doc["containers"][0]["port"]
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(doc))
+    spec = deploy.load(service=str(p))
+    (f,) = run_rule(dep_rules.no_service_port, FACTS, make_target(deployment=spec["deployment"]))
+    assert f.rule == "DEP005" and '"port": 8000' in f.hint
+    assert run_rule(dep_rules.no_service_port, FACTS, _target(GOOD)) == []
+
+
+def test_dep008_gpu_count():
+    (f,) = run_rule(dep_rules.gpu_count_below_parallel, FACTS, _target(BAD))
+    assert f.data["metadata_gpu"] == 1 and f.data["tensor_parallel_size"] == 2
+    assert run_rule(dep_rules.gpu_count_below_parallel, FACTS, _target(GOOD)) == []
+
+
+def test_dep009_gated(monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    spec = deploy.load(serve_cmd="vllm serve meta-llama/Llama-3.1-8B-Instruct")
+    (f,) = run_rule(dep_rules.hub_model_download, FACTS, make_target(deployment=spec["deployment"]))
+    assert f.severity.label == "error" and "HF_TOKEN" in f.hint and f.data["gated"] is True
+    spec = deploy.load(serve_cmd="HF_TOKEN=hf_x vllm serve Qwen/Qwen2.5-7B-Instruct")
+    (f,) = run_rule(dep_rules.hub_model_download, FACTS, make_target(deployment=spec["deployment"]))
+    assert f.severity.label == "info" and f.data["gated"] is False
+    assert run_rule(dep_rules.hub_model_download, FACTS, _target(GOOD)) == []
+
+
+def test_dep010_nas_without_vpc():
+    (f,) = run_rule(dep_rules.nas_mount_without_vpc, FACTS, _target(BAD))
+    assert "storage[1]" in f.message
+    assert run_rule(dep_rules.nas_mount_without_vpc, FACTS, _target(GOOD)) == []
+
+
+# -- CLI end-to-end ---------------------------------------------------------------------------------
+
+
+def _model(tmp_path: Path) -> Path:
+    d = tmp_path / "Qwen2.5-7B-Instruct"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+                                               "num_attention_heads": 28, "max_position_embeddings": 32768,
+                                               "torch_dtype": "bfloat16"}))
+    (d / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))
+    return d
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "checker.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+
+
+def test_cli_service_bad_mount_exits_1(tmp_path):
+    r = _cli(str(_model(tmp_path)), "--service", str(SPECS / BAD), "--select", "DEP", "--format", "json", "--no-config")
+    assert r.returncode == 1, r.stderr
+    out = json.loads(r.stdout)
+    codes = {f["rule"]: f for f in out["results"][0]["findings"]}
+    assert "DEP001" in codes and "/models/qwen" in codes["DEP001"]["message"] and "/model_dir" in codes["DEP001"]["message"]
+
+
+def test_cli_invalid_service_exits_2(tmp_path):
+    r = _cli(str(_model(tmp_path)), "--service", str(SPECS / "eas_invalid_port.json"), "--no-config")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "containers[0].port" in lines[0]

@@ -1,0 +1,171 @@
+"""The memory estimator: KV geometry, vLLM's per-version defaults, calibration rows, output blocks."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from checker.estimate import compute, estimate_memory_block, format_memory_text
+from checker.estimate.geometry import geometry_from_config, layer_kv_bytes_per_token
+from checker.model import GPU, GGUFInfo, ImageRef, Instance, Target, WeightsSummary
+from checker.testing import make_facts
+from fixtures.builders import load_config
+
+GIB = 1 << 30
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gpu(name: str = "A10", gib: float = 22.06, cc: str = "8.6") -> GPU:
+    return GPU(name=name, memory_bytes=int(gib * GIB), nominal_gb=24, compute_capability=cc, bf16=True, fp8=False)
+
+
+def target(version: str | None = "0.11.0", g: GPU | None = None, n: int = 1, engine: str = "vllm", **args) -> Target:
+    img = ImageRef(raw=f"{engine}:{version}-gpu", engine=engine, version=version, chip="GPU", category="llm")
+    g = g or gpu()
+    return Target(image=img, instance=Instance(name="t", cloud="user", chip="GPU", gpu=g, gpu_count=n), chip="GPU",
+                  engine_args=args)
+
+
+def llm(config: str | dict, weights_bytes: int) -> object:
+    cfg = load_config(config) if isinstance(config, str) else config
+    w = WeightsSummary("safetensors", weights_bytes, weights_bytes // 2, {"BF16": weights_bytes}, "BF16", 1,
+                       ("model.safetensors",))
+    return make_facts(config=cfg, weights=w)
+
+
+LLAMA8B = 16_060_522_496  # Llama-3.1-8B bf16 header total
+
+
+@pytest.mark.parametrize(("config", "tp", "expected"), [
+    ("Llama-3.1-8B-Instruct", 1, 131072),  # 2 * 32 layers * 8 kv * 128 * 2
+    ("Qwen2.5-7B-Instruct", 1, 57344),     # 2 * 28 * 4 * 128 * 2
+    ("Qwen2.5-7B-Instruct", 8, 28 * 2 * 1 * 128 * 2),  # 4 kv heads over 8 ranks: replicated, 1 per GPU
+    ("DeepSeek-V2-Lite", 1, 27 * (512 + 64) * 2),       # MLA latent, not split by TP
+    ("DeepSeek-V2-Lite", 4, 27 * (512 + 64) * 2),
+])
+def test_kv_bytes_per_token(config: str, tp: int, expected: int) -> None:
+    cfg = load_config(config)
+    geo = geometry_from_config(cfg, cfg)
+    assert geo is not None
+    assert layer_kv_bytes_per_token(geo, tp, 2) * geo.num_layers == expected
+
+
+def test_no_gpu_means_no_estimate() -> None:
+    facts = llm("Llama-3.1-8B-Instruct", LLAMA8B)
+    assert compute(facts, Target(image=None, instance=None, chip=None)) is None
+
+
+def test_llama8b_default_len_fails_on_a10_with_fix() -> None:
+    est = compute(llm("Llama-3.1-8B-Instruct", LLAMA8B), target("0.11.0"))
+    assert est is not None and est.extra["status"] == "fail"
+    assert est.extra["failure"] == "max-model-len-exceeds-kv"
+    assert est.max_model_len == 131072  # the model's own limit (llama3 rope type keeps it)
+    assert est.gpu_memory_utilization == 0.9
+    assert 25_000 < est.kv_cache_tokens < 40_000
+    fit = est.extra["fit_max_model_len"]
+    assert fit % 16 == 0 and fit <= est.kv_cache_tokens
+    ok = compute(llm("Llama-3.1-8B-Instruct", LLAMA8B), target("0.11.0", max_model_len=fit))
+    assert ok.extra["status"] == "ok" and ok.max_concurrency >= 1.0
+
+
+def test_version_defaults_util_and_cuda_graphs() -> None:
+    facts = llm("Qwen2.5-7B-Instruct", 15_231_233_024)
+    old = compute(facts, target("0.11.0", max_model_len=8192))
+    new = compute(facts, target("0.21.0", max_model_len=8192))
+    assert old.gpu_memory_utilization == 0.9 and new.gpu_memory_utilization == 0.92
+    assert not old.extra["cuda_graphs_reserved"] and new.extra["cuda_graphs_reserved"]
+    assert any("0.21" in a for a in old.assumptions)
+    eager = compute(facts, target("0.21.0", max_model_len=8192, enforce_eager=True))
+    assert eager.cuda_graph_bytes == 0
+
+
+def test_large_gpu_batch_defaults_and_t4_falls_back_to_v0() -> None:
+    facts = llm("Qwen2.5-7B-Instruct", 15_231_233_024)
+    h100 = compute(facts, target("0.11.0", gpu("H100 SXM", 79.19, "9.0"), max_model_len=8192))
+    assert h100.extra["max_num_batched_tokens"] == 8192 and h100.extra["max_num_seqs"] == 1024
+    a100 = compute(facts, target("0.11.0", gpu("A100 80GB", 79.19, "8.0"), max_model_len=8192))
+    assert a100.extra["max_num_batched_tokens"] == 2048
+    t4 = compute(facts, target("0.8.2", gpu("Tesla T4", 14.56, "7.5"), max_model_len=2048, dtype="float16"))
+    assert t4.extra["vllm_engine"] == "V0"
+    assert t4.extra["failure"] == "no-kv-memory" or t4.extra["failure"] == "weights-exceed"
+
+
+def test_tensor_parallel_splits_weights_and_kv() -> None:
+    facts = llm("Llama-3.1-8B-Instruct", LLAMA8B)
+    one = compute(facts, target("0.11.0", max_model_len=8192))
+    two = compute(facts, target("0.11.0", n=2, max_model_len=8192, tensor_parallel_size=2))
+    assert two.weights_bytes_per_gpu < one.weights_bytes_per_gpu * 0.52
+    assert two.kv_cache_bytes_per_token == one.kv_cache_bytes_per_token // 2
+    assert two.kv_cache_tokens > 2 * one.kv_cache_tokens
+
+
+def test_memory_block_and_text() -> None:
+    est = compute(llm("Qwen2.5-7B-Instruct", 15_231_233_024), target("0.11.0", max_model_len=8192))
+    block = estimate_memory_block(est)
+    for key in ("weights_bytes", "kv_cache_bytes_per_token", "kv_cache_tokens", "max_concurrency", "max_model_len",
+                "gpu_memory_utilization", "total_vram_bytes", "assumptions", "activation_bytes", "non_torch_bytes"):
+        assert key in block
+    assert block["kv_cache_bytes_per_token"] == 57344 and block["max_model_len"] == 8192
+    assert block["status"] == "ok"
+    text = format_memory_text(est)
+    assert text[0].startswith("memory (vllm 0.11.0 (V1)")
+    assert any("57344 B/token" in line for line in text)
+    assert estimate_memory_block(None) is None and format_memory_text(None) == []
+
+
+def test_llama_cpp_gguf() -> None:
+    meta = {"general.architecture": "llama", "llama.block_count": 32, "llama.embedding_length": 4096,
+            "llama.attention.head_count": 32, "llama.attention.head_count_kv": 8, "llama.context_length": 131072,
+            "llama.feed_forward_length": 14336, "tokenizer.ggml.tokens": {"type": "string", "length": 128256}}
+    info = GGUFInfo(path="m.gguf", version=3, tensor_count=0, kv_count=len(meta), metadata=meta, tensors=(),
+                    file_size=4_920_000_000, data_offset=0, expected_file_size=4_920_000_000)
+    w = WeightsSummary("gguf", 4_900_000_000, 0, {"Q4_K": 4_900_000_000}, "Q4_K", 1, ("m.gguf",))
+    facts = make_facts(kind="gguf", gguf=[info], weights=w)
+    est = compute(facts, target(None, engine="llama.cpp"))
+    assert est.engine == "llama.cpp" and est.max_model_len == 4096
+    assert est.kv_cache_bytes_per_token == 131072
+    assert est.extra["status"] == "ok" and est.extra["gpu_layers"] == 32
+    small = compute(facts, target(None, gpu("Tesla P4", 7.4, "6.1"), engine="llama.cpp", max_model_len=131072))
+    assert small.extra["status"] == "fail" and 0 < small.extra["gpu_layers"] < 32
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_accuracy", ROOT / "bench" / "accuracy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# Well-understood calibration rows (tests/data/vllm_memory_observations.yaml): KV tokens within these bounds
+CALIBRATED = {
+    "t4-qwen2.5-1.5b-u0.5": 0.02,
+    "t4-unsloth-llama3.2-3b-v0.8.2": 0.02,
+    "a10class-llama3.1-8b-default-len-FAIL": 0.05,
+    "a10class-qwen2.5-math-1.5b-v0.7.2": 0.02,
+    "48gbclass-qwen2.5-math-1.5b-u0.85": 0.02,
+    "3090-qwen2.5-7b-v0.6.6": 0.03,
+    "l40s-qwen3-235b-2507-fp8-tp4ep": 0.02,
+    "l40s-qwen3-coder-30b-tp4": 0.03,
+    "gh10517-llama3.1-8b-3090-ml20000": 0.10,
+}
+
+
+def test_calibration_rows_do_not_regress(tmp_path: Path) -> None:
+    bench = _bench()
+    data = bench.load()
+    rows = {r["id"]: r for r in data["observations"]}
+    cache: dict = {}
+    for rid, bound in CALIBRATED.items():
+        out = bench.evaluate(rows[rid], data["models"], tmp_path, cache)
+        assert out["start_pred"] == out["start_rep"], rid
+        assert abs(out["tok_err"]) <= bound, (rid, out["tokens_pred"], out["tokens_rep"])
+
+
+def test_failed_starts_are_predicted(tmp_path: Path) -> None:
+    bench = _bench()
+    data = bench.load()
+    rows = {r["id"]: r for r in data["observations"]}
+    out = bench.evaluate(rows["gh13061-r1-distill-qwen14b-2x4090-tp2-FAIL"], data["models"], tmp_path, {})
+    assert out["start_pred"] == "fail" and out["start_rep"] == "fail"
