@@ -147,15 +147,19 @@ def check_path(path: str, options: Options) -> PathReport:
         estimate_mod = None
     if estimate_mod is not None:
         estimate = estimate_mod.compute(facts, target, cat)
+    if options.verify:
+        # reads every weight byte: only on request. SEC011 reports what the hashes say.
+        import dataclasses
+
+        from checker import verify as verify_mod
+
+        results = verify_mod.verify_hashes(facts, online=options.online, progress=verify_mod.tty_progress())
+        facts.extra["verify"] = [dataclasses.asdict(r) for r in results]
     reg = registry.load()
     selected = registry.select(reg.rules, list(options.select), list(options.ignore))
     settings = engine.Settings(severity_overrides=dict(options.severity_overrides), options=dict(options.rule_options))
     result = engine.run(selected, facts, target, estimate, settings, catalog=cat)
     extra = _plugin_findings(reg)
-    if options.verify:
-        from checker import verify as verify_mod
-
-        extra += tuple(verify_mod.verify_findings(facts, online=options.online))
     if extra:
         result = engine.Result(findings=extra + result.findings, skipped=result.skipped, ran=result.ran)
     if options.config_file is not None or options.use_config:

@@ -82,7 +82,7 @@ def plan(
     if catalog is None:
         return []
     engine_args = dict(engine_args or {})
-    rows: list[PlanRow] = []
+    rows: list[tuple[PlanRow, Instance]] = []
     seen: set[tuple[str, str]] = set()
     for inst in catalog.instances(chip=chip):
         if clouds and inst.cloud not in clouds:
@@ -93,9 +93,11 @@ def plan(
         seen.add(key)
         row = fit_on(facts, inst, engine_args, image)
         if row is not None:
-            rows.append(row)
-    rows.sort(key=lambda r: (r.gpu_count, r.total_vram_bytes, r.cloud, r.instance))
-    return rows
+            rows.append((row, inst))
+    # smallest first: GPUs, GPU memory, then the host (vCPU, RAM) the instance drags along
+    rows.sort(key=lambda ri: (ri[0].gpu_count, ri[0].total_vram_bytes, ri[1].vcpu or 0, ri[1].mem_gib or 0,
+                              ri[0].cloud, ri[0].instance))
+    return [row for row, _ in rows]
 
 
 def smallest_fits(facts: ModelFacts, target: Target, catalog: Any, n: int = 3) -> list[PlanRow]:
@@ -113,3 +115,29 @@ def smallest_fits(facts: ModelFacts, target: Target, catalog: Any, n: int = 3) -
 
 
 __all__ = ["PlanRow", "fit_on", "plan", "smallest_fits"]
+
+
+def format_rows(rows: list[PlanRow], *, fmt: str = "text", model: ModelFacts | None = None) -> str:
+    """The `check plan` output: a table (text) or a JSON list, smallest instance first."""
+    if fmt == "json":
+        import json
+
+        return json.dumps([r.as_dict() for r in rows], indent=2) + "\n"
+    if not rows:
+        name = model.name if model else "the model"
+        return f"{name}: no catalog instance fits (try a quantized checkpoint or a larger --tensor-parallel-size)\n"
+    head = ("instance", "cloud", "gpus", "gpu", "tp", "kv tokens", "concurrency", "max_model_len")
+    table = [head]
+    for r in rows:
+        conc = f"{r.max_concurrency:.1f}x" if r.max_concurrency is not None else "?"
+        table.append((r.instance, r.cloud, str(r.gpu_count), r.gpu, str(r.tensor_parallel_size),
+                      f"{r.kv_cache_tokens:,}", conc, str(r.max_model_len or "?")))
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    if rows and rows[0].estimate.assumptions:
+        lines.append("")
+        lines.append("assumes: " + "; ".join(rows[0].estimate.assumptions[:4]))
+    return "\n".join(lines) + "\n"
+
+
+__all__ += ["format_rows"]

@@ -28,7 +28,7 @@ def _log_failure(ctx: Context, kind: str):
     return None
 
 
-def _where(obs) -> str | None:  # noqa: ANN001
+def _where(obs) -> str | None:
     return obs.log_path
 
 
@@ -53,8 +53,13 @@ def smoke_answer_wrong(ctx: Context) -> Iterator[Finding]:
     for case in obs.cases:
         if case.answer is None or case.passed:
             continue
+        got = repr(case.answer)
+        if not case.answer:
+            tokens = f"{case.completion_tokens} tokens" if case.completion_tokens is not None else "tokens"
+            shown = f": {case.raw_answer[:120]!r}" if case.raw_answer else ""
+            got = f"an empty answer ({tokens} that decode to nothing{shown})"
         yield Finding(
-            f"asked {case.prompt!r} through {case.endpoint} (greedy) and got {case.answer!r}, "
+            f"asked {case.prompt!r} through {case.endpoint} (greedy) and got {got}, "
             f"which does not match /{case.expect}/",
             path=_where(obs),
             hint="check the chat template, tokenizer and dtype the engine used (see the log), "
@@ -63,6 +68,8 @@ def smoke_answer_wrong(ctx: Context) -> Iterator[Finding]:
                 "prompt": case.prompt,
                 "expect": case.expect,
                 "answer": case.answer,
+                "raw_answer": case.raw_answer,
+                "completion_tokens": case.completion_tokens,
                 "endpoint": case.endpoint,
                 "finish_reason": case.finish_reason,
             },
@@ -305,7 +312,9 @@ def server_exited(ctx: Context) -> Iterator[Finding]:
         return
     if obs.log.failures:  # a specific rule reports it
         return
-    errors = [e for e in obs.log.error_lines if ":" in e] or list(obs.log.error_lines) or list(obs.log_tail[-3:])
+    errors = (
+        [e for e in obs.log.error_lines if ":" in e] or list(obs.log.error_lines) or list(obs.log_tail[-3:])
+    )
     cause = errors[0] if errors else "(empty log)"
     yield Finding(
         f"the server exited with code {obs.exit_code} before serving: {cause[:240]}",

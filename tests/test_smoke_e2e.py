@@ -38,14 +38,14 @@ def _processes_using(path: Path) -> list[str]:
     return out
 
 
-def _run(model: Path, tmp_path: Path, name: str):
+def _run(model: Path, tmp_path: Path, name: str, engine_args: dict | None = None):
     from checker.facts import gather
     from checker.smoke import SmokeCase, SmokeOptions, run_smoke
     from checker.testing import make_target
 
     facts = gather(str(model))
     assert facts.kind == "hf-llm"
-    target = make_target(image="vllm:0.32.0-cpu")
+    target = make_target(image="vllm:0.32.0-cpu", engine_args=engine_args)
     options = SmokeOptions(
         python=str(VLLM_PYTHON),
         cases=(SmokeCase("What is 2+2?", r"\b4\b"), SmokeCase("What is 3+4?", r"\b7\b")),
@@ -82,10 +82,16 @@ def test_trained_tiny_model_answers_through_vllm(tiny_models: dict[str, Path], t
 
 
 def test_random_weights_fail_with_the_answer_shown(tiny_models: dict[str, Path], tmp_path: Path) -> None:
-    result = _run(tiny_models["random"], tmp_path, "random")
+    # --enforce-eager skips the ~20-30 s torch.compile warm-up, and exercises engine-args passing
+    result = _run(tiny_models["random"], tmp_path, "random", {"enforce_eager": True})
+    assert "--enforce-eager" in result.command
     assert not result.passed
     wrong = [f for f in result.findings if f.rule == "SMK001"]
     assert len(wrong) == 2 and {f.name for f in wrong} == {"smoke-answer-wrong"}
     assert wrong[0].message.startswith("asked 'What is 2+2?' through /v1/chat/completions (greedy) and got ")
     assert wrong[0].data["answer"] == result.answers[0].answer != "4"
     assert all(not c.passed and c.answer is not None for c in result.answers)
+    if result.answers[0].answer == "":  # only special tokens: shown by asking again with them kept
+        assert result.answers[0].raw_answer
+        assert repr(result.answers[0].raw_answer[:120]) in wrong[0].message
+    print("\nrandom model answers:", [(c.answer, c.raw_answer) for c in result.answers])

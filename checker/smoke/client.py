@@ -70,7 +70,7 @@ def generate(
     finish: str | None = None
     received = 0
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - our own localhost server
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             for raw in resp:
                 received += len(raw)
                 if received > MAX_RESPONSE_BYTES:
@@ -139,7 +139,7 @@ def _error_text(err: Any) -> str:
 def served_models(base_url: str, timeout_s: float = 5.0) -> list[str]:
     """Model ids the server lists under /v1/models (empty when it does not answer)."""
     try:
-        with urllib.request.urlopen(base_url + "/v1/models", timeout=timeout_s) as resp:  # noqa: S310
+        with urllib.request.urlopen(base_url + "/v1/models", timeout=timeout_s) as resp:
             data = json.loads(resp.read(1024 * 1024))
     except (urllib.error.URLError, OSError, ValueError):
         return []

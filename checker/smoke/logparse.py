@@ -56,7 +56,9 @@ class LogFacts:
 
 _NUM = r"([0-9][0-9,]*(?:\.[0-9]+)?)"
 # vLLM's logger prefix: "(EngineCore pid=8677) INFO 12-03 15:32:08 [kv_cache_utils.py:2327] "
-_PREFIX = re.compile(r"^(?:\([\w:-]+ pid=\d+\)\s+)?(?:(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+\d\d-\d\d \S+ \[[^\]]*\]\s*)?")
+_PREFIX = re.compile(
+    r"^(?:\([\w:-]+ pid=\d+\)\s+)?(?:(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+\d\d-\d\d \S+ \[[^\]]*\]\s*)?"
+)
 
 # --- figures --------------------------------------------------------------------------------------
 # vllm/v1/worker/gpu_model_runner.py: "Model loading took %s GiB memory and %.6f seconds"
@@ -72,14 +74,18 @@ _KV_MEM = re.compile(r"Available KV cache memory: " + _NUM + r" GiB")
 _KV_MEM_CPU = re.compile(r"Explicitly set \(" + _NUM + r"/" + _NUM + r"\) GiB for KV cache")
 # vllm/v1/core/kv_cache_utils.py: "%s KV cache size: %s tokens, " "Maximum concurrency for %s tokens
 # per request: %.2fx" (one line since v1; older releases logged the two halves on separate lines)
-_KV_TOKENS = re.compile(r"(?:GPU|CPU|XPU|TPU|HPU|NPU|[A-Z]+)(?: \+ host)? KV cache size: " + _NUM + r" tokens")
+_KV_TOKENS = re.compile(
+    r"(?:GPU|CPU|XPU|TPU|HPU|NPU|[A-Z]+)(?: \+ host)? KV cache size: " + _NUM + r" tokens"
+)
 _CONCURRENCY = re.compile(r"Maximum concurrency for " + _NUM + r" tokens per request: " + _NUM + r"x")
 # vllm/config/model.py: "Using max model len %s"
 _MAX_LEN = re.compile(r"Using max model len " + _NUM)
 # vllm/v1/engine/core.py: "init engine (profile, create kv cache, warmup model) took %.2f s[econds]"
 _INIT = re.compile(r"init engine \(profile, create kv cache, warmup model\) took " + _NUM + r" s")
 # the start-up banner ("... version 0.32.0"), "vLLM API server version %s" (older), "Initializing a V1 LLM engine (v0.32.0) with config"
-_VERSION = re.compile(r"(?:vLLM API server version |LLM engine \(v|\u2588\s+version )([0-9][\w.+-]*?)\)?(?:\s|$|,)")
+_VERSION = re.compile(
+    r"(?:vLLM API server version |LLM engine \(v|\u2588\s+version )([0-9][\w.+-]*?)\)?(?:\s|$|,)"
+)
 
 # --- known failures -------------------------------------------------------------------------------
 _FAILURES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -118,7 +124,10 @@ _FAILURES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     # vllm/model_executor/models/registry.py: f"Model architectures {architectures} are not supported for
     # now. Supported architectures: {all_supported_archs}"
-    ("arch-unsupported", re.compile(r"Model architectures? (?P<archs>\[[^\]]*\]) (?:are|is) not supported for now")),
+    (
+        "arch-unsupported",
+        re.compile(r"Model architectures? (?P<archs>\[[^\]]*\]) (?:are|is) not supported for now"),
+    ),
     # same file: f"Model architecture {arch} is not supported in-tree anymore. Please install the plugin"
     ("arch-unsupported", re.compile(r"Model architecture (?P<archs>\S+) is not supported in-tree anymore")),
     # vllm/platforms/cuda.py: "Bfloat16 is only supported on GPUs with compute capability of at least 8.0.
@@ -181,9 +190,7 @@ def parse(text: str) -> LogFacts:
             values["checkpoint_gib"] = _num(m.group(1))
         if m := _LOAD_WEIGHTS.search(line):
             values["load_weights_s"] = _num(m.group(1))
-        if m := _KV_MEM.search(line):
-            values["kv_cache_gib"] = _num(m.group(1))
-        elif m := _KV_MEM_CPU.search(line):
+        if (m := _KV_MEM.search(line)) or (m := _KV_MEM_CPU.search(line)):
             values["kv_cache_gib"] = _num(m.group(1))
         if m := _KV_TOKENS.search(line):
             values["kv_cache_tokens"] = int(_num(m.group(1)))
@@ -244,14 +251,19 @@ def _dedupe(failures: list[LogFailure]) -> tuple[LogFailure, ...]:
 _FRAME = re.compile(r'^File "([^"]+)", line \d+, in (\S+)')
 # where vLLM and transformers load tokenizers (vllm/tokenizers/registry.py get_tokenizer, transformers'
 # tokenization_*.py): an exception raised under these frames is a tokenizer that cannot be loaded
-_TOKENIZER_FUNCS = {"get_tokenizer", "cached_get_tokenizer", "init_tokenizer_from_configs", "cached_tokenizer_from_config"}
+_TOKENIZER_FUNCS = {
+    "get_tokenizer",
+    "cached_get_tokenizer",
+    "init_tokenizer_from_configs",
+    "cached_tokenizer_from_config",
+}
 
 
 def _tokenizer_frames(frames: list[tuple[str, str]]) -> bool:
     return any(
-        func in _TOKENIZER_FUNCS or "/tokenization_" in path or "/vllm/tokenizers/" in path for path, func in frames
+        func in _TOKENIZER_FUNCS or "/tokenization_" in path or "/vllm/tokenizers/" in path
+        for path, func in frames
     )
 
 
 _EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b(?::|$)")
-

@@ -139,7 +139,7 @@ class ServerProcess:
         finally:
             self._restore_signal_handlers()
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> ServerProcess:  # noqa: PYI034 - py3.10 has no typing.Self
         self.start()
         return self
 
@@ -217,7 +217,7 @@ class ServerProcess:
 
 def _health_ok(base_url: str) -> bool:
     try:
-        with urllib.request.urlopen(base_url + "/health", timeout=2) as resp:  # noqa: S310 - our own localhost
+        with urllib.request.urlopen(base_url + "/health", timeout=2) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False

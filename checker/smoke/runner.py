@@ -132,14 +132,18 @@ def options_from_cli(
     if cases and prompt is None and expect is None:
         built = tuple(SmokeCase(str(p), str(e)) for p, e in cases)
     elif prompt is not None and expect is None and prompt != DEFAULT_PROMPT:
-        raise UsageError("--smoke-prompt needs --smoke-expect (the default expectation answers 'What is 2+2?')")
+        raise UsageError(
+            "--smoke-prompt needs --smoke-expect (the default expectation answers 'What is 2+2?')"
+        )
     else:
         built = (SmokeCase(prompt or DEFAULT_PROMPT, expect or DEFAULT_EXPECT),)
     for case in built:
         try:
             re.compile(case.expect)
         except re.error as exc:
-            raise UsageError(f"--smoke-expect {case.expect!r} is not a valid regular expression: {exc}") from None
+            raise UsageError(
+                f"--smoke-expect {case.expect!r} is not a valid regular expression: {exc}"
+            ) from None
     template: tuple[str, ...] | None = None
     if launch:
         template = tuple(shlex.split(launch)) if isinstance(launch, str) else tuple(launch)
@@ -198,8 +202,15 @@ def run_smoke(
     host = "127.0.0.1"
     base_url = f"http://{host}:{port}"
     model_path = _model_path(facts)
-    final = _fill(command, python=options.python or default_python(), model=model_path, port=port, host=host,
-                  target=target, engine=engine)
+    final = _fill(
+        command,
+        python=options.python or default_python(),
+        model=model_path,
+        port=port,
+        host=host,
+        target=target,
+        engine=engine,
+    )
     if container:
         final = _name_container(final, container)
     log_path = options.log_path or _new_log_path()
@@ -222,7 +233,7 @@ def run_smoke(
                 name = _served_name(target, base_url)
                 chat = has_chat_template(facts)
                 for case in options.cases:
-                    cases.append(_ask(base_url, name, case.prompt, case.expect, chat, options))
+                    cases.append(_ask(base_url, name, case.prompt, case.expect, chat, options, engine))
                 ok = [c for c in cases if c.ttft_s is not None]
                 if ok:
                     metrics["ttft_s"] = round(ok[0].ttft_s, 4)  # type: ignore[arg-type]
@@ -288,10 +299,9 @@ def _findings(
     facts: ModelFacts, target: Target, estimate: Estimate | None, obs: SmokeObservation, settings: Any
 ) -> tuple[Finding, ...]:
     """Run the SMK rules over the observation with the ordinary engine (stamping, overrides, crashes)."""
+    import rules.smoke as smoke_rules
     from checker import engine as rule_engine
     from checker.rule import rules_in
-
-    import rules.smoke as smoke_rules
 
     smk = tuple(sorted(rules_in(smoke_rules), key=lambda r: r.code))
     base = settings or rule_engine.Settings()
@@ -319,7 +329,9 @@ def _skip_reason(
     if errors:
         codes = ", ".join(sorted({f.rule for f in errors if f.rule})) or "errors"
         return f"not started: the static checks found errors ({codes}); fix them or pass --force-smoke"
-    if estimate is not None and (estimate.kv_cache_bytes <= 0 or estimate.weights_bytes_per_gpu > estimate.usable_bytes):
+    if estimate is not None and (
+        estimate.kv_cache_bytes <= 0 or estimate.weights_bytes_per_gpu > estimate.usable_bytes
+    ):
         return (
             "not started: the memory prediction says the model cannot fit "
             f"(weights {estimate.weights_bytes_per_gpu / GIB:.2f} GiB per GPU, "
@@ -346,20 +358,65 @@ def _plan(
         return engine, template, None, container
     if gguf:
         if shutil.which("llama-server"):
-            return "llama.cpp", ("llama-server", "-m", "{model}", "--host", "{host}", "--port", "{port}",
-                                 "--alias", "{name}", "{engine_args}"), None, None
+            return (
+                "llama.cpp",
+                (
+                    "llama-server",
+                    "-m",
+                    "{model}",
+                    "--host",
+                    "{host}",
+                    "--port",
+                    "{port}",
+                    "--alias",
+                    "{name}",
+                    "{engine_args}",
+                ),
+                None,
+                None,
+            )
         python = options.python or default_python()
         if _python_has(python, "llama_cpp"):
-            return "llama.cpp", ("{python}", "-m", "llama_cpp.server", "--model", "{model}", "--host", "{host}",
-                                 "--port", "{port}", "--model_alias", "{name}"), None, None
-        return ("llama.cpp", (), "no llama.cpp engine for this GGUF model: neither `llama-server` on PATH nor "
-                "llama-cpp-python in " + python, None)
+            return (
+                "llama.cpp",
+                (
+                    "{python}",
+                    "-m",
+                    "llama_cpp.server",
+                    "--model",
+                    "{model}",
+                    "--host",
+                    "{host}",
+                    "--port",
+                    "{port}",
+                    "--model_alias",
+                    "{name}",
+                ),
+                None,
+                None,
+            )
+        return (
+            "llama.cpp",
+            (),
+            "no llama.cpp engine for this GGUF model: neither `llama-server` on PATH nor "
+            "llama-cpp-python in " + python,
+            None,
+        )
     if facts.kind not in ("hf-llm", "unknown"):
-        return "", (), f"no smoke engine for a {facts.kind} model (vLLM serves Hugging Face LLMs, llama.cpp GGUF)", None
+        return (
+            "",
+            (),
+            f"no smoke engine for a {facts.kind} model (vLLM serves Hugging Face LLMs, llama.cpp GGUF)",
+            None,
+        )
     python = options.python or default_python()
     if not _python_has(python, "vllm"):
-        return "vllm", (), (f"vLLM is not installed for {python} (run `bash .ci/setup-vllm-cpu.sh` "
-                            "or pass --smoke-python)"), None
+        return (
+            "vllm",
+            (),
+            (f"vLLM is not installed for {python} (run `bash .ci/setup-vllm-cpu.sh` or pass --smoke-python)"),
+            None,
+        )
     return "vllm", DEFAULT_LAUNCH, None, None
 
 
@@ -368,7 +425,11 @@ def _python_has(python: str, module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     try:
         done = subprocess.run(
-            [python, "-c", f"import importlib.util,sys; sys.exit(importlib.util.find_spec({module!r}) is None)"],
+            [
+                python,
+                "-c",
+                f"import importlib.util,sys; sys.exit(importlib.util.find_spec({module!r}) is None)",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             timeout=60,
@@ -384,7 +445,7 @@ def _model_path(facts: ModelFacts) -> str:
     if facts.single_file:
         return str(root / facts.single_file)
     if facts.kind == "gguf" and facts.gguf:
-        first = sorted(facts.gguf, key=lambda g: (g.split_index or 0, g.path))[0]
+        first = min(facts.gguf, key=lambda g: (g.split_index or 0, g.path))
         return str(root / first.path)
     return str(root)
 
@@ -475,15 +536,44 @@ def _server_env(target: Target, options: SmokeOptions, engine: str) -> dict[str,
 # requests
 
 
-def _ask(base_url: str, name: str, prompt: str, expect: str, chat: bool, options: SmokeOptions) -> CaseResult:
+def _ask(
+    base_url: str,
+    name: str,
+    prompt: str,
+    expect: str,
+    chat: bool,
+    options: SmokeOptions,
+    engine: str = "vllm",
+) -> CaseResult:
     endpoint = "/v1/chat/completions" if chat else "/v1/completions"
     try:
         gen = client.generate(
-            base_url, name, prompt, chat=chat, max_tokens=options.max_tokens, timeout_s=options.request_timeout_s
+            base_url,
+            name,
+            prompt,
+            chat=chat,
+            max_tokens=options.max_tokens,
+            timeout_s=options.request_timeout_s,
         )
     except client.RequestError as exc:
         return CaseResult(prompt, expect, endpoint, None, False, error=str(exc))
     answer = gen.text.strip()
+    raw = None
+    if not answer and engine == "vllm":
+        # an empty answer hides what the model did generate: ask again showing special tokens
+        try:
+            again = client.generate(
+                base_url,
+                name,
+                prompt,
+                chat=chat,
+                max_tokens=options.max_tokens,
+                timeout_s=options.request_timeout_s,
+                extra={"skip_special_tokens": False},
+            )
+            raw = again.text.strip()
+        except client.RequestError:
+            raw = None
     return CaseResult(
         prompt,
         expect,
@@ -494,6 +584,7 @@ def _ask(base_url: str, name: str, prompt: str, expect: str, chat: bool, options
         total_s=gen.total_s,
         completion_tokens=gen.completion_tokens,
         finish_reason=gen.finish_reason,
+        raw_answer=raw,
     )
 
 
@@ -531,7 +622,9 @@ def _throughput(base_url: str, name: str, chat: bool, options: SmokeOptions, eng
 # measured against predicted
 
 
-def compare(parsed: logparse.LogFacts, estimate: Estimate | None, tolerance: float = 1.5) -> tuple[Comparison, ...]:
+def compare(
+    parsed: logparse.LogFacts, estimate: Estimate | None, tolerance: float = 1.5
+) -> tuple[Comparison, ...]:
     """vLLM's figures beside the estimate's. A figure disagrees when the larger is more than ``tolerance``
     times the smaller (and the gap is not below the log's own rounding)."""
     if estimate is None:

@@ -62,6 +62,7 @@ class CaseResult:
     total_s: float | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
+    raw_answer: str | None = None  # an empty answer asked again with special tokens shown (vLLM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,8 @@ class SmokeResult:
         for c in self.answers:
             mark = "pass" if c.passed else "FAIL"
             got = repr(c.answer) if c.answer is not None else f"error: {c.error}"
+            if c.raw_answer is not None:
+                got += f" (with special tokens: {c.raw_answer!r})"
             ttft = f", first token {c.ttft_s * 1000:.0f} ms" if c.ttft_s is not None else ""
             lines.append(f"  {mark}  {c.prompt!r} -> {got} (expect /{c.expect}/, {c.endpoint}{ttft})")
         m = self.metrics
@@ -138,7 +141,9 @@ class SmokeResult:
             lines.append("  " + ", ".join(figures))
         for c in self.comparisons:
             flag = "  <-- disagrees" if c.disagrees else ""
-            lines.append(f"  {c.name}: vLLM {c.measured:,.4g} {c.unit} vs predicted {c.predicted:,.4g} {c.unit}{flag}")
+            lines.append(
+                f"  {c.name}: vLLM {c.measured:,.4g} {c.unit} vs predicted {c.predicted:,.4g} {c.unit}{flag}"
+            )
         if self.log_path:
             lines.append(f"  log: {self.log_path}")
         return lines
@@ -162,6 +167,7 @@ class SmokeResult:
                     "ttft_s": c.ttft_s,
                     "total_s": c.total_s,
                     "completion_tokens": c.completion_tokens,
+                    "raw_answer": c.raw_answer,
                 }
                 for c in self.answers
             ],

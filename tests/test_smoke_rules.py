@@ -1,0 +1,192 @@
+"""Each SMK rule on an in-memory observation: one failing and one passing case (no server involved)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+import rules.smoke as smk
+from checker.rule import Context
+from checker.smoke.logparse import LogFacts, LogFailure
+from checker.smoke.types import CaseResult, Comparison, SmokeObservation
+from checker.testing import make_facts, make_target
+
+OK = SmokeObservation(
+    engine="vllm",
+    started=True,
+    ready=True,
+    log_path="/tmp/s.log",
+    cases=(CaseResult("What is 2+2?", r"\b4\b", "/v1/chat/completions", "4", True),),
+)
+
+
+def _run(func, obs):
+    facts = make_facts(config={"architectures": ["LlamaForCausalLM"]}, files={"tokenizer.json": 10})
+    ctx = Context(facts=facts, target=make_target(), options={"observation": obs})
+    return list(func(ctx))
+
+
+def _failed(kind: str, line: str, **data) -> SmokeObservation:
+    return replace(
+        OK, ready=False, cases=(), exit_code=1, log=LogFacts(failures=(LogFailure(kind, line, data),))
+    )
+
+
+ALL = [getattr(smk, n) for n in dir(smk) if hasattr(getattr(smk, n), "__modelcheck_rule__")]
+
+
+@pytest.mark.parametrize("func", ALL, ids=lambda f: f.__modelcheck_rule__.code)
+def test_every_rule_passes_a_good_run_and_a_static_only_run(func) -> None:
+    assert _run(func, OK) == []
+    assert _run(func, None) == []  # static run: no observation
+    doc = func.__doc__
+    assert "## Why it matters" in doc and "## How to fix" in doc
+
+
+def test_answer_wrong() -> None:
+    obs = replace(
+        OK,
+        cases=(CaseResult("What is 2+2?", r"\b4\b", "/v1/completions", "five", False, finish_reason="stop"),),
+    )
+    (f,) = _run(smk.smoke_answer_wrong, obs)
+    assert (
+        f.message
+        == "asked 'What is 2+2?' through /v1/completions (greedy) and got 'five', which does not match /\\b4\\b/"
+    )
+    assert f.data["answer"] == "five" and f.path == "/tmp/s.log"
+    empty = replace(
+        OK,
+        cases=(
+            CaseResult(
+                "Q", "4", "/v1/chat/completions", "", False, completion_tokens=16, raw_answer="<unk><unk>"
+            ),
+        ),
+    )
+    (f,) = _run(smk.smoke_answer_wrong, empty)
+    assert "got an empty answer (16 tokens that decode to nothing: '<unk><unk>')" in f.message
+
+
+def test_request_failed() -> None:
+    obs = replace(
+        OK,
+        cases=(
+            CaseResult("Q", "4", "/v1/chat/completions", None, False, error="HTTP 400: no chat template"),
+        ),
+    )
+    (f,) = _run(smk.smoke_request_failed, obs)
+    assert f.message == "the smoke request 'Q' to /v1/chat/completions failed: HTTP 400: no chat template"
+
+
+def test_kv_cache_no_memory() -> None:
+    (f,) = _run(
+        smk.kv_cache_no_memory,
+        _failed("kv-no-memory", "ValueError: No available memory for the cache blocks."),
+    )
+    assert f.message.startswith("vLLM stopped: no memory for the KV cache blocks")
+
+
+def test_max_model_len_exceeds_kv_cache() -> None:
+    obs = _failed(
+        "kv-too-small",
+        "ValueError: ...",
+        max_model_len=8000000,
+        needed_gib=3.81,
+        available_gib=1.0,
+        fits_len=2097024,
+    )
+    (f,) = _run(smk.max_model_len_exceeds_kv_cache, obs)
+    assert (
+        f.message
+        == "vLLM stopped: max_model_len 8000000 does not fit in the KV cache (3.81 GiB needed, 1.0 GiB available)"
+    )
+    assert f.hint.startswith("--max-model-len 2097024")
+
+
+def test_cuda_out_of_memory() -> None:
+    (f,) = _run(
+        smk.cuda_out_of_memory,
+        _failed("oom", "CUDA out of memory. Tried to allocate 2.00 GiB.", tried="2.00 GiB"),
+    )
+    assert (
+        f.message
+        == "the GPU ran out of memory during start-up: CUDA out of memory. Tried to allocate 2.00 GiB."
+    )
+    assert f.data["tried"] == "2.00 GiB"
+
+
+def test_architecture_unsupported() -> None:
+    (f,) = _run(smk.architecture_unsupported, _failed("arch-unsupported", "x", archs="['FooForCausalLM']"))
+    assert (
+        f.message == "vLLM does not support the architecture ['FooForCausalLM'] (config.json architectures)"
+    )
+    assert f.path == "config.json"
+
+
+def test_bf16_unsupported_gpu() -> None:
+    (f,) = _run(
+        smk.bf16_unsupported_gpu, _failed("bf16-unsupported", "x", needed="8.0", gpu="Tesla T4", cc="7.5")
+    )
+    assert (
+        f.message
+        == "vLLM refused bfloat16 on Tesla T4 (compute capability 7.5): it needs compute capability 8.0"
+    )
+
+
+def test_gated_repo_without_token() -> None:
+    (f,) = _run(smk.gated_repo_without_token, _failed("gated", "x", repo="meta-llama/Llama-3.1-8B"))
+    assert (
+        f.message
+        == "access to the gated repository meta-llama/Llama-3.1-8B was refused (no or unauthorised token)"
+    )
+
+
+def test_tokenizer_load_failed() -> None:
+    (f,) = _run(
+        smk.tokenizer_load_failed, _failed("tokenizer", "json.decoder.JSONDecodeError: Expecting ','")
+    )
+    assert f.message == "vLLM could not load the tokenizer: json.decoder.JSONDecodeError: Expecting ','"
+    assert f.path == "tokenizer.json"
+
+
+def test_server_start_timeout() -> None:
+    obs = replace(OK, ready=False, cases=(), timed_out=True, timeout_s=600, log_tail=("Loading weights",))
+    (f,) = _run(smk.server_start_timeout, obs)
+    assert f.message == "the server was not ready after 600 s (stopped it); last log line: Loading weights"
+
+
+def test_server_exited_only_without_a_known_cause() -> None:
+    obs = replace(
+        OK,
+        ready=False,
+        cases=(),
+        exit_code=1,
+        log=LogFacts(error_lines=("RuntimeError: Engine core initialization failed.",)),
+    )
+    (f,) = _run(smk.server_exited, obs)
+    assert (
+        f.message
+        == "the server exited with code 1 before serving: RuntimeError: Engine core initialization failed."
+    )
+    assert _run(smk.server_exited, _failed("oom", "CUDA out of memory.")) == []
+
+
+def test_prediction_disagrees() -> None:
+    obs = replace(
+        OK,
+        comparisons=(
+            Comparison("kv_cache_tokens", 40000, 400000, "tokens", True),
+            Comparison("kv_cache_gib", 2.0, 2.1, "GiB", False),
+        ),
+    )
+    (f,) = _run(smk.prediction_disagrees, obs)
+    assert (
+        f.message
+        == "vLLM reported kv_cache_tokens = 40,000 tokens, the static prediction was 400,000 tokens (0.10x)"
+    )
+
+
+def test_smoke_engine_unavailable() -> None:
+    obs = SmokeObservation(engine="", unavailable="no smoke engine for a tts model")
+    (f,) = _run(smk.smoke_engine_unavailable, obs)
+    assert f.message == "smoke test not run: no smoke engine for a tts model"
