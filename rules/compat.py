@@ -179,7 +179,9 @@ def bf16_on_gpu_without_bf16(ctx: Context) -> Iterator[Finding]:
             f"{target} by itself" + (" (the model refuses float16), doubling weight memory" if forbidden else
                                      "; outputs can differ slightly from bfloat16"),
             path=cfg, severity=Severity.WARNING if forbidden else Severity.INFO,
-            hint=f"pass {fix} to make it explicit, or use a GPU with bfloat16", data=data)
+            hint=("pass --dtype float32 to make it explicit (the model refuses float16; it doubles weight memory), "
+                  "or use a GPU with bfloat16 (compute capability >= 8.0)" if forbidden else
+                  "pass --dtype half to make it explicit, or use a GPU with bfloat16"), data=data)
     elif fallback is False:
         yield Finding(
             f"the checkpoint is bfloat16 and {gpu.name} (compute capability {gpu.compute_capability}) has no "
@@ -298,6 +300,60 @@ def quantization_not_in_engine(ctx: Context) -> Iterator[Finding]:
             data={"method": method, "vllm": ver, "sampled": list(s.columns)})
 
 
+# --quantization values vLLM accepts for a checkpoint of each method (override_quantization_method:
+# awq -> awq_marlin, gptq -> gptq_marlin; moe_wna16 takes AWQ/GPTQ MoE checkpoints).
+_QUANT_COMPATIBLE = {
+    "awq": {"awq", "awq_marlin", "marlin", "moe_wna16", "auto_awq"},
+    "gptq": {"gptq", "gptq_marlin", "marlin", "gptq_marlin_24", "gptq_bitblas", "bitblas", "moe_wna16", "auto_gptq"},
+}
+# methods that only read a pre-quantized checkpoint (no on-the-fly quantization of bf16 weights)
+_NEEDS_QUANTIZED_CHECKPOINT = {"awq", "awq_marlin", "gptq", "gptq_marlin", "marlin", "gptq_marlin_24",
+                               "compressed-tensors", "modelopt", "modelopt_fp4", "auto_awq", "auto_gptq"}
+
+
+@rule("ENG009", severity=Severity.ERROR, kinds={"hf-llm"}, needs={"image"})
+def quantization_flag_contradicts_checkpoint(ctx: Context) -> Iterator[Finding]:
+    """--quantization names another method than the checkpoint's quantization_config (or the checkpoint is not quantized).
+
+    ## Why it matters
+    vLLM compares the flag with config.json `quantization_config.quant_method` and stops with
+    "Quantization method specified in the model config (awq) does not match the quantization method
+    specified in the `quantization` argument (gptq)". AWQ/GPTQ/compressed-tensors read pre-quantized
+    weights, so on a plain bf16 checkpoint they fail to find their quantization config.
+
+    ## How to fix
+    Drop --quantization (vLLM reads the method from config.json), or pass the checkpoint's method
+    (its Marlin variant is fine: awq_marlin for AWQ, gptq_marlin for GPTQ). For on-the-fly
+    quantization of a bf16 checkpoint use --quantization fp8 (or bitsandbytes).
+    """
+    engine, _ = _vllm(ctx)
+    flag = ctx.target.engine_args.get("quantization")
+    if engine != "vllm" or not isinstance(flag, str) or not flag.strip():
+        return
+    flag = engines.normalize_quant_method(flag)
+    ckpt = engines.quant_method_from_config(ctx.facts.config)
+    data = {"flag": flag, "checkpoint": ckpt}
+    if ckpt is None:
+        if flag in _NEEDS_QUANTIZED_CHECKPOINT:
+            yield Finding(
+                f"--quantization {flag} needs a checkpoint quantized with {flag}, but config.json has no "
+                "quantization_config: vLLM finds no quantization config and stops",
+                path="engine_args.quantization",
+                hint=f"drop --quantization, use a {flag.split('_')[0].upper()} checkpoint of the model, or "
+                "--quantization fp8 to quantize the bf16 weights on load",
+                data=data)
+        return
+    if flag == ckpt or flag in _QUANT_COMPATIBLE.get(ckpt, ()):
+        return
+    yield Finding(
+        f"--quantization {flag} contradicts the checkpoint's quantization_config.quant_method {ckpt!r}: "
+        "vLLM refuses mismatched quantization methods",
+        path="engine_args.quantization",
+        hint=f"drop --quantization (vLLM picks {ckpt} from config.json)"
+        + (f" or use --quantization {ckpt}_marlin" if ckpt in ("awq", "gptq") else ""),
+        data=data)
+
+
 @rule("ENG007", severity=Severity.ERROR, needs={"image"})
 def quantization_dtype_mismatch(ctx: Context) -> Iterator[Finding]:
     """--dtype is not an activation dtype the quantization method supports.
@@ -352,7 +408,9 @@ def fp8_weight_only_on_gpu(ctx: Context) -> Iterator[Finding]:
             "Marlin fallback below compute capability 8.9 and fails", path="config.json:quantization_config",
             severity=Severity.ERROR, hint="use vLLM >= 0.9.0 or a GPU with FP8 (compute capability >= 8.9)", data=data)
         return
+    online = engines.quant_method_from_config(ctx.facts.config) is None  # --quantization fp8 on bf16 weights
     yield Finding(
-        f"FP8 checkpoint on {gpu.name} (compute capability {gpu.compute_capability}): runs as weight-only FP8 "
-        "through Marlin, no FP8 compute speed-up", path="config.json:quantization_config",
+        (f"--quantization fp8 on {gpu.name}" if online else f"FP8 checkpoint on {gpu.name}")
+        + f" (compute capability {gpu.compute_capability}): runs as weight-only FP8 through Marlin, no FP8 "
+        "compute speed-up", path="engine_args.quantization" if online else "config.json:quantization_config",
         hint="fine for memory; for FP8 speed use a GPU with compute capability >= 8.9", data=data)

@@ -36,7 +36,7 @@ def invalid_dtype(ctx: Context) -> Iterator[Finding]:
     ## Why it matters
     vLLM and SGLang accept auto, half, float16, bfloat16, float, float32. Anything else (int8, fp8,
     fp16, bf16...) is rejected by the argument parser before the model is even read; int8/fp8/int4 are
-    quantizations, not dtypes.
+    quantizations, not dtypes. The same holds for `--kv-cache-dtype` (auto, fp8, fp8_e4m3, fp8_e5m2...).
 
     ## How to fix
     Use one of the accepted names; for quantization pass `--quantization` (or a quantized checkpoint),
@@ -44,6 +44,7 @@ def invalid_dtype(ctx: Context) -> Iterator[Finding]:
     """
     asked = ctx.target.engine_args.get("dtype")
     engine, _ = _engine(ctx)
+    yield from _invalid_kv_cache_dtype(ctx, engine)
     if asked is None or engine == "llama.cpp" or engines.canonical_dtype(str(asked)) is not None:
         return
     low = str(asked).strip().lower()
@@ -55,6 +56,23 @@ def invalid_dtype(ctx: Context) -> Iterator[Finding]:
         path="engine_args.dtype",
         hint=(f"use {instead.strip()}" if instead else "use one of: " + ", ".join(engines.valid_dtypes())),
         data={"dtype": asked, "valid": list(engines.valid_dtypes())},
+    )
+
+
+# vLLM --kv-cache-dtype choices, union over releases (CacheDType in vllm/config: auto, fp8, fp8_e4m3,
+# fp8_e5m2 since 0.4; fp8_inc, bfloat16, fp8_ds_mla later): a value outside the union fails everywhere.
+KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla", "bfloat16")
+
+
+def _invalid_kv_cache_dtype(ctx: Context, engine: str | None) -> Iterator[Finding]:
+    kv = ctx.target.engine_args.get("kv_cache_dtype")
+    if kv is None or engine not in (None, "vllm") or str(kv).strip().lower() in KV_CACHE_DTYPES:
+        return
+    yield Finding(
+        f"--kv-cache-dtype {kv!r} is not a KV-cache dtype vLLM accepts; the argument parser stops the server",
+        path="engine_args.kv_cache_dtype",
+        hint="use --kv-cache-dtype fp8 (halves KV-cache memory) or auto",
+        data={"kv_cache_dtype": kv, "valid": list(KV_CACHE_DTYPES)},
     )
 
 
@@ -185,7 +203,7 @@ def parallel_exceeds_gpus(ctx: Context) -> Iterator[Finding]:
         return
     yield Finding(
         f"tensor_parallel_size {tp} x pipeline_parallel_size {pp} = {tp * pp} GPUs, but {inst.name} has {n}",
-        path="engine_args.tensor_parallel_size", hint=f"use --tensor-parallel-size {n} (or fewer) or an instance with {tp * pp} GPUs",
+        path="engine_args.tensor_parallel_size", hint=f"use --tensor-parallel-size {n}{' (or fewer)' if n > 1 else ''} or an instance with {tp * pp} GPUs",
         data={"tensor_parallel_size": tp, "pipeline_parallel_size": pp, "gpus": n})
 
 
@@ -204,7 +222,8 @@ def memory_fraction_out_of_range(ctx: Context) -> Iterator[Finding]:
         val = ctx.target.engine_args.get(key)
         if isinstance(val, (int, float)) and not isinstance(val, bool) and not 0 < val <= 1:
             yield Finding(f"{flag} {val} is outside (0, 1]", path=f"engine_args.{key}",
-                          hint=f"use a fraction, e.g. {flag} {val / 100:g}" if 1 < val <= 100 else f"use e.g. {flag} 0.9",
+                          hint=(f"use a fraction, e.g. {flag} {val / 100:g}" if 10 <= val <= 100  # 90 meant 90 %
+                                else f"use a fraction such as {flag} 0.9"),
                           data={key: val})
 
 
@@ -213,7 +232,9 @@ def _remote_code(ctx: Context) -> tuple[list[str], bool]:
     reasons = []
     cfg = ctx.facts.config or {}
     am = cfg.get("auto_map")
-    config_needs = isinstance(am, dict) and "AutoConfig" in am
+    # transformers' own class wins for a model_type it knows: the repo's AutoConfig is then optional
+    config_needs = (isinstance(am, dict) and "AutoConfig" in am
+                    and cfg.get("model_type") not in engines.TRANSFORMERS_NATIVE_MODEL_TYPES)
     if isinstance(am, dict) and am:
         reasons.append("config.json auto_map (" + ", ".join(sorted(am)[:4]) + ")")
     tok = ctx.facts.json_files.get("tokenizer_config.json") or {}
@@ -248,7 +269,8 @@ def trust_remote_code_needed(ctx: Context) -> Iterator[Finding]:
         return
     arch = ctx.facts.architectures[0] if ctx.facts.architectures else None
     native = arch is not None and engine in (None, "vllm") and engines.arch_support(arch, v).status == "registered"
-    if native and not config_needs:
+    tokenizer_needs = any(r.startswith("tokenizer_config.json") for r in reasons)
+    if native and not config_needs and not tokenizer_needs:
         return
     why = "its config class is repo code (auto_map.AutoConfig)" if config_needs else f"{arch} has no built-in implementation"
     yield Finding(

@@ -216,7 +216,8 @@ def gpu_image_on_cpu_spec(ctx: Context) -> Iterator[Finding]:
 
     ## Why it matters
     vLLM/SGLang GPU images need an NVIDIA GPU; on a CPU instance (or metadata.gpu 0 in a resource
-    group) the container crashes at start ("No CUDA GPUs are available").
+    group) the container crashes at start ("No CUDA GPUs are available"). A CPU instance type is
+    reported by CHP001/CHP003; this rule covers resource groups without metadata.gpu.
 
     ## How to fix
     Choose a GPU instance type (e.g. ecs.gn7i-*, ml.gu7i.*) or set metadata.gpu, or use a CPU build.
@@ -227,10 +228,8 @@ def gpu_image_on_cpu_spec(ctx: Context) -> Iterator[Finding]:
         return
     inst = ctx.target.instance
     meta_gpu = dep.get("metadata_gpu")
-    if inst is not None and inst.chip == "CPU":
-        yield Finding(f"GPU image {img.raw} on CPU instance type {inst.name}", path=_p(dep, "cloud.computing"),
-                      hint="use a GPU instance type", data={"image": img.raw, "instance": inst.name})
-    elif inst is None and dep.get("resource_group") and meta_gpu in (None, 0):
+    # a CPU instance type resolves into the target, where CHP001/CHP003 report it: one cause, one finding
+    if inst is None and dep.get("resource_group") and meta_gpu in (None, 0):
         yield Finding(f"GPU image {img.raw} in resource group {dep['resource_group']} with no metadata.gpu",
                       path=_p(dep, "metadata.gpu"), hint="set metadata.gpu to the GPUs per replica",
                       data={"image": img.raw, "metadata_gpu": meta_gpu})

@@ -150,6 +150,11 @@ def ollama_store(ctx: Context) -> Iterator[Finding]:
     Copy or link the model blob to a .gguf name (`ln blobs/sha256-... model.gguf`) and serve it with
     llama.cpp (`llama-server -m model.gguf`), or download the Hugging Face original for vLLM.
     """
+    img = ctx.target.image
+    if img is not None and img.engine == "ollama":
+        return  # the Ollama image reads this store as it is
+    # an engine other than Ollama given the store fails to start: that is an error, not a caution
+    severity = Severity.ERROR if img is not None and img.known else None
     x = ctx.facts.extra
     blob = x.get("ollama_model_blob") or (ctx.facts.gguf[0].path if ctx.facts.gguf else None)
     name = x.get("ollama_name") or ctx.facts.name
@@ -162,6 +167,8 @@ def ollama_store(ctx: Context) -> Iterator[Finding]:
     else:
         how = "pull the model again with `ollama pull`, or download the GGUF / Hugging Face original"
         msg = f"Ollama store for {name}, but no readable GGUF model layer was found"
+    if severity is Severity.ERROR:
+        msg += f"; {img.engine} cannot start from this store"
     others = x.get("ollama_models")
     if isinstance(others, list) and len(others) > 1:
         msg += f" ({len(others)} models in the store; checked {x.get('ollama_manifest')})"
@@ -169,6 +176,7 @@ def ollama_store(ctx: Context) -> Iterator[Finding]:
         msg,
         path=blob,
         hint=how,
+        severity=severity,
         data={"ollama_name": name, "model_blob": blob, "manifest": x.get("ollama_manifest")},
     )
 

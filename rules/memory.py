@@ -9,6 +9,7 @@ from checker.rule import Context, Finding, Severity, rule
 GIB = 1 << 30
 KINDS = {"hf-llm", "gguf", "diffusion", "tts", "unknown", "custom"}
 LLM_KINDS = {"hf-llm", "gguf", "unknown", "custom"}
+MIN_USEFUL_MAX_MODEL_LEN = 1024  # below this a --max-model-len hint is not a fix
 
 
 def _g(n: int) -> str:
@@ -27,7 +28,11 @@ def _instances_hint(ctx: Context) -> str:
         return ""
     from checker.plan import smallest_fits
 
-    rows = smallest_fits(ctx.facts, ctx.target, ctx.catalog)
+    # only instances that do better than this one: suggesting the same type (or a same-size sibling) fixes nothing
+    here = ctx.target.instance.name if ctx.target.instance else None
+    kv_here = ctx.estimate.kv_cache_tokens if ctx.estimate else 0
+    rows = [r for r in smallest_fits(ctx.facts, ctx.target, ctx.catalog, n=10)
+            if r.instance != here and r.kv_cache_tokens > kv_here][:3]
     if not rows:
         return ""
     parts = [f"{r.instance} ({r.gpu_count}x {r.gpu}, TP {r.tensor_parallel_size}, "
@@ -35,11 +40,31 @@ def _instances_hint(ctx: Context) -> str:
     return "; or deploy on " + ", ".join(parts)
 
 
+def _model_limit(ctx: Context) -> int | None:
+    """The model's own context limit as vLLM derives it from config.json, or None."""
+    if ctx.facts.config is None:
+        return None
+    try:
+        from checker import engines
+
+        img = ctx.target.image
+        d = engines.derive_max_model_len(ctx.facts.config, ctx.facts.json_files.get("tokenizer_config.json"),
+                                         engines.vt(img.version) if img else None, ctx.facts.model_type)
+    except Exception:  # noqa: BLE001 - a hint must never break the check
+        return None
+    return d.value if d is not None and isinstance(d.value, int) else None
+
+
 def _fix_hint(ctx: Context, first: str = "") -> str:
     x = ctx.estimate.extra
     fixes = [first] if first else []
-    if x.get("fit_max_model_len"):
-        fixes.append(f"--max-model-len {x['fit_max_model_len']}")
+    fit = x.get("fit_max_model_len") or 0
+    limit = _model_limit(ctx)
+    if limit and fit > limit:  # never advise more than the model allows (ENG011 would refuse it)
+        fit = limit
+    # a context of a few hundred tokens serves nothing useful: then only memory/GPU fixes are offered
+    if fit >= MIN_USEFUL_MAX_MODEL_LEN:
+        fixes.append(f"--max-model-len {fit}")
     if x.get("min_gpu_memory_utilization"):
         fixes.append(f"--gpu-memory-utilization {x['min_gpu_memory_utilization']:.2f}")
     tp = x.get("fit_tensor_parallel_size")
@@ -49,6 +74,22 @@ def _fix_hint(ctx: Context, first: str = "") -> str:
         fixes.append(f"--tensor-parallel-size {tp} on an instance with {tp} GPUs")
     hint = "use " + " or ".join(fixes) if fixes else "use a GPU with more memory"
     return hint + _instances_hint(ctx)
+
+
+def _weights_path(ctx: Context) -> str | None:
+    """The index of a sharded model (naming one shard would blame that shard), else the one weight file."""
+    files = ctx.facts.weights.files
+    if len(files) > 1:
+        index = [f for f in ctx.facts.json_files if f.endswith((".safetensors.index.json", ".bin.index.json"))]
+        return index[0] if index else None
+    return files[0] if files else None
+
+
+def _fp8_kv_helps(ctx: Context) -> bool:
+    """An FP8 KV cache doubles the tokens: a fix only when not already FP8 and twice the tokens suffice."""
+    est = ctx.estimate
+    kv = str(ctx.target.engine_args.get("kv_cache_dtype") or "auto").lower()
+    return kv in ("auto", "bfloat16") and est.max_model_len is not None and 2 * est.kv_cache_tokens >= est.max_model_len
 
 
 def _data(ctx: Context) -> dict:
@@ -76,7 +117,7 @@ def weights_exceed_vram(ctx: Context) -> Iterator[Finding]:
     yield Finding(
         f"weights take {_g(est.weights_bytes_per_gpu)} per GPU but {est.engine} may use only "
         f"{_g(est.usable_bytes)} ({_g(est.total_vram_bytes)} x {est.gpu_memory_utilization:g}) on {_where(ctx)}",
-        path=ctx.facts.weights.files[0] if ctx.facts.weights.files else None,
+        path=_weights_path(ctx),
         hint=_fix_hint(ctx),
         data=_data(ctx),
     )
@@ -127,12 +168,12 @@ def max_model_len_exceeds_kv_cache(ctx: Context) -> Iterator[Finding]:
         return
     if est.max_model_len is None or est.max_concurrency is None or est.max_concurrency >= 1.0:
         return
-    fit = est.extra.get("fit_max_model_len")
+    fit = (est.extra.get("fit_max_model_len") or 0) >= MIN_USEFUL_MAX_MODEL_LEN
     yield Finding(
         f"max_model_len {est.max_model_len} is larger than the {est.kv_cache_tokens} tokens the KV cache "
         f"holds on {_where(ctx)} ({_g(est.kv_cache_bytes)} at {est.kv_cache_bytes_per_token} B/token)",
         path="config.json:max_position_embeddings" if "max_model_len" not in ctx.target.engine_args else None,
-        hint=_fix_hint(ctx) if fit else _fix_hint(ctx, "--kv-cache-dtype fp8"),
+        hint=_fix_hint(ctx) if fit or not _fp8_kv_helps(ctx) else _fix_hint(ctx, "--kv-cache-dtype fp8"),
         data=_data(ctx),
     )
 

@@ -6,6 +6,7 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
+from checker import engines
 from checker.model import ModelFacts, PickleScan
 from checker.rule import Context, Finding, Severity, rule
 
@@ -136,6 +137,19 @@ def remote_code_required(ctx: Context) -> Iterator[Finding]:
         parts.append(f"auto_map in {', '.join(sorted(auto_maps))} -> {', '.join(targets[:6])}")
     if py_files:
         parts.append(f"Python files {', '.join(py_files[:10])}" + (" ..." if len(py_files) > 10 else ""))
+    cfg = ctx.facts.config or {}
+    optional = (cfg.get("model_type") in engines.TRANSFORMERS_NATIVE_MODEL_TYPES
+                and "tokenizer_config.json" not in auto_maps
+                and ctx.target.engine_args.get("trust_remote_code") is not True)
+    if optional:  # e.g. Phi-3: transformers has the class, the shipped code never runs without the flag
+        yield Finding(
+            f"the model ships Python code that runs only with --trust-remote-code, which model_type "
+            f"{cfg.get('model_type')!r} does not need: {'; '.join(parts)}",
+            path=min(auto_maps) if auto_maps else py_files[0], severity=Severity.INFO,
+            hint="serve without --trust-remote-code so these files never run",
+            data={"auto_map": auto_maps, "python_files": py_files, "needed": False},
+        )
+        return
     yield Finding(
         f"the model needs trust_remote_code: {'; '.join(parts)}",
         path=min(auto_maps) if auto_maps else py_files[0],

@@ -56,8 +56,12 @@ def smoke_answer_wrong(ctx: Context) -> Iterator[Finding]:
         got = repr(case.answer)
         if not case.answer:
             tokens = f"{case.completion_tokens} tokens" if case.completion_tokens is not None else "tokens"
-            shown = f": {case.raw_answer[:120]!r}" if case.raw_answer else ""
-            got = f"an empty answer ({tokens} that decode to nothing{shown})"
+            if case.raw_answer:
+                got = f"an empty answer ({tokens} of special tokens only: {case.raw_answer[:120]!r})"
+            elif case.finish_reason == "stop" and case.completion_tokens == 1:
+                got = "an empty answer (end-of-sequence as its first token)"
+            else:
+                got = f"an empty answer ({tokens} that decode to nothing, finish reason {case.finish_reason})"
         yield Finding(
             f"asked {case.prompt!r} through {case.endpoint} (greedy) and got {got}, "
             f"which does not match /{case.expect}/",
@@ -372,6 +376,31 @@ def smoke_engine_unavailable(ctx: Context) -> Iterator[Finding]:
             hint="install the engine (see `check explain SMK013`) or pass --smoke-python / --smoke-launch",
             data={"engine": obs.engine, "kind": ctx.facts.kind},
         )
+
+
+@rule("SMK014", severity=Severity.ERROR, options=_OPT)
+def host_memory_too_small(ctx: Context) -> Iterator[Finding]:
+    """The weights and KV cache do not fit in this machine's free memory, so the CPU server was not started.
+
+    ## Why it matters
+    vLLM's CPU backend holds the whole model and its KV cache (``VLLM_CPU_KVCACHE_SPACE`` GiB) in RAM;
+    started anyway it swaps or is killed by the kernel after minutes of loading.
+
+    ## How to fix
+    Smoke-test on a machine (or container limit) with more free memory, test a smaller or quantized
+    variant of the model, or pass ``--force-smoke`` to try regardless.
+    """
+    obs = _obs(ctx)
+    if obs is None or obs.host_memory is None:
+        return
+    needed, available = obs.host_memory
+    gib = 1024**3
+    yield Finding(
+        f"vLLM was not started: the model needs about {needed / gib:.2f} GiB of RAM (weights + KV cache) and "
+        f"this machine has {available / gib:.2f} GiB available",
+        hint="run the smoke stage where more memory is free, use a smaller/quantized model, or --force-smoke",
+        data={"needed_bytes": needed, "available_bytes": available},
+    )
 
 
 def _fmt(x: float) -> str:

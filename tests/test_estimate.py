@@ -72,11 +72,12 @@ def test_llama8b_default_len_fails_on_a10_with_fix() -> None:
 
 def test_version_defaults_util_and_cuda_graphs() -> None:
     facts = llm("Qwen2.5-7B-Instruct", 15_231_233_024)
-    old = compute(facts, target("0.11.0", max_model_len=8192))
-    new = compute(facts, target("0.21.0", max_model_len=8192))
+    # cache.py / envs.py: 0.9 and no CUDA-graph reservation up to 0.19.1, 0.92 and reserved from 0.20.0
+    old = compute(facts, target("0.19.1", max_model_len=8192))
+    new = compute(facts, target("0.20.0", max_model_len=8192))
     assert old.gpu_memory_utilization == 0.9 and new.gpu_memory_utilization == 0.92
     assert not old.extra["cuda_graphs_reserved"] and new.extra["cuda_graphs_reserved"]
-    assert any("0.21" in a for a in old.assumptions)
+    assert any("before vLLM 0.20" in a for a in old.assumptions)
     eager = compute(facts, target("0.21.0", max_model_len=8192, enforce_eager=True))
     assert eager.cuda_graph_bytes == 0
 
@@ -90,6 +91,66 @@ def test_large_gpu_batch_defaults_and_t4_falls_back_to_v0() -> None:
     t4 = compute(facts, target("0.8.2", gpu("Tesla T4", 14.56, "7.5"), max_model_len=2048, dtype="float16"))
     assert t4.extra["vllm_engine"] == "V0"
     assert t4.extra["failure"] == "no-kv-memory" or t4.extra["failure"] == "weights-exceed"
+
+
+def test_batch_defaults_follow_arg_utils_per_version() -> None:
+    facts = llm("Qwen2.5-7B-Instruct", 15_231_233_024)
+    b200 = gpu("B200", 178.4, "10.0")
+    assert compute(facts, target("0.27.1", b200, max_model_len=8192)).extra["max_num_batched_tokens"] == 8192
+    assert compute(facts, target("0.28.0", b200, max_model_len=8192)).extra["max_num_batched_tokens"] == 16384
+    # 0.8.5 did not exclude A100 yet; 0.8.0-0.8.4 went by device name and used max_num_seqs 1024 everywhere
+    a100 = gpu("A100 80GB", 79.19, "8.0")
+    assert compute(facts, target("0.8.5", a100, max_model_len=8192)).extra["max_num_batched_tokens"] == 8192
+    old = compute(facts, target("0.8.2", max_model_len=8192))
+    assert old.extra["max_num_batched_tokens"] == 2048 and old.extra["max_num_seqs"] == 1024
+
+
+def test_v0_fallbacks_of_0_8_to_0_10() -> None:
+    facts = llm("Qwen2.5-7B-Instruct", 15_231_233_024)
+    fp8 = compute(facts, target("0.9.2", max_model_len=8192, kv_cache_dtype="fp8"))
+    assert fp8.extra["vllm_engine"] == "V0" and any("kv-cache-dtype fp8" in a for a in fp8.assumptions)
+    assert fp8.kv_cache_bytes_per_token == 57344 // 2
+    hopper = compute(facts, target("0.9.2", gpu("H100 SXM", 79.19, "9.0"), max_model_len=8192, kv_cache_dtype="fp8"))
+    assert hopper.extra["vllm_engine"] == "V1"
+    lora = compute(facts, target("0.8.2", max_model_len=8192, enable_lora=True))
+    assert lora.extra["vllm_engine"] == "V0"
+    assert compute(facts, target("0.11.0", max_model_len=8192, kv_cache_dtype="fp8")).extra["vllm_engine"] == "V1"
+
+
+def test_tp_comm_buffers_count_until_0_11_on_nvlink() -> None:
+    facts = llm("Llama-3.1-8B-Instruct", LLAMA8B)
+    h100 = gpu("H100 SXM", 79.19, "9.0")
+    old = compute(facts, target("0.10.1", h100, n=2, max_model_len=8192, tensor_parallel_size=2))
+    new = compute(facts, target("0.11.0", h100, n=2, max_model_len=8192, tensor_parallel_size=2))
+    pcie = compute(facts, target("0.10.1", gpu("RTX 4090", 23.55, "8.9"), n=2, max_model_len=8192,
+                                 tensor_parallel_size=2))
+    assert old.non_torch_bytes - new.non_torch_bytes == 2 * GIB
+    assert pcie.non_torch_bytes < old.non_torch_bytes
+    assert any("NVLink" in a for a in old.assumptions) and not any("NVLink" in a for a in new.assumptions)
+
+
+def test_sampler_path_per_version() -> None:
+    facts = llm("Qwen2.5-7B-Instruct", 15_231_233_024)
+    h100 = gpu("H100 SXM", 79.19, "9.0")
+    sort = compute(facts, target("0.14.0", h100, max_model_len=8192))
+    inplace = compute(facts, target("0.21.0", h100, max_model_len=8192, gpu_memory_utilization=0.9))
+    assert sort.extra["sampler_bytes"] == 1024 * 152064 * 39
+    assert inplace.extra["sampler_bytes"] == 1024 * 152064 * 14
+    assert inplace.activation_bytes < sort.activation_bytes
+
+
+def test_hybrid_sliding_window_groups() -> None:
+    cfg = {"model_type": "gpt_oss", "num_hidden_layers": 24, "hidden_size": 2880, "num_attention_heads": 64,
+           "num_key_value_heads": 8, "head_dim": 64, "intermediate_size": 2880, "vocab_size": 201088,
+           "max_position_embeddings": 131072, "sliding_window": 128,
+           "layer_types": ["sliding_attention", "full_attention"] * 12, "num_local_experts": 32,
+           "num_experts_per_tok": 4}
+    est = compute(llm(cfg, 13_000_000_000), target("0.14.0", gpu("A100 80GB", 79.19, "8.0"), max_model_len=131072))
+    blocks = est.extra["num_gpu_blocks"]
+    # 12 full + 12 sliding layers: 2 groups of 12; tokens = num_blocks // 2 * 16
+    assert est.kv_cache_tokens == blocks // 2 * 16
+    per_req = 131072 // 16 + (-(-(128 - 1 + 2048) // 16) + 1)
+    assert est.max_concurrency == round(blocks / per_req, 2)
 
 
 def test_tensor_parallel_splits_weights_and_kv() -> None:
@@ -149,6 +210,9 @@ CALIBRATED = {
     "l40s-qwen3-235b-2507-fp8-tp4ep": 0.02,
     "l40s-qwen3-coder-30b-tp4": 0.03,
     "gh10517-llama3.1-8b-3090-ml20000": 0.10,
+    "80gb-phi4-bnb-lora-u0.7": 0.03,  # V0 fallback (bitsandbytes + LoRA in 0.8.0)
+    "80gb-qwen2.5-vl-7b-lora-tp4": 0.03,  # V0 multimodal profile: 1 sequence of 16384 image tokens
+    "gh21348-qwen3-235b-fp8-4xh100": 0.10,  # V1 < 0.11 on NVLink: NCCL buffers inside the budget
 }
 
 

@@ -64,7 +64,17 @@ def test_answer_wrong() -> None:
         ),
     )
     (f,) = _run(smk.smoke_answer_wrong, empty)
-    assert "got an empty answer (16 tokens that decode to nothing: '<unk><unk>')" in f.message
+    assert "got an empty answer (16 tokens of special tokens only: '<unk><unk>')" in f.message
+    eos = replace(
+        OK,
+        cases=(
+            CaseResult(
+                "Q", "4", "/v1/chat/completions", "", False, completion_tokens=1, finish_reason="stop"
+            ),
+        ),
+    )
+    (f,) = _run(smk.smoke_answer_wrong, eos)
+    assert "got an empty answer (end-of-sequence as its first token)" in f.message
 
 
 def test_request_failed() -> None:
@@ -190,3 +200,12 @@ def test_smoke_engine_unavailable() -> None:
     obs = SmokeObservation(engine="", unavailable="no smoke engine for a tts model")
     (f,) = _run(smk.smoke_engine_unavailable, obs)
     assert f.message == "smoke test not run: no smoke engine for a tts model"
+
+
+def test_host_memory_too_small() -> None:
+    obs = SmokeObservation(engine="vllm", host_memory=(812 * 1024**3, 22 * 1024**3))
+    (f,) = _run(smk.host_memory_too_small, obs)
+    assert f.message == (
+        "vLLM was not started: the model needs about 812.00 GiB of RAM (weights + KV cache) and "
+        "this machine has 22.00 GiB available"
+    )

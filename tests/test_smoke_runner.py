@@ -316,6 +316,21 @@ def test_prediction_that_cannot_fit_never_starts_the_server(tmp_path: Path) -> N
     assert not marker.exists()
 
 
+def test_cpu_server_that_cannot_fit_in_ram_is_never_started(tmp_path: Path) -> None:
+    from checker.model import WeightsSummary
+
+    huge = WeightsSummary("safetensors", 2**50, 2**49, {"BF16": 2**50}, "BF16", 1, ("model.safetensors",))
+    marker = tmp_path / "started"
+    result = run_smoke(
+        _facts(tmp_path, weights=huge), Target(None, None, "CPU"), options=_opts(["touch", str(marker)])
+    )
+    assert _codes(result) == ["SMK014"] and not result.passed
+    assert result.findings[0].message.startswith(
+        "vLLM was not started: the model needs about 1048577.00 GiB of RAM"
+    )
+    assert not marker.exists()
+
+
 def test_no_engine_for_the_kind(tmp_path: Path) -> None:
     result = run_smoke(_facts(tmp_path, kind="diffusion"), Target(None, None, "GPU"), options=SmokeOptions())
     assert _codes(result) == ["SMK013"]

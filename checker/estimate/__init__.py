@@ -38,6 +38,10 @@ def _model_dtype_bytes(geo: Geometry, args: dict[str, Any], weights_dtype: str |
     if dtype and dtype != "auto":
         return DTYPE_BYTES.get(str(dtype).lower(), 2), str(dtype)
     if geo.dtype:
+        if DTYPE_BYTES.get(geo.dtype.lower()) == 4:
+            # --dtype auto downcasts float32 checkpoints to 16 bit (vLLM _get_and_verify_dtype), e.g.
+            # gemma-2-9b-it's config.json says float32: its KV cache is bf16, not fp32
+            return 2, "float32->16-bit"
         return DTYPE_BYTES.get(geo.dtype.lower(), 2), geo.dtype
     if weights_dtype and weights_dtype.upper() in ("F32",):
         return 2, "float32->bfloat16"  # vLLM casts fp32 checkpoints to 16 bit by default
@@ -106,19 +110,15 @@ def _vllm_estimate(
     ranks = tp * pp
     weights_gpu = weights_total // ranks + V.LOAD_OVERHEAD
     usable = int(total * s.gpu_memory_utilization)
+    fwd = V.forward_activation_bytes(geo, s.max_num_batched_tokens, tp, dbytes)
+    rows = s.sampler_rows or min(s.max_num_seqs, s.max_num_batched_tokens)
+    smp = V.sampler_bytes(geo, rows, s.sampler_bytes_per_logit)
     if s.engine == "V1":
-        fwd = V.forward_activation_bytes(geo, s.max_num_batched_tokens, tp, dbytes)
-        rows = min(s.max_num_seqs, s.max_num_batched_tokens)
-        smp = V.sampler_bytes(geo, rows)
-        activation = max(fwd, smp)
-        non_torch = V.NON_TORCH_V1
+        # profile_run keeps the batch's hidden states alive while the sampler runs (gpu_model_runner.py)
+        activation = max(fwd, s.max_num_batched_tokens * geo.hidden_size * dbytes + smp)
     else:
-        fwd = V.forward_activation_bytes(geo, s.max_num_batched_tokens, tp, dbytes)
-        rows = min(s.max_num_seqs, s.max_num_batched_tokens)
-        per_logit = V.SAMPLER_BYTES_PER_LOGIT_V0_CHUNKED if s.chunked_prefill else V.SAMPLER_BYTES_PER_LOGIT
-        smp = V.sampler_bytes(geo, rows, per_logit)
         activation = max(fwd, smp) if not s.chunked_prefill else fwd + smp
-        non_torch = V.NON_TORCH_V0_TP if tp > 1 else V.NON_TORCH_V0_TP1
+    non_torch = s.non_torch_bytes
     if geo.multimodal:
         notes.append("multimodal: the encoder's profiling pass is not modelled (adds ~0.1-0.5 GiB)")
     cg = V.cudagraph_bytes(geo, s)
@@ -128,14 +128,10 @@ def _vllm_estimate(
     if layout.note:
         notes.append(layout.note)
     num_blocks = max(0, kv_avail) // layout.page_bytes_per_block if layout.page_bytes_per_block else 0
-    hybrid = layout.blocks_per_request != -(-(s.max_model_len or 1) // s.block_size)
+    # kv_cache_utils.py: printed tokens = num_blocks // groups * block_size; concurrency = num_blocks /
+    # blocks one max_model_len request needs over all groups (get_max_concurrency_for_kv_cache_config)
+    kv_tokens = num_blocks // layout.groups * s.block_size
     concurrency = num_blocks / layout.blocks_per_request if s.max_model_len else None
-    if hybrid and concurrency is not None and s.max_model_len:
-        kv_tokens = int(concurrency * s.max_model_len)
-    else:
-        kv_tokens = num_blocks * s.block_size
-    if kv_avail > 0 and s.max_model_len and not hybrid:
-        concurrency = kv_tokens / s.max_model_len
     if weights_gpu > usable:
         status, reason = "fail", "weights-exceed"
     elif kv_avail <= 0:

@@ -46,6 +46,8 @@ class Geometry:
     moe_intermediate: int = 0
     shared_intermediate: int = 0
     multimodal: bool = False
+    model_type: str | None = None  # config.json model_type (top level for VLMs)
+    quant_method: str | None = None  # config.json quantization_config.quant_method
     source: str = "config.json"
 
 
@@ -67,6 +69,12 @@ def _derived_max_len(cfg: dict[str, Any]) -> int | None:
                 derived = rs["original_max_position_embeddings"]
             derived = int(derived * factor)
     return derived
+
+
+def _quant_method(cfg: dict[str, Any]) -> str | None:
+    q = cfg.get("quantization_config")
+    method = q.get("quant_method") if isinstance(q, dict) else None
+    return method.lower() if isinstance(method, str) else None
 
 
 def geometry_from_config(config: dict[str, Any] | None, text_config: dict[str, Any] | None) -> Geometry | None:
@@ -123,6 +131,8 @@ def geometry_from_config(config: dict[str, Any] | None, text_config: dict[str, A
         sliding_layers=sliding_layers, attention_layers=attention_layers,
         moe_experts_per_tok=experts_per_tok, moe_intermediate=moe_inter, shared_intermediate=shared,
         multimodal=multimodal,
+        model_type=str((config if isinstance(config, dict) else cfg).get("model_type") or "") or None,
+        quant_method=_quant_method(config if isinstance(config, dict) else cfg),
     )
 
 

@@ -5,21 +5,41 @@ vLLM sizes the KV cache from a profiling run (V1: ``gpu_worker.determine_availab
 
     available_kv = total * gpu_memory_utilization - weights - peak_activation - non_torch [- cuda_graphs]
 
-and then ``kv_cache_utils.get_kv_cache_config`` cuts it into blocks of ``block_size`` tokens. What changes
-between versions, and what this module follows (each item was read in vLLM's source at that version):
+and then ``kv_cache_utils.get_kv_cache_config`` cuts it into blocks of ``block_size`` tokens. Every version
+fact below was read in the vLLM sdist of that version (PyPI ``vllm-X.tar.gz``), file@version:
 
 - engine: V1 is the default from 0.8.0; 0.8.x-0.9.x fall back to V0 below compute capability 8.0; V0 is
   gone from 0.11.0.
-- default ``gpu_memory_utilization``: 0.9, 0.92 from 0.21.0 (``vllm/config/cache.py``).
-- CUDA-graph memory: lands on top of total*util until 0.20; profiled and subtracted by default from
-  0.21.0 (``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1``, the log says "default since v0.21.0").
-- ``max_num_batched_tokens`` (the profiled batch): V1 ``vllm serve`` defaults 2048, or 8192 on GPUs with
-  >= 70 GiB that are not A100 (0.9.0+), or 16384 on >= 160 GiB (assumed 0.13.0+); ``max_num_seqs`` 256, or
-  1024 on those large GPUs (``EngineArgs.get_batch_defaults``). V0 without chunked prefill profiles
-  ``max(max_model_len, 2048)`` tokens; V0 ``vllm serve`` switches chunked prefill on above 32K context
-  and then profiles 512 tokens.
-- peak activation: the larger of the model's forward pass over the profiled batch and the sampler's pass
-  over ``min(max_num_seqs, max_num_batched_tokens)`` rows of logits (``_dummy_sampler_run``).
+- default ``gpu_memory_utilization``: 0.9 up to 0.19.1, 0.92 from 0.20.0 (``vllm/config/cache.py``@0.19.1 /
+  @0.20.0).
+- CUDA-graph memory: from 0.20.0 ``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`` defaults to 1 (``envs.py``@0.20.0,
+  "0" in @0.19.1) and ``profile_cudagraph_memory`` (``v1/worker/gpu_model_runner.py``@0.20.0) measures the
+  first (largest) capture plus one more per graph; that estimate is subtracted from the budget
+  (``v1/worker/gpu_worker.py``@0.20.0). Before, the graphs land on top of total*util. The log line says
+  "default since v0.21.0" but the switch is already in the 0.20.0 source.
+- ``max_num_batched_tokens`` / ``max_num_seqs`` for ``vllm serve`` (usage context OPENAI_API_SERVER), V1
+  (``vllm/engine/arg_utils.py``): 0.8.0-0.8.4: 8192 tokens when the device name has "h100"/"h200", else
+  2048; max_num_seqs 1024. 0.8.5: 8192/1024 on >= 70 GiB, else 2048/256. 0.9.0+: the same but not on A100
+  ("a100" not in the device name). 0.28.0+: 16384/1024 on >= 160 GiB (absent in 0.27.1). Without chunked
+  prefill the profiled batch is max_model_len. max_num_seqs = min(default, max_num_batched_tokens)
+  (@0.11.0); max_num_batched_tokens = min(max_num_seqs * max_model_len, default) (``config/scheduler.py``
+  @0.10.1, ``config.py``@0.9.2).
+- V0 (``vllm/config.py`` SchedulerConfig, ``engine/arg_utils.py``): max_num_seqs 256; chunked prefill
+  switches on above 32K context (not for multimodal/sliding-window models); the chunked batch is 512 tokens
+  up to 0.6.4 and 2048 from 0.6.5; without chunking ``max(max_model_len, 2048)``, at least 5120 for
+  multimodal models (``_MULTIMODAL_MODEL_MAX_NUM_BATCHED_TOKENS``@0.6.6). A multimodal V0 profile run uses
+  ``min(max_num_seqs, max_num_batched_tokens // max_mm_tokens)`` sequences (``worker/model_runner.py``@0.7.2).
+- peak activation (V1 ``profile_run``@0.11.0/@0.14.0): the forward over the profiled batch, then the
+  sampler over ``min(max_num_seqs, batch)`` rows while the batch's hidden states are still alive
+  (``_dummy_sampler_run``: temperature 0.5, top_p 0.9, top_k vocab-1). The sampler path depends on the
+  version (``v1/sample/ops/topk_topp_sampler.py``): 0.8.0-0.11.x FlashInfer when installed (not a pip
+  dependency before 0.12.0: ``requirements/cuda.txt``), 0.12.0-0.19.x PyTorch sort (FlashInfer opt-in),
+  0.20.x an in-place Triton top-k/top-p, 0.21.0+ FlashInfer by default (``envs.py``@0.21.0).
+- non-torch memory (``vllm/utils/mem_utils.py`` memory_profiling): the increase since the worker's first
+  snapshot. Up to 0.10.x the snapshot is taken before ``init_worker_distributed_environment``
+  (``v1/worker/gpu_worker.py``@0.10.2), so NCCL / custom all-reduce buffers count; from 0.11.0 the
+  distributed environment is set up first (@0.11.0) and they fall outside the budget. V1 0.8.x subtracts
+  everything the device has allocated that torch does not own (CUDA context included, @0.8.5).
 """
 
 from __future__ import annotations
@@ -37,17 +57,30 @@ from checker.estimate.geometry import (
 )
 
 DEFAULT_BLOCK_SIZE = 16
-# Bytes per logit in the sampler's profiling pass: fp32 logits copy (4), temperature in place, top-k/top-p
-# sort values (4) + int64 indices (8), softmax probs (4), cumulative sum (4), boolean masks (~2), scatter
-# back (4), probs for sampling (4) and the exponential draw (4): ~38-40. Calibration rows agree (V0 0.7-0.8
-# Qwen2.5-1.5B 1.40 GiB, Phi-4 0.94 GiB, Llama-3.2-3B 0.90 GiB; V1 Qwen3-235B 1.40 GiB).
+# Bytes per logit of the PyTorch-sort sampler (V0 and V1 0.8-0.19 without FlashInfer): bf16 logits (2) kept
+# by the caller, the fp32 copy (4), sort values (4) + int64 indices (8) + the sort's own buffers, bool masks,
+# softmax/cumsum (4) and the scattered result (4): ~39. Calibration rows agree (V0 0.7-0.8 Qwen2.5-1.5B
+# 1.40 GiB, Phi-4 0.94 GiB, Llama-3.2-3B 0.90 GiB; V1 ~0.11 Qwen3-235B on L40S 1.40 GiB).
 SAMPLER_BYTES_PER_LOGIT = 39
-# V0 with chunked prefill profiles short chunks; observed activation is logits + probs only (~8 B/logit).
-SAMPLER_BYTES_PER_LOGIT_V0_CHUNKED = 8
-NON_TORCH_V1 = int(0.2 * GIB)  # V1 measures NCCL/cuBLAS before its baseline: 0.07-0.21 GiB observed
+# In-place top-k/top-p (Triton 0.20.x, FlashInfer 0.21+): bf16 logits (2) + fp32 copy (4) + probs (4) +
+# exponential noise / FlashInfer's masked logits (4) (topk_topp_sampler.py@0.20.0 random_sample).
+SAMPLER_BYTES_PER_LOGIT_INPLACE = 14
+# V0 with chunked prefill: the observed peak is the forward pass alone (0.19-0.22 GiB for 8-14B models at
+# 2048 tokens); the sampler adds almost nothing there. An observation, not read in the source.
+SAMPLER_BYTES_PER_LOGIT_V0_CHUNKED = 0
+NON_TORCH_V1 = int(0.2 * GIB)  # V1 measures from a snapshot after CUDA init: 0.07-0.21 GiB observed
+NON_TORCH_V1_08 = int(0.5 * GIB)  # V1 0.8.x counts the CUDA context too (gpu_worker.py@0.8.5); estimate
 NON_TORCH_V0_TP1 = int(0.1 * GIB)  # 0.01-0.35 GiB observed
-NON_TORCH_V0_TP = int(2.0 * GIB)  # custom all-reduce + NCCL buffers: 1.4-3.6 GiB observed with TP>1
+# NCCL channels + custom all-reduce IPC buffers with TP/PP > 1, when they fall inside the budget (V0, V1 <
+# 0.11). NVLink/NVSwitch boxes run many NCCL channels: 1.39-2.1 GiB observed (A100 TP4/TP8); PCIe cards
+# few: 0.25 GiB observed (2x RTX 4090 TP2).
+NON_TORCH_TP_NVLINK = int(2.0 * GIB)
+NON_TORCH_TP_PCIE = int(0.3 * GIB)
 LOAD_OVERHEAD = 32 * MIB  # loaded weights exceed the header total by a few tens of MiB
+# Image tokens one item can take, for V0's multimodal profile (model_runner.py@0.7.2 divides the batch by it):
+# Qwen2-VL/Qwen2.5-VL max_pixels 12845056 / (28*28); LLaVA-1.5 576; LLaVA-NeXT up to 2928.
+MAX_MM_TOKENS_PER_ITEM = {"qwen2_vl": 16384, "qwen2_5_vl": 16384, "llava": 576, "llava_next": 2928}
+V0_MULTIMODAL_MIN_BATCHED_TOKENS = 5120  # _MULTIMODAL_MODEL_MAX_NUM_BATCHED_TOKENS (config.py@0.6.6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +100,10 @@ class VllmSettings:
     block_size: int
     enforce_eager: bool
     cudagraphs_reserved: bool
+    sampler_bytes_per_logit: int = SAMPLER_BYTES_PER_LOGIT
+    sampler_rows: int = 0  # rows of logits the profile samples (0: min(max_num_seqs, batch))
+    non_torch_bytes: int = NON_TORCH_V1
+    hybrid_kv: bool = True  # V1 hybrid allocator (per-layer-type groups)
     assumptions: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -83,6 +120,60 @@ def _as_bool(value: Any) -> bool:
     return bool(value)
 
 
+def nvlink_class(gpu_name: str) -> bool:
+    """GPUs sold in NVLink/NVSwitch boards (SXM/HGX), where NCCL runs many channels with big buffers."""
+    n = gpu_name.lower()
+    if "pcie" in n:
+        return False
+    return any(k in n for k in ("sxm", "h100", "h200", "h800", "h20", "a800", "a100", "b200", "b300", "gb200",
+                                "gh200", "hgx"))
+
+
+def _batch_defaults(v: tuple[int, ...], total_bytes: int, gpu_name: str) -> tuple[int, int]:
+    """V1 ``vllm serve`` defaults (max_num_batched_tokens, max_num_seqs): EngineArgs, arg_utils.py per version."""
+    name = gpu_name.lower()
+    if v < (0, 8, 5):  # 0.8.0-0.8.4: by device name, max_num_seqs 1024 everywhere (arg_utils.py@0.8.0/@0.8.3)
+        return (8192 if ("h100" in name or "h200" in name) else 2048), 1024
+    if v >= (0, 28, 0) and total_bytes >= 160 * GIB:  # arg_utils.py@0.28.0 (absent @0.27.1)
+        return 16384, 1024
+    large = total_bytes >= 70 * GIB and (v < (0, 9, 0) or "a100" not in name)  # A100 excluded from 0.9.0
+    return (8192, 1024) if large else (2048, 256)
+
+
+def _sampler_per_logit(engine: str, v: tuple[int, ...], chunked: bool, notes: list[str]) -> int:
+    if engine == "V0":
+        return SAMPLER_BYTES_PER_LOGIT_V0_CHUNKED if chunked else SAMPLER_BYTES_PER_LOGIT
+    if v >= (0, 21, 0):
+        notes.append("sampler profiled with FlashInfer top-k/top-p (default from vLLM 0.21, envs.py)")
+        return SAMPLER_BYTES_PER_LOGIT_INPLACE
+    if v >= (0, 20, 0):
+        notes.append("sampler profiled with the in-place Triton top-k/top-p (vLLM 0.20)")
+        return SAMPLER_BYTES_PER_LOGIT_INPLACE
+    if v < (0, 12, 0):
+        notes.append("sampler profiled with PyTorch sort; an image with FlashInfer installed uses it by default "
+                     "in vLLM 0.8-0.11 and needs ~2/3 less for the sampler")
+    return SAMPLER_BYTES_PER_LOGIT
+
+
+def _v0_fallback(args: dict[str, Any], v: tuple[int, ...], geo: Geometry, cc: int | None) -> str | None:
+    """Why 0.8-0.10 would run V0 (EngineArgs._is_v1_supported_oracle, arg_utils.py@0.8.0/0.8.3/0.8.5/0.10.1)."""
+    if cc is not None and cc < 80 and v < (0, 10, 0):
+        return "compute capability < 8.0"
+    kv = str(_arg(args, "kv_cache_dtype") or "auto").lower()
+    # fp8 KV needs FlashAttention 3 (Hopper, cc 9.x) from 0.8.2 (fa_utils.flash_attn_supports_fp8); 0.8.0 none
+    if kv.startswith("fp8") and (v < (0, 8, 2) or cc is None or cc // 10 != 9):
+        return f"--kv-cache-dtype {kv} without FlashAttention 3"
+    dtype = str(_arg(args, "dtype") or "").lower()
+    if dtype in ("float32", "float", "fp32"):
+        return "--dtype float32"
+    quant = str(_arg(args, "quantization") or geo.quant_method or "").lower()
+    if quant == "gguf" or (quant == "bitsandbytes" and v < (0, 8, 3)):
+        return f"--quantization {quant}"
+    if v < (0, 8, 3) and _arg(args, "enable_lora") is not None and _as_bool(_arg(args, "enable_lora")):
+        return "LoRA"
+    return None
+
+
 def resolve_settings(
     args: dict[str, Any], version: tuple[int, ...] | None, geo: Geometry, total_bytes: int,
     gpu_name: str, cc: int | None,
@@ -91,19 +182,19 @@ def resolve_settings(
     v = version
     if v is None:
         v = (0, 21, 0)
-        notes.append("vLLM version unknown: assumed a recent V1 (>= 0.21: util 0.92, CUDA graphs reserved)")
-    if v < (0, 8, 0) or (v < (0, 10, 0) and cc is not None and cc < 80):
-        engine = "V0"
-        if v >= (0, 8, 0):
-            notes.append("compute capability < 8.0: vLLM falls back to the V0 engine")
-    else:
-        engine = "V1"
+        notes.append("vLLM version unknown: assumed a recent V1 (>= 0.20: util 0.92, CUDA graphs reserved)")
+    engine = "V0" if v < (0, 8, 0) else "V1"
+    if engine == "V1" and v < (0, 11, 0):
+        why = _v0_fallback(args, v, geo, cc)
+        if why:
+            engine = "V0"
+            notes.append(f"{why}: vLLM {'.'.join(map(str, v))} falls back to the V0 engine")
     tp = int(_arg(args, "tensor_parallel_size") or 1)
     pp = int(_arg(args, "pipeline_parallel_size") or 1)
 
     util = _arg(args, "gpu_memory_utilization")
     if util is None:
-        util = 0.92 if v >= (0, 21, 0) else 0.9
+        util = 0.92 if v >= (0, 20, 0) else 0.9
         notes.append(f"gpu_memory_utilization defaults to {util} in vLLM {'.'.join(map(str, v))}")
     util = float(util)
 
@@ -114,48 +205,71 @@ def resolve_settings(
             notes.append(f"max_model_len defaults to the model's limit {mml}")
     mml = int(mml) if mml else None
 
-    large = total_bytes >= 70 * GIB and "a100" not in gpu_name.lower()
-    huge = total_bytes >= 160 * GIB
     mns = _arg(args, "max_num_seqs")
     mnbt = _arg(args, "max_num_batched_tokens")
     chunked_arg = _arg(args, "enable_chunked_prefill")
+    sampler_rows = 0
     if engine == "V1":
         chunked = True if chunked_arg is None else _as_bool(chunked_arg)
-        if mns is None:
-            mns = 1024 if (large or huge) and v >= (0, 9, 0) else 256
+        d_tokens, d_seqs = _batch_defaults(v, total_bytes, gpu_name)
         if mnbt is None:
-            if huge and v >= (0, 13, 0):
-                mnbt = 16384
-            elif large and v >= (0, 9, 0):
-                mnbt = 8192
-            else:
-                mnbt = 2048
+            mnbt = d_tokens
             if not chunked and mml:
                 mnbt = max(mnbt, mml)
-            notes.append(f"max_num_batched_tokens defaults to {mnbt}, max_num_seqs to {mns} (vllm serve, V1)")
+            elif mml:
+                mnbt = min(int(mns or d_seqs) * mml, mnbt)
+        if mns is None:
+            mns = min(d_seqs, int(mnbt)) if v >= (0, 11, 0) else d_seqs
+        notes.append(f"vllm serve profiles max_num_batched_tokens={mnbt}, max_num_seqs={mns} (V1)")
     else:
         if mns is None:
             mns = 256
         if chunked_arg is None:
-            chunked = bool(mml and mml > 32768)
+            chunked = bool(mml and mml > 32768 and not geo.multimodal and not geo.sliding_window)
             if chunked:
                 notes.append("V0 switches chunked prefill on above 32K context")
         else:
             chunked = _as_bool(chunked_arg)
         if mnbt is None:
-            mnbt = 512 if chunked else max(mml or 2048, 2048)
+            if chunked:
+                mnbt = 512 if v < (0, 6, 5) else 2048
+            else:
+                mnbt = max(mml or 2048, 2048)
+                if geo.multimodal:
+                    mnbt = max(mnbt, V0_MULTIMODAL_MIN_BATCHED_TOKENS)
             notes.append(f"V0 profiles max_num_batched_tokens={mnbt}, max_num_seqs={mns}")
+        mm_tokens = MAX_MM_TOKENS_PER_ITEM.get(geo.model_type or "") if geo.multimodal else None
+        if mm_tokens:
+            sampler_rows = max(1, min(int(mns), int(mnbt) // mm_tokens))
+            notes.append(f"V0 multimodal profile: {sampler_rows} sequence(s) of up to {mm_tokens} image tokens")
     kv_dtype = str(_arg(args, "kv_cache_dtype") or "auto")
     block = int(_arg(args, "block_size") or DEFAULT_BLOCK_SIZE)
     eager = _as_bool(_arg(args, "enforce_eager")) if _arg(args, "enforce_eager") is not None else False
-    cudagraphs_reserved = engine == "V1" and v >= (0, 21, 0) and not eager
+    cudagraphs_reserved = engine == "V1" and v >= (0, 20, 0) and not eager
     if engine == "V1" and not cudagraphs_reserved and not eager:
-        notes.append("CUDA-graph memory is not reserved before vLLM 0.21: it lands on top of total x util")
+        notes.append("CUDA-graph memory is not reserved before vLLM 0.20: it lands on top of total x util")
+    per_logit = _sampler_per_logit(engine, v, chunked, notes)
+
+    # non-torch memory inside the budget
+    ranks = tp * pp
+    comm_counted = engine == "V0" or v < (0, 11, 0)
+    if engine == "V0":
+        non_torch = NON_TORCH_V0_TP1
+    elif v < (0, 9, 0):
+        non_torch = NON_TORCH_V1_08
+    else:
+        non_torch = NON_TORCH_V1
+    if ranks > 1 and comm_counted:
+        nv = nvlink_class(gpu_name)
+        non_torch += NON_TORCH_TP_NVLINK if nv else NON_TORCH_TP_PCIE
+        notes.append(f"NCCL/custom all-reduce buffers counted in the budget ({'NVLink' if nv else 'PCIe'} class, "
+                     f"~{(NON_TORCH_TP_NVLINK if nv else NON_TORCH_TP_PCIE) / GIB:.1f} GiB)")
     return VllmSettings(
         version=v, engine=engine, gpu_memory_utilization=util, max_model_len=mml, max_num_seqs=int(mns),
         max_num_batched_tokens=int(mnbt), chunked_prefill=chunked, tensor_parallel_size=tp,
         pipeline_parallel_size=pp, kv_cache_dtype=kv_dtype, block_size=block, enforce_eager=eager,
-        cudagraphs_reserved=cudagraphs_reserved, assumptions=tuple(notes),
+        cudagraphs_reserved=cudagraphs_reserved, sampler_bytes_per_logit=per_logit, sampler_rows=sampler_rows,
+        non_torch_bytes=non_torch, hybrid_kv=engine == "V1" and v >= (0, 9, 2), assumptions=tuple(notes),
     )
 
 
@@ -163,16 +277,17 @@ def forward_activation_bytes(geo: Geometry, tokens: int, tp: int, dtype_bytes: i
     """Peak transient memory of one decoder layer over ``tokens`` tokens (the MLP dominates).
 
     Residual + normed hidden + output (3 x hidden) alongside gate_up (2 x I/tp) and the activation output
-    (I/tp). MoE layers route every token to ``experts_per_tok`` experts of ``moe_intermediate`` width.
+    (I/tp). MoE layers (fused_moe: intermediate_cache1 [M, topk, 2I/tp], cache2 [M*topk, I/tp], cache3
+    [M, topk, hidden]) route every token to ``experts_per_tok`` experts of ``moe_intermediate`` width; M is
+    chunked at VLLM_FUSED_MOE_CHUNK_SIZE (16384 in envs.py@0.14.0).
     """
     tp = max(1, tp)
     if geo.moe_experts_per_tok:
-        # fused MoE caches: gate_up + activation per routed copy, plus each copy's hidden-size output
-        routed = geo.moe_experts_per_tok * (3 * geo.moe_intermediate // tp + geo.hidden_size)
-        mlp = routed + 3 * geo.shared_intermediate // tp
-    else:
-        mlp = 3 * geo.intermediate_size // tp
-    return tokens * dtype_bytes * (3 * geo.hidden_size + mlp)
+        moe_tokens = min(tokens, 16384)
+        routed = moe_tokens * geo.moe_experts_per_tok * (3 * geo.moe_intermediate // tp + geo.hidden_size)
+        dense = tokens * (3 * geo.hidden_size + 3 * geo.shared_intermediate // tp)
+        return dtype_bytes * (routed + dense)
+    return tokens * dtype_bytes * (3 * geo.hidden_size + 3 * geo.intermediate_size // tp)
 
 
 def sampler_bytes(geo: Geometry, rows: int, per_logit: int = SAMPLER_BYTES_PER_LOGIT) -> int:
@@ -180,7 +295,12 @@ def sampler_bytes(geo: Geometry, rows: int, per_logit: int = SAMPLER_BYTES_PER_L
 
 
 def cudagraph_bytes(geo: Geometry, s: VllmSettings) -> int:
-    """Captured-graph pools: ~0.1 GiB plus a few MiB per layer (0.17-0.7 GiB observed for one GPU)."""
+    """Captured-graph pools: ~0.1 GiB plus a few MiB per layer (0.17-0.7 GiB observed for one GPU).
+
+    vLLM 0.20+ measures it (first capture + one more graph per size); the sizes go up to
+    min(2 * max_num_seqs, 512) tokens (config/scheduler.py@0.10.1), so the pool stays small next to the KV
+    cache. This is a typical figure, not a model of the capture.
+    """
     if s.enforce_eager:
         return 0
     layers = layers_per_gpu(geo.num_layers, s.pipeline_parallel_size)
@@ -193,10 +313,20 @@ class KvLayout:
     page_bytes_per_block: int  # bytes one block id costs across the layers that share it
     blocks_per_request: int  # blocks one request at max_model_len holds
     tokens_per_block_id: int  # KV tokens one block id stands for, for the token count vLLM prints
+    groups: int = 1  # KV cache groups (hybrid allocator)
     note: str | None = None
 
 
 def kv_layout(geo: Geometry, s: VllmSettings, dtype_bytes: int) -> KvLayout:
+    """vLLM's KV cache groups (v1/core/kv_cache_utils.py@0.14.0 _get_kv_cache_groups_uniform_page_size).
+
+    Layers are grouped by spec; group size is the smallest layer count, or the largest when it is under
+    1.25x the smallest (that rule from 0.12.0; absent in 0.11.0). One block id holds one page per layer of a
+    group, so num_blocks = available // (page * group_size); the printed token count is
+    num_blocks // groups * block_size; a sliding group keeps min(window - 1 + max_num_batched_tokens,
+    max_model_len) tokens + 1 block (kv_cache_interface.py SlidingWindowSpec.max_memory_usage_bytes) and
+    concurrency = num_blocks / blocks one request needs over all groups (get_max_concurrency_for_kv_cache_config).
+    """
     kvb = kv_dtype_bytes(s.kv_cache_dtype, dtype_bytes)
     per_layer = layer_kv_bytes_per_token(geo, s.tensor_parallel_size, kvb)
     layers = layers_per_gpu(geo.attention_layers or geo.num_layers, s.pipeline_parallel_size)
@@ -204,11 +334,11 @@ def kv_layout(geo: Geometry, s: VllmSettings, dtype_bytes: int) -> KvLayout:
     mml = s.max_model_len or 1
     full_blocks = -(-mml // block)
     sliding = min(geo.sliding_layers, layers) if geo.sliding_window else 0
-    if s.engine == "V1" and sliding and sliding < layers:
-        # Hybrid allocator: layers are grouped in groups of equal size; one block id holds one page
-        # for each layer of a group; a sliding group keeps at most window-1+max_num_batched_tokens tokens.
+    if s.engine == "V1" and s.hybrid_kv and sliding and sliding < layers:
         full = layers - sliding
         group = min(full, sliding)
+        if s.version and s.version >= (0, 12, 0) and max(full, sliding) < group * 1.25:
+            group = max(full, sliding)
         n_full_groups = -(-full // group)
         n_slide_groups = -(-sliding // group)
         slide_tokens = min(geo.sliding_window - 1 + s.max_num_batched_tokens, mml)
@@ -216,9 +346,9 @@ def kv_layout(geo: Geometry, s: VllmSettings, dtype_bytes: int) -> KvLayout:
         return KvLayout(
             bytes_per_token=per_layer * layers, page_bytes_per_block=per_layer * group * block,
             blocks_per_request=n_full_groups * full_blocks + n_slide_groups * slide_blocks,
-            tokens_per_block_id=block,
+            tokens_per_block_id=block, groups=n_full_groups + n_slide_groups,
             note=f"hybrid KV cache: {full} full-attention and {sliding} sliding-window layers "
-            f"(window {geo.sliding_window}) in groups of {group}",
+            f"(window {geo.sliding_window}) in {n_full_groups + n_slide_groups} groups of {group}",
         )
     return KvLayout(
         bytes_per_token=per_layer * layers, page_bytes_per_block=per_layer * layers * block,

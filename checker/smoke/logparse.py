@@ -39,7 +39,7 @@ class LogFacts:
     engine_init_s: float | None = None
     version: str | None = None
     failures: tuple[LogFailure, ...] = ()
-    error_lines: tuple[str, ...] = ()  # last ERROR / Traceback-tail lines, for unknown failures
+    error_lines: tuple[str, ...] = ()  # first and last exception / ERROR lines, for unknown failures
 
     def figures(self) -> dict[str, Any]:
         return {
@@ -225,7 +225,12 @@ def parse(text: str) -> LogFacts:
                 failures.append(LogFailure("tokenizer", line[:2000], {"exception": line[:300]}))
         if _EXC_LINE.match(line) or (" ERROR " in raw[:80] and not in_traceback and not _FRAME.match(line)):
             errors.append(line[:500])
-    return LogFacts(**values, failures=_dedupe(failures), error_lines=tuple(errors[-5:]))
+    return LogFacts(**values, failures=_dedupe(failures), error_lines=_ends(errors))
+
+
+def _ends(lines: list[str], n: int = 5) -> tuple[str, ...]:
+    """First and last ``n`` lines: the root cause is near the start, the final verdict at the end."""
+    return tuple(lines if len(lines) <= 2 * n else lines[:n] + lines[-n:])
 
 
 def _typed(data: dict[str, str]) -> dict[str, Any]:

@@ -53,7 +53,6 @@ _NEGATABLE = {
     "trust_remote_code",
     "enforce_eager",
 }
-_SMOKE_CODES: tuple[str, ...] = tuple(f"SMK{i:03d}" for i in range(1, 14))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -198,6 +197,13 @@ def run_smoke(
         obs = SmokeObservation(engine=engine, unavailable=unavailable, model=facts.root)
         return _result(facts, target, estimate, obs, settings, metrics={})
 
+    env = _server_env(target, options, engine)
+    short = None if container or options.force else _host_memory_short(facts, target, engine, env)
+    if short:
+        # a local CPU server that cannot hold the weights would only thrash and be OOM-killed: stop here
+        obs = SmokeObservation(engine=engine, host_memory=short, model=facts.root)
+        return _result(facts, target, estimate, obs, settings, metrics={})
+
     port = process.free_port()
     host = "127.0.0.1"
     base_url = f"http://{host}:{port}"
@@ -214,7 +220,6 @@ def run_smoke(
     if container:
         final = _name_container(final, container)
     log_path = options.log_path or _new_log_path()
-    env = _server_env(target, options, engine)
 
     server = process.ServerProcess(
         final, log_path=log_path, env=env, stop_grace_s=options.stop_grace_s, container_name=container
@@ -517,6 +522,36 @@ def _new_log_path() -> str:
     return path
 
 
+def _host_memory_short(
+    facts: ModelFacts, target: Target, engine: str, env: dict[str, str]
+) -> tuple[int, int] | None:
+    """(needed, available) bytes when a local vLLM CPU server cannot hold the weights plus its KV cache."""
+    if engine != "vllm" or "VLLM_CPU_KVCACHE_SPACE" not in env:  # set only for CPU targets
+        return None
+    available = _mem_available()
+    if available is None or facts.weights.total_bytes <= 0:
+        return None
+    weights = facts.weights.total_bytes
+    if facts.weights.dominant_dtype in ("F32", "FP32", "float32"):
+        weights //= 2  # vLLM's CPU backend downcasts float32 checkpoints to bfloat16
+    try:
+        kv = int(float(env["VLLM_CPU_KVCACHE_SPACE"] or 0) * GIB)
+    except ValueError:
+        kv = 0
+    needed = weights + kv
+    return (needed, available) if needed > available else None
+
+
+def _mem_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _server_env(target: Target, options: SmokeOptions, engine: str) -> dict[str, str]:
     env = dict(os.environ)
     # the model is a local folder: never reach out to the Hub, never phone home
@@ -525,7 +560,7 @@ def _server_env(target: Target, options: SmokeOptions, engine: str) -> dict[str,
     env.setdefault("VLLM_NO_USAGE_STATS", "1")
     env.setdefault("DO_NOT_TRACK", "1")
     chip = (target.chip or (target.image.chip if target.image else None) or "").upper()
-    if engine == "vllm" and (chip == "CPU" or target.gpu_count == 0):
+    if engine == "vllm" and chip == "CPU":
         # vLLM's CPU backend takes its KV cache size from here (GiB); its default is a large share of RAM
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     env.update(options.env)

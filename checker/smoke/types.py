@@ -87,6 +87,7 @@ class SmokeObservation:
     engine: str  # "vllm" | "llama.cpp" | "" when none
     command: tuple[str, ...] = ()
     unavailable: str | None = None  # why no engine could run this model (SMK013)
+    host_memory: tuple[int, int] | None = None  # (bytes needed, bytes available) when it cannot fit (SMK014)
     started: bool = False
     ready: bool = False
     timed_out: bool = False
