@@ -88,7 +88,8 @@ def _collect_engine_args(kwargs: dict[str, Any]) -> dict[str, Any]:
 def _fail(err: CheckError, debug: bool) -> None:
     if debug:
         raise err
-    click.echo(f"error: {err}", err=True)
+    # one line, always: messages quoting a parser's multi-line error (PyYAML marks) are joined
+    click.echo("error: " + " ".join(part.strip() for part in str(err).splitlines() if part.strip()), err=True)
     sys.exit(err.exit_code)
 
 

@@ -33,6 +33,7 @@ import copy
 import fnmatch
 import json
 import os
+import stat
 import sys
 import threading
 from dataclasses import MISSING, dataclass, fields, is_dataclass, replace
@@ -47,6 +48,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 CONFIG_NAMES = (".modelcheck.toml", "pyproject.toml")
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # pyproject.toml files are KBs; bounds tomllib's whole-file parse
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.json"
 UNUSED_SUPPRESSION_CODE = "CHK003"
 # Files that make a folder a model folder (shared with checker.precommit).
@@ -276,11 +278,19 @@ def load_file(path: str | os.PathLike[str], *, required: bool = True) -> Config 
         if hit is not None and hit.key == key and (hit.config is not None or not required):
             return hit.config
     display = _display(path)
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block, /dev/zero would never end
+        raise ConfigError(f"{display}: cannot read config: not a regular file")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{display}: cannot read config: {st.st_size} bytes is too large for a config file")
     try:
         with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
+            doc = tomllib.loads(fh.read(MAX_CONFIG_BYTES + 1).decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"{display}: cannot read config: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{display}: invalid TOML: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise ConfigError(f"{display}: invalid TOML: nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{display}: invalid TOML: {exc}") from None
     tool = doc.get("tool") if isinstance(doc.get("tool"), dict) else {}

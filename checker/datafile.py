@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,9 @@ def _parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=loader)  # noqa: S506 - safe loader
 
 
-@lru_cache(maxsize=None)
 def load(name: str) -> Any:
-    """Parsed content of ``checker/catalog/<name>`` (a .yaml file)."""
+    """Parsed content of ``checker/catalog/<name>`` (a .yaml file), a fresh object on every call
+    (callers may mutate it; the JSON parse costs about a millisecond)."""
     path = CATALOG_DIR / name
     raw = path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()

@@ -425,6 +425,8 @@ def deploy_schema() -> dict[str, Any]:
 
 def _read(path: str, what: str) -> str:
     try:
+        if os.path.exists(path) and not os.path.isfile(path):  # a FIFO or device would block or never end
+            raise ConfigError(f"{what} {path}: not a regular file")
         with open(path, encoding="utf-8") as fh:
             return fh.read(4 * 1024 * 1024)
     except FileNotFoundError:
@@ -475,6 +477,8 @@ def _load_service(path: str, online: bool) -> dict[str, Any]:
     text = _read(path, "service")
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{name}: (top level): invalid JSON: nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{name}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}") from None
     if not isinstance(doc, dict):
@@ -543,12 +547,17 @@ def _load_deploy(path: str, online: bool) -> dict[str, Any]:
 
     name = os.path.basename(path)
     text = _read(path, "deploy file")
+    from checker.facts.jsonfile import load_yaml_bounded
+
     try:
-        doc = yaml.safe_load(text)
+        doc = load_yaml_bounded(text, yaml.SafeLoader)  # bounded: alias bombs are refused
+    except RecursionError:
+        raise ConfigError(f"{name}: (top level): invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(top level)"
-        raise ConfigError(f"{name}: {where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{name}: {where}: invalid YAML: {problem}") from None
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):

@@ -8,7 +8,7 @@ smallest first (GPU count, then total GPU memory, then name). Pure: no I/O beyon
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from checker.model import Estimate, ImageRef, Instance, ModelFacts, Target
@@ -57,7 +57,7 @@ def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image
             continue
         args = {**engine_args, "tensor_parallel_size": tp} if image is None or image.engine == "vllm" else engine_args
         target = Target(image=image, instance=inst, chip=inst.chip, engine_args=args)
-        est = compute(facts, target)
+        est = compute(facts, target, fixes=False)
         if est is None:
             return None
         if est.extra.get("status") == "ok":
@@ -84,6 +84,8 @@ def plan(
     engine_args = dict(engine_args or {})
     rows: list[tuple[PlanRow, Instance]] = []
     seen: set[tuple[str, str]] = set()
+    # many instance types share a GPU model and count: estimate each combination once
+    fits: dict[tuple[Any, ...], PlanRow | None] = {}
     for inst in catalog.instances(chip=chip):
         if clouds and inst.cloud not in clouds:
             continue
@@ -91,8 +93,12 @@ def plan(
         if key in seen:
             continue
         seen.add(key)
-        row = fit_on(facts, inst, engine_args, image)
+        combo = (inst.gpu, inst.gpu_count, inst.chip)
+        if combo not in fits:
+            fits[combo] = fit_on(facts, inst, engine_args, image)
+        row = fits[combo]
         if row is not None:
+            row = replace(row, instance=inst.name, cloud=inst.cloud)
             rows.append((row, inst))
     # smallest first: GPUs, GPU memory, then the host (vCPU, RAM) the instance drags along
     rows.sort(key=lambda ri: (ri[0].gpu_count, ri[0].total_vram_bytes, ri[1].vcpu or 0, ri[1].mem_gib or 0,

@@ -4,7 +4,9 @@ entry-point group. Both are read the same way: every function decorated with ``@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import sys
 from dataclasses import dataclass, field
 from types import ModuleType
 
@@ -43,21 +45,67 @@ def _builtin_modules() -> list[ModuleType]:
     return [importlib.import_module(f"rules.{name}") for name in names]
 
 
-def _plugin_modules() -> tuple[list[ModuleType], list[tuple[str, str]]]:
-    from importlib.metadata import entry_points
+def plugin_entry_points(group: str = ENTRY_POINT_GROUP) -> list[tuple[str, str]]:
+    """(name, "module[:attr]") for every entry point of ``group`` in the installed distributions.
 
+    Reads the ``*.dist-info`` / ``*.egg-info`` ``entry_points.txt`` files on sys.path directly: the same
+    answer as ``importlib.metadata.entry_points(group=...)`` (a test holds them equal), without its
+    ~40 ms import and full metadata scan on every run. The first distribution of a name on sys.path
+    wins, as with importlib.metadata."""
+    found: list[tuple[str, str]] = []
+    seen_dists: set[str] = set()
+    header = f"[{group}]"
+    for base in sys.path:
+        try:
+            names = sorted(os.listdir(base or "."))
+        except OSError:
+            continue
+        for entry in names:
+            if not entry.endswith((".dist-info", ".egg-info")):
+                continue
+            dist = entry.rsplit(".", 1)[0].split("-", 1)[0].lower().replace("_", "-").replace(".", "-")
+            if dist in seen_dists:
+                continue
+            seen_dists.add(dist)
+            try:
+                with open(os.path.join(base or ".", entry, "entry_points.txt"), encoding="utf-8") as fh:
+                    text = fh.read(1 << 20)
+            except OSError:
+                continue
+            if header not in text:
+                continue
+            in_group = False
+            for raw in text.splitlines():
+                line = raw.strip()
+                if line.startswith("["):
+                    in_group = line == header
+                elif in_group and "=" in line and not line.startswith(("#", ";")):
+                    name, _, value = line.partition("=")
+                    found.append((name.strip(), value.split("[", 1)[0].strip()))
+    return found
+
+
+def _load_entry_point(value: str) -> object:
+    module_name, _, attr = value.partition(":")
+    obj: object = importlib.import_module(module_name.strip())
+    for part in filter(None, attr.strip().split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _plugin_modules() -> tuple[list[ModuleType], list[tuple[str, str]]]:
     modules: list[ModuleType] = []
     errors: list[tuple[str, str]] = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for name, value in plugin_entry_points():
         try:
-            loaded = ep.load()
+            loaded = _load_entry_point(value)
         except Exception as exc:  # a broken plugin must not take the gate down
-            errors.append((ep.name, f"{type(exc).__name__}: {exc}".splitlines()[0]))
+            errors.append((name, f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__))
             continue
         if isinstance(loaded, ModuleType):
             modules.append(loaded)
         else:
-            errors.append((ep.name, f"entry point {ep.value!r} is not a module"))
+            errors.append((name, f"entry point {value!r} is not a module"))
     return modules, errors
 
 

@@ -123,7 +123,7 @@ def gpu_below_engine_minimum(ctx: Context) -> Iterator[Finding]:
             + (" or a vLLM <= 0.19 image (the last documented for 7.0)" if engine == "vllm" and gpu.cc_int >= 70 else ""))
     yield Finding(
         f"{gpu.name} has compute capability {gpu.compute_capability}, below the {need} {engine} "
-        f"{engines.fmt(v)} needs ({m.note})",
+        f"{engines.fmt(v)} needs: {m.note}",
         severity=None if m.certain else Severity.WARNING, hint=hint,
         data={"gpu": gpu.name, "compute_capability": gpu.compute_capability, "min": need, "engine": engine,
               "version": engines.fmt(v)},
@@ -271,6 +271,8 @@ def quantization_not_in_engine(ctx: Context) -> Iterator[Finding]:
     method, explicit = _quant_method(ctx)
     if engine != "vllm" or not method or v is None:
         return
+    if ctx.facts.kind == "gguf" and not explicit:
+        return  # GGUF on vLLM (experimental, plugin from 0.33) is IMG002's: one cause, one finding
     s = engines.quant_support(method, v)
     src = "engine_args.quantization" if explicit else (
         "config.json:quantization_config.quant_method" if ctx.facts.kind != "gguf" else None)

@@ -67,6 +67,9 @@ def _fix_hint(ctx: Context, first: str = "") -> str:
         fixes.append(f"--max-model-len {fit}")
     if x.get("min_gpu_memory_utilization"):
         fixes.append(f"--gpu-memory-utilization {x['min_gpu_memory_utilization']:.2f}")
+    seqs = _fewer_seqs_fix(ctx)
+    if seqs:
+        fixes.append(f"--max-num-seqs {seqs}")
     tp = x.get("fit_tensor_parallel_size")
     if tp and tp <= ctx.target.gpu_count:
         fixes.append(f"--tensor-parallel-size {tp}")
@@ -83,6 +86,29 @@ def _weights_path(ctx: Context) -> str | None:
         index = [f for f in ctx.facts.json_files if f.endswith((".safetensors.index.json", ".bin.index.json"))]
         return index[0] if index else None
     return files[0] if files else None
+
+
+def _fewer_seqs_fix(ctx: Context) -> int | None:
+    """The largest --max-num-seqs (below the current one) with which vLLM starts, when a smaller profiling
+    pass is the fix: vLLM 0.8.x warms the sampler up with 1024 sequences ("try lowering max_num_seqs")."""
+    est = ctx.estimate
+    current = est.extra.get("max_num_seqs")
+    if est.engine != "vllm" or not isinstance(current, int) or est.weights_bytes_per_gpu > est.usable_bytes:
+        return None
+    from dataclasses import replace
+
+    from checker.estimate import compute
+
+    for seqs in (256, 128, 64):
+        if seqs >= current:
+            continue
+        try:
+            alt = compute(ctx.facts, replace(ctx.target, engine_args={**ctx.target.engine_args, "max_num_seqs": seqs}))
+        except Exception:  # noqa: BLE001 - a hint must never break the check
+            return None
+        if alt is not None and alt.extra.get("status") == "ok":
+            return seqs
+    return None
 
 
 def _fp8_kv_helps(ctx: Context) -> bool:
@@ -172,7 +198,9 @@ def max_model_len_exceeds_kv_cache(ctx: Context) -> Iterator[Finding]:
     yield Finding(
         f"max_model_len {est.max_model_len} is larger than the {est.kv_cache_tokens} tokens the KV cache "
         f"holds on {_where(ctx)} ({_g(est.kv_cache_bytes)} at {est.kv_cache_bytes_per_token} B/token)",
-        path="config.json:max_position_embeddings" if "max_model_len" not in ctx.target.engine_args else None,
+        path=None if "max_model_len" in ctx.target.engine_args else (
+            "config.json:max_position_embeddings" if ctx.facts.kind != "gguf" else
+            (ctx.facts.gguf[0].path if ctx.facts.gguf else None)),
         hint=_fix_hint(ctx) if fit or not _fp8_kv_helps(ctx) else _fix_hint(ctx, "--kv-cache-dtype fp8"),
         data=_data(ctx),
     )

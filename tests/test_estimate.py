@@ -190,6 +190,11 @@ def test_llama_cpp_gguf() -> None:
     assert est.extra["status"] == "ok" and est.extra["gpu_layers"] == 32
     small = compute(facts, target(None, gpu("Tesla P4", 7.4, "6.1"), engine="llama.cpp", max_model_len=131072))
     assert small.extra["status"] == "fail" and 0 < small.extra["gpu_layers"] < 32
+    # the same file under vLLM: vLLM's budget and paged KV (GGUF needs V0 before 0.9.0: arg_utils.py@0.8.5)
+    v = compute(facts, target("0.14.0", max_model_len=8192))
+    assert v.engine == "vllm" and v.extra["vllm_engine"] == "V1" and v.kv_cache_bytes_per_token == 131072
+    assert v.weights_bytes == 4_900_000_000 and v.kv_cache_tokens % 16 == 0
+    assert compute(facts, target("0.8.5", max_model_len=8192)).extra["vllm_engine"] == "V0"
 
 
 def _bench():

@@ -27,7 +27,7 @@ CHAT = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|
 # words a fix starts from: a flag, a command, or an imperative naming the action
 ACTION = re.compile(
     r"(--[a-z]|`|\b(use|deploy|download|run|add|set|delete|serve|pass|drop|mount|convert|copy|remove|"
-    r"merge|move|lower|raise|choose|pick|review|fix|keep|re-download|check|put|install|request)\b)",
+    r"merge|move|lower|raise|choose|pick|review|fix|keep|re-download|check|put|install|request|point)\b)",
     re.I,
 )
 
@@ -228,7 +228,8 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     add("cosyvoice", b.make_cosyvoice(root / "CosyVoice2-0.5B"))
     add("adapter", b.make_adapter(root / "qwen2.5-7b-lora-sql"))
     add("ollama", b.make_ollama_store(root / "ollama-models"))
-    add("hfcache", b.make_hf_cache(root / "hub") / "snapshots" / "7ae557604adf67be50417f59c2c2f167def9a775")
+    add("hfcache_repo", b.make_hf_cache(root / "hub"))
+    add("hfcache", m["hfcache_repo"] / "snapshots" / "7ae557604adf67be50417f59c2c2f167def9a775")
     # EAS service files next to the model
     specs = Path(b.__file__).parent / "specs"
     for f in specs.glob("eas_*.json"):
@@ -318,7 +319,7 @@ SCENARIOS = [
       id="llama31-gpu-h100x2"),
     S("mistral-a10-16k", "mistral", (*VLLM, *A10, "--max-model-len", "16384"), 0, "hf-llm", {},
       id="mistral-a10-16k"),
-    S("qwen3-vllm084-8k", "qwen3", ("--image", "vllm:0.8.4", *A10, "--max-model-len", "8192"), 0, "hf-llm", {},
+    S("qwen3-vllm084-8k", "qwen3", ("--image", "vllm:0.8.4", *L20, "--max-model-len", "8192"), 0, "hf-llm", {},
       id="qwen3-vllm084-8k"),
     S("qwen2vl-vllm061-8k", "qwen2vl", ("--image", "vllm:0.6.1", *A10, "--max-model-len", "8192"), 0, "hf-llm",
       {}, id="qwen2vl-vllm061-8k"),
@@ -360,7 +361,7 @@ SCENARIOS = [
       {"ENG001": "error"}, id="qwen2vl-vllm060"),
     S("qwen25vl-vllm063", "qwen25vl", ("--image", "vllm:0.6.3", *A10, "--max-model-len", "8192"), 1, "hf-llm",
       {"ENG001": "error"}, id="qwen25vl-vllm063"),
-    S("qwen3-vllm083", "qwen3", ("--image", "vllm:0.8.3", *A10, "--max-model-len", "8192"), 1, "hf-llm",
+    S("qwen3-vllm083", "qwen3", ("--image", "vllm:0.8.3", *L20, "--max-model-len", "8192"), 1, "hf-llm",
       {"ENG001": "error"}, id="qwen3-vllm083"),
     S("gemma3-vllm073", "gemma3", ("--image", "vllm:0.7.3", *A10), 1, "hf-llm", {"ENG001": "error"},
       id="gemma3-vllm073"),
@@ -369,8 +370,9 @@ SCENARIOS = [
     S("baichuan-vllm014", "baichuan", (*VLLM, *A10, "--trust-remote-code"), 0, "hf-llm", {"SEC004": "warning"},
       id="baichuan-vllm014-trc"),
     # --- GPU vs engine / dtype / quantization
+    # 0.20 defaults to util 0.92: 14.2 GiB of weights fit in 14.5 GiB, nothing is left for the KV cache
     S("v100-vllm020", "qwen7b", ("--image", "vllm:0.20.0", *V100, "--dtype", "half", "--max-model-len", "4096"),
-      1, "hf-llm", {"ENG002": "error", "MEM001": "error"}, id="v100-vllm020"),
+      1, "hf-llm", {"ENG002": "error", "MEM002": "error"}, id="v100-vllm020"),
     S("bf16-flag-t4", "gptq", (*VLLM, *T4, "--dtype", "bfloat16"), 1, "hf-llm", {"ENG003": "error"},
       id="dtype-bf16-on-t4"),
     S("gemma2-t4-half", "gemma2", (*VLLM, *T4, "--dtype", "half"), 1, "hf-llm",
@@ -421,9 +423,13 @@ SCENARIOS = [
     S("g4dn-t4-vllm0101", "qwen05b", ("--image", "vllm/vllm-openai:v0.10.1", "--instance", "g4dn.xlarge"), 0,
       "hf-llm", {"ENG003": "warning"}, id="qwen05b-g4dn-vllm0101"),
     # --- image vs kind / format
-    S("gguf-vllm014", "gguf", (*VLLM, *A10), 0, "gguf", {"IMG002": "warning"}, id="gguf-on-vllm014"),
-    S("gguf-vllm033", "gguf", ("--image", "vllm:0.33.0", *A10), 1, "gguf", {"IMG002": "error"},
-      id="gguf-on-vllm033-plugin"),
+    # vLLM takes the GGUF's 131072 context: 131072 B/token x 131072 does not fit a 24 GB A10
+    S("gguf-vllm014-128k", "gguf", (*VLLM, *A10), 1, "gguf", {"IMG002": "warning", "MEM003": "error"},
+      id="gguf-on-vllm014-128k"),
+    S("gguf-vllm014", "gguf", (*VLLM, *A10, "--max-model-len", "8192"), 0, "gguf", {"IMG002": "warning"},
+      id="gguf-on-vllm014"),
+    S("gguf-vllm033", "gguf", ("--image", "vllm:0.33.0", *A10, "--max-model-len", "8192"), 1, "gguf",
+      {"IMG002": "error"}, id="gguf-on-vllm033-plugin"),
     S("gguf-sglang", "gguf", ("--image", "sglang:0.5.8-gpu", *A10), 1, "gguf", {"IMG002": "error"},
       id="gguf-on-sglang"),
     S("hf-on-llamacpp", "qwen05b", ("--image", "llama.cpp:server-cuda", *A10), 1, "hf-llm", {"IMG003": "error"},
@@ -445,8 +451,8 @@ SCENARIOS = [
     S("misnamed", "misnamed", (*VLLM, *A10), 0, "hf-llm", {"KND003": "warning"}, id="sdxl-turbo-holds-qwen"),
     S("empty", "empty", (*VLLM, *A10), 1, "unknown", {"KND002": "error"}, id="empty-folder"),
     S("junk", "junk", (*VLLM, *A10), 1, "unknown", {"KND001": "error"}, id="folder-of-non-model-files"),
-    S("hfcache-snapshot", "hfcache", (*VLLM, *A10), 1, "hf-llm", {"FIL002": "error"},
-      id="hf-cache-snapshot-no-tokenizer-json"),
+    S("hfcache-snapshot", "hfcache", (*VLLM, *A10), 0, "hf-llm", {}, id="hf-cache-snapshot"),
+    S("hfcache-repo", "hfcache_repo", (*VLLM, *A10), 0, "hf-llm", {}, id="hf-cache-models--org--name"),
     # --- broken files
     S("truncated", "truncated", (*VLLM, *A10), 1, "hf-llm", {"FIL004": "error"}, id="truncated-shard"),
     S("missing-shard", "missing_shard", (*VLLM, *A10), 1, "hf-llm", {"FIL003": "error"}, id="missing-shard"),
@@ -454,7 +460,7 @@ SCENARIOS = [
     S("incomplete", "incomplete", (*VLLM, *A10), 1, "hf-llm", {"FIL007": "error"}, id="incomplete-download"),
     S("dup", "dup", (*VLLM, *A10), 0, "hf-llm", {"FIL008": "warning", "SEC009": "info"},
       id="bin-and-safetensors"),
-    S("notokenizer", "notokenizer", (*VLLM, *A10), 1, "hf-llm", {"FIL002": "error", "ENG017": "warning"},
+    S("notokenizer", "notokenizer", (*VLLM, *A10), 1, "hf-llm", {"FIL002": "error"},
       id="no-tokenizer"),
     S("noconfig", "noconfig", (*VLLM, *A10), 1, None, {"FIL001": "error"}, id="no-config-json"),
     S("badjson", "badjson", (*VLLM, *A10), 1, None, {"FIL012": "error"}, id="config-json-cut-off"),
@@ -588,3 +594,18 @@ def test_text_output_does_not_repeat_the_path(lib):
     r = CliRunner().invoke(main, [str(lib["truncated"]), *VLLM, *A10, "--no-color"])
     lines = [ln for ln in r.stdout.splitlines() if "FIL004" in ln]
     assert lines and all(ln.count("model-00002-of-00004.safetensors") == 1 for ln in lines), lines
+
+
+def test_vllm084_sampler_warmup_hint_lowers_max_num_seqs(lib):
+    # vLLM 0.8.x `vllm serve` warms the sampler up with max_num_seqs=1024 rows of 151936 logits: on a 24 GB
+    # A10 nothing is left for the KV cache; vLLM itself says "try lowering max_num_seqs"
+    run = check(lib["qwen3"], "--image", "vllm:0.8.4", *A10, "--max-model-len", "8192")
+    assert run.rc == 1 and run.codes == {"MEM002": "error"}
+    assert "--max-num-seqs 256" in run.finding("MEM002")["hint"]
+    assert check(lib["qwen3"], "--image", "vllm:0.8.4", *A10, "--max-model-len", "8192",
+                 "--max-num-seqs", "256").rc == 0
+
+
+def test_gguf_memory_finding_points_at_the_gguf_not_a_config(lib):
+    f = check(lib["gguf"], *VLLM, *A10).finding("MEM003")
+    assert f["path"] == "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"

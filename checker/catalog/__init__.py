@@ -91,11 +91,9 @@ def _entry_name(doc: Any, path: list[Any]) -> str:
 
 def _read_builtin(name: str) -> dict[str, Any]:
     # compiled JSON twin (checker.datafile): parsing the YAML on every run would cost ~0.1 s
-    import copy
-
     from checker import datafile
 
-    return copy.deepcopy(datafile.load(name))
+    return datafile.load(name)
 
 
 def _read_user(path: str) -> dict[str, Any]:
@@ -113,8 +111,12 @@ def _read_user(path: str) -> dict[str, Any]:
         raise CatalogError(f"cannot read catalog file {path}: {exc.__class__.__name__}: {exc}") from None
     import yaml
 
+    from checker.facts.jsonfile import load_yaml_bounded
+
     try:
-        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
+        doc = load_yaml_bounded(text)  # safe loader; alias bombs are refused
+    except RecursionError:
+        raise CatalogError(f"invalid catalog file {path}: not valid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -61,15 +61,23 @@ def _engine_of(facts: ModelFacts, target: Target) -> str | None:
     return None
 
 
-def compute(facts: ModelFacts, target: Target, catalog: Any = None) -> Estimate | None:
-    """The memory estimate for this model on this target, or None when there is nothing to model."""
+def compute(facts: ModelFacts, target: Target, catalog: Any = None, *, fixes: bool = True) -> Estimate | None:
+    """The memory estimate for this model on this target, or None when there is nothing to model.
+
+    ``fixes=False`` skips the search for the settings that would make a failing start work (the
+    planner asks only "does it start?" for every catalog instance)."""
     gpu = target.gpu
     if gpu is None or gpu.memory_bytes <= 0:
         return None
     engine = _engine_of(facts, target)
     try:
         if engine == "vllm" and facts.kind in ("hf-llm", "unknown", "custom") and facts.config is not None:
-            return compute_vllm(facts, target)
+            return compute_vllm(facts, target, fixes=fixes)
+        if engine == "vllm" and facts.kind == "gguf":
+            # vLLM serves a GGUF file with its own budget (util x total, paged KV), not llama.cpp's
+            est = compute_vllm(facts, target, fixes=fixes)
+            if est is not None:
+                return est
         from checker.estimate import engines as E
 
         if engine in ("llama.cpp", "llamacpp", "ollama") or (facts.kind == "gguf" and engine == "vllm"):
@@ -86,7 +94,9 @@ def compute(facts: ModelFacts, target: Target, catalog: Any = None) -> Estimate 
     return None
 
 
-def compute_vllm(facts: ModelFacts, target: Target, args_override: dict[str, Any] | None = None) -> Estimate | None:
+def compute_vllm(
+    facts: ModelFacts, target: Target, args_override: dict[str, Any] | None = None, *, fixes: bool = True
+) -> Estimate | None:
     geo = geometry(facts)
     gpu = target.gpu
     if geo is None or gpu is None:
@@ -95,7 +105,7 @@ def compute_vllm(facts: ModelFacts, target: Target, args_override: dict[str, Any
     version = target.image.version_tuple if target.image else None
     return _vllm_estimate(geo, facts.weights.total_bytes, facts.weights.dominant_dtype, gpu.memory_bytes,
                           gpu.name, gpu.cc_int if gpu.compute_capability else None, target.gpu_count, args,
-                          version)
+                          version, with_fixes=fixes)
 
 
 def _vllm_estimate(

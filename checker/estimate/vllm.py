@@ -167,7 +167,10 @@ def _v0_fallback(args: dict[str, Any], v: tuple[int, ...], geo: Geometry, cc: in
     if dtype in ("float32", "float", "fp32"):
         return "--dtype float32"
     quant = str(_arg(args, "quantization") or geo.quant_method or "").lower()
-    if quant == "gguf" or (quant == "bitsandbytes" and v < (0, 8, 3)):
+    if quant == "gguf" or geo.source == "gguf":
+        if v < (0, 9, 0):  # V1_UNSUPPORTED_QUANT = ["gguf"] up to 0.8.5, gone in 0.9.0
+            return "--quantization gguf"
+    elif quant == "bitsandbytes" and v < (0, 8, 3):
         return f"--quantization {quant}"
     if v < (0, 8, 3) and _arg(args, "enable_lora") is not None and _as_bool(_arg(args, "enable_lora")):
         return "LoRA"
@@ -193,6 +196,10 @@ def resolve_settings(
     pp = int(_arg(args, "pipeline_parallel_size") or 1)
 
     util = _arg(args, "gpu_memory_utilization")
+    if util is not None and not 0 < float(util) <= 1:
+        # vLLM refuses it (ENG014); estimating with 90 (meant 90 %) would promise 100x the memory
+        notes.append(f"gpu_memory_utilization {util} is outside (0, 1]: estimated with the default instead")
+        util = None
     if util is None:
         util = 0.92 if v >= (0, 20, 0) else 0.9
         notes.append(f"gpu_memory_utilization defaults to {util} in vLLM {'.'.join(map(str, v))}")

@@ -15,7 +15,7 @@ from checker.facts import jsonfile
 from checker.facts import safetensors as _st
 from checker.facts.classify import classify
 from checker.facts.resolve import resolve
-from checker.facts.walk import WalkResult, walk
+from checker.facts.walk import WalkResult, _type_of, walk
 from checker.model import (
     FactError,
     FileEntry,
@@ -108,7 +108,8 @@ def _stat_explicit(items: list[tuple[str, str]]) -> WalkResult:
         except OSError as e:
             w.errors.append(FactError("unreadable", rel, f"missing or unreadable: {e.strerror or e}"))
             continue
-        w.files.append(FileEntry(rel, st.st_size))
+        ftype = _type_of(st.st_mode)  # a FIFO or device blob must never be opened
+        w.files.append(FileEntry(rel, st.st_size if ftype == "file" else 0, ftype))
         w.rel_to_abs[rel] = abs_path
     return w
 

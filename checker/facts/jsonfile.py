@@ -13,6 +13,9 @@ TOKENIZER_PARSE_LIMIT = 1 * 1024 * 1024  # tokenizer.json is usually 7-20 MB: re
 YAML_LIMIT = 2 * 1024 * 1024
 TEXT_LIMIT = 256 * 1024
 MAX_DEPTH = 64
+# YAML aliases are shared by reference when loaded, but every reader that walks the result (depth check,
+# schema validation, JSON output) pays for each use: "billion laughs" is 100 bytes that expand to 10^9 nodes.
+MAX_YAML_NODES = 1_000_000
 
 # Configs we always want, wherever they sit in the first folder level.
 KNOWN_JSON = {
@@ -107,6 +110,55 @@ def _yaml_loader():
     return Loader
 
 
+def _expanded_size_ok(root: Any, limit: int) -> bool:
+    """Whether the composed YAML node graph stays under ``limit`` nodes with every alias expanded.
+
+    Linear in the graph (sizes memoised per node); a node that refers to itself counts once."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [x for pair in node.value for x in pair]
+        else:
+            sizes[id(node)] = 1
+            continue
+        if done:
+            total = 1 + sum(sizes.get(id(c), 0) for c in children)
+            if total > limit:
+                return False
+            sizes[id(node)] = total
+        elif id(node) not in sizes:
+            sizes[id(node)] = 0  # in progress: a recursive alias adds nothing
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return True
+
+
+def load_yaml_bounded(text: str, loader: Any = None, *, max_nodes: int = MAX_YAML_NODES) -> Any:
+    """``yaml.load`` with a bound on the alias-expanded size; raises ``yaml.YAMLError`` past it.
+
+    Callers keep their own ``except yaml.YAMLError`` (and RecursionError for deep nesting)."""
+    import yaml
+
+    if loader is None:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    ld = loader(text)
+    try:
+        node = ld.get_single_node()
+        if node is None:
+            return None
+        if not _expanded_size_ok(node, max_nodes):
+            raise yaml.YAMLError(f"aliases expand to more than {max_nodes:,} nodes (a YAML alias bomb?)")
+        return ld.construct_document(node)
+    finally:
+        ld.dispose()
+
+
 def read_yaml(abs_path: str, rel: str, size: int, limit: int = YAML_LIMIT) -> tuple[Any, FactError | None]:
     data, err = _read(abs_path, rel, size, limit, "yaml")
     if err:
@@ -118,7 +170,7 @@ def parse_yaml_text(text: str, rel: str) -> tuple[Any, FactError | None]:
     import yaml
 
     try:
-        value = yaml.load(text, Loader=_yaml_loader())
+        value = load_yaml_bounded(text, _yaml_loader())
     except RecursionError:
         return None, FactError("yaml", rel, "nested too deeply")
     except yaml.YAMLError as e:

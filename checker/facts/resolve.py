@@ -73,9 +73,11 @@ def _hf_cache(repo_dir: str, snapshot: str | None) -> Resolved:
         rev = None
         ref = os.path.join(repo_dir, "refs", "main")
         try:
+            if not os.path.isfile(ref):  # a FIFO would block
+                raise FileNotFoundError(ref)
             with open(ref, encoding="utf-8") as f:
                 rev = f.read(200).strip()
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             notes.append("refs/main missing: picked the most recent snapshot")
         snaps_dir = os.path.join(repo_dir, "snapshots")
         if rev and os.path.isdir(os.path.join(snaps_dir, rev)):
@@ -116,7 +118,7 @@ def _ollama_store_above(p: str) -> str | None:
 
 def _load_manifest(path: str) -> dict[str, Any] | None:
     try:
-        if os.path.getsize(path) > MAX_MANIFEST:
+        if not os.path.isfile(path) or os.path.getsize(path) > MAX_MANIFEST:  # a FIFO would block
             return None
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)

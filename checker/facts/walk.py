@@ -171,7 +171,7 @@ def walk(
                 subdirs.append((de.path, rel, depth + 1))
                 continue
             lfs, lfs_size = False, None
-            if ftype == "file" and st.st_size < LFS_MAX_SIZE and peeks < MAX_LFS_PEEKS:
+            if ftype == "file" and 0 < st.st_size < LFS_MAX_SIZE and peeks < MAX_LFS_PEEKS:  # /proc files are size 0
                 peeks += 1
                 lfs, lfs_size = _lfs(de.path, st.st_size)
             res.files.append(

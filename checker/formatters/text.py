@@ -37,7 +37,9 @@ def _paint(text: str, code: str, color: bool) -> str:
 def _finding_lines(f: Finding, color: bool) -> list[str]:
     sev = f.severity or Severity.ERROR
     label = _paint(f"{sev.label:<7}", _COLORS[sev], color)
-    where = f"{f.path}: " if f.path else ""
+    # messages are self-contained (JSON/SARIF show them alone) and often name their file: then the
+    # "path: " prefix would print the name twice
+    where = f"{f.path}: " if f.path and f.path not in f.message else ""
     lines = [f"  {label} {f.rule} [{f.name}] {where}{f.message}"]
     if f.hint:
         lines.append(f"          {_paint('fix:', _BOLD, color)} {f.hint}")
