@@ -325,12 +325,13 @@ def plan_command(path: str, debug: bool, **kwargs: Any) -> None:
 
 
 def _plan(path: str, kw: dict[str, Any]) -> None:
-    from checker import api, catalog, facts, plan
+    from checker import api, catalog, facts, plan, target
 
     engine_args = {k: api.coerce_engine_arg(k, v) for k, v in _collect_engine_args(kw).items()}
     cat = catalog.load()
+    image = target.parse_image(kw["image"], cat) if kw.get("image") else None
     model = facts.gather(path)
-    rows = plan.plan(model, cat, engine_args, image=kw.get("image"), clouds=tuple(kw.get("cloud") or ()) or None)
+    rows = plan.plan(model, cat, engine_args, image=image, clouds=tuple(kw.get("cloud") or ()) or None)
     click.echo(plan.format_rows(rows[: kw.get("limit") or 15], fmt=kw.get("fmt") or "text", model=model), nl=False)
     sys.exit(0 if rows else 1)
 

@@ -70,6 +70,17 @@ def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image
     return None
 
 
+def _min_cc(image: ImageRef | None) -> int | None:
+    """The lowest compute capability the engine runs on (vLLM of any version: 7.0)."""
+    from checker import engines
+
+    engine = image.engine if image else "vllm"
+    found = engines.min_compute_capability(engine, image.version if image else None)
+    if found is not None:
+        return found.cc
+    return 70 if engine == "vllm" else None
+
+
 def plan(
     facts: ModelFacts,
     catalog: Any,
@@ -77,11 +88,14 @@ def plan(
     image: ImageRef | None = None,
     clouds: list[str] | tuple[str, ...] | None = None,
     chip: str | None = "GPU",
+    include_vgpu: bool = False,
 ) -> list[PlanRow]:
-    """Every catalog instance the model fits on, smallest first."""
+    """Every catalog instance the model fits on, smallest first. Virtual-workstation vGPU slices
+    (GRID, a few GB of one card, sold for graphics) are left out unless ``include_vgpu``."""
     if catalog is None:
         return []
     engine_args = dict(engine_args or {})
+    min_cc = _min_cc(image)
     rows: list[tuple[PlanRow, Instance]] = []
     seen: set[tuple[str, str]] = set()
     # many instance types share a GPU model and count: estimate each combination once
@@ -89,6 +103,10 @@ def plan(
     for inst in catalog.instances(chip=chip):
         if clouds and inst.cloud not in clouds:
             continue
+        if not include_vgpu and inst.gpu is not None and inst.gpu.memory_source == "vgpu-slice":
+            continue
+        if min_cc and inst.gpu is not None and inst.gpu.compute_capability and inst.gpu.cc_int < min_cc:
+            continue  # the engine refuses the GPU whatever the memory says (ENG002)
         key = (inst.cloud, inst.name)
         if key in seen:
             continue

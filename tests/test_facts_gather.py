@@ -34,7 +34,7 @@ def test_example_fills_every_field(qwen_example):
         (),
         (),
     )
-    assert sorted(f.json_files) == ["config.json", "generation_config.json", "tokenizer_config.json"]
+    assert sorted(f.json_files) == ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
     assert f.text_config["hidden_size"] == 896 and f.architectures == ("Qwen2ForCausalLM",)
     (h,) = f.safetensors
     # 988,097,824 bytes is the size of the published model.safetensors: our header layout is the library's

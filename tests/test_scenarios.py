@@ -28,7 +28,7 @@ CHAT = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|
 ACTION = re.compile(
     r"(--[a-z]|`|\b(use|deploy|download|run|add|set|delete|serve|pass|drop|mount|convert|copy|remove|"
     r"merge|move|lower|raise|choose|pick|review|fix|keep|re-download|check|put|install|request|point)\b)",
-    re.I,
+    re.IGNORECASE,
 )
 
 # instances (catalog names) by GPU

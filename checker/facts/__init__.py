@@ -33,6 +33,7 @@ MAX_YAML_FILES = 20
 MAX_SAFETENSORS = 4096
 MAX_GGUF = 64
 MAX_PICKLES = 64
+MAX_TENSORS_TOTAL = 200_000  # the largest real checkpoints (1T-parameter MoE) hold ~150k tensors
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz")
 OLLAMA_JSON_MEDIA = ("application/vnd.ollama.image.params", "application/vnd.docker.container.image.v1+json")
 OLLAMA_TEXT_MEDIA = ("application/vnd.ollama.image.template", "application/vnd.ollama.image.system")
@@ -185,6 +186,7 @@ def _read_configs(readable, w, errors, rextra):
 
 def _read_safetensors(readable, w, errors) -> tuple[SafetensorsHeader, ...]:
     out = []
+    kept = 0  # tensor infos held in memory (~300 bytes each), bounded across all shards
     for f in readable:
         if f.suffix != ".safetensors" or f.path.startswith(".cache/"):
             continue
@@ -193,11 +195,15 @@ def _read_safetensors(readable, w, errors) -> tuple[SafetensorsHeader, ...]:
                 FactError("safetensors", "", f"more than {MAX_SAFETENSORS} safetensors files: rest not read")
             )
             break
+        if kept > MAX_TENSORS_TOTAL:
+            errors.append(FactError("safetensors", "", f"more than {MAX_TENSORS_TOTAL:,} tensors in total: rest not read"))
+            break
         h, err = _st.parse_file(w.rel_to_abs[f.path], f.path, f.size)
         if err:
             errors.append(err)
         else:
             out.append(h)
+            kept += len(h.tensors)
     return tuple(out)
 
 

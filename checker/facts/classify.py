@@ -245,6 +245,10 @@ def classify(
         )
         return out("hf-llm", 0.8, "mistral-native")
 
+    if gguf and not any(x.tensors for x in gguf):
+        # vocab-only or empty GGUF (llama.cpp's ggml-vocab-*.gguf): nothing any engine can serve
+        ev.append(f"{gguf[0].path} is GGUF v{gguf[0].version} but holds no tensors (vocab-only or empty)")
+        return out("unknown", 0.3)
     if gguf:
         g = gguf[0]
         ev.append(f"{g.path} GGUF v{g.version} general.architecture={g.architecture!r}")

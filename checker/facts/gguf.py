@@ -20,6 +20,14 @@ KEEP_STRING = 256 * 1024  # stored prefix of long strings (chat templates are te
 SMALL_ARRAY = 16  # arrays up to this many scalar items are kept as lists
 MAX_DIMS = 8  # GGML_MAX_DIMS is 4; allow some slack
 CHUNK = 1 << 20
+# Real files: ~20-60 metadata keys, at most a few thousand tensors, vocabularies up to ~260k tokens.
+# Each parsed entry costs hundreds of bytes of Python objects and a microsecond or more, so absurd counts
+# that still fit in the file (a 40 MB table of a million empty tensors) are refused as corrupt.
+MAX_KV = 4_096
+MAX_KEPT_BYTES = 16 << 20  # metadata string bytes kept in memory, all keys together
+MAX_TENSORS = 100_000
+MAX_ARRAY_ITEMS = 2_000_000  # strings walked one by one (scalars are skipped in one seek)
+MAX_NESTED_ARRAYS = 65_536  # arrays of arrays: no writer emits big ones; each costs a Python call
 
 VALUE_TYPES = {
     0: ("UINT8", "B", 1),
@@ -52,6 +60,7 @@ class _Reader:
         self.buf = b""
         self.bpos = 0  # position of buf[0] in the file
         self.i = 0  # index into buf
+        self.kept = 0  # string bytes kept so far (MAX_KEPT_BYTES)
 
     @property
     def pos(self) -> int:
@@ -117,6 +126,8 @@ class _Reader:
         n = self.unpack("Q", 8)
         if n > MAX_STRING or self.pos + n > self.size:
             raise _Corrupt(f"string length {n} at byte {self.pos - 8} is implausible")
+        keep = min(keep, max(0, MAX_KEPT_BYTES - self.kept))
+        self.kept += min(n, keep)
         if n > keep:
             s = self.raw(keep).decode("utf-8", "replace")
             self.skip(n - keep)
@@ -146,6 +157,10 @@ class _Reader:
             raise _Corrupt(f"array of {count} {iname} at byte {self.pos} cannot fit in the file")
         if count <= SMALL_ARRAY and itype != 9:
             return [self.value(itype, depth + 1) for _ in range(count)]
+        if itype == 9 and count > MAX_NESTED_ARRAYS:
+            raise _Corrupt(f"array of {count:,} arrays at byte {self.pos} is implausibly long")
+        if not isize and count > MAX_ARRAY_ITEMS:
+            raise _Corrupt(f"array of {count:,} {iname} at byte {self.pos} is implausibly long")
         if isize:
             self.skip(count * isize)
         elif itype == 8:
@@ -198,6 +213,9 @@ def _parse(f, rel: str, file_size: int) -> GGUFInfo:
     # Minimal encodings: a kv pair is >= 8 (key len) + 4 (type) + 1 bytes, a tensor info >= 8+4+4+8.
     if kv_count * 13 > file_size or tensor_count * 24 > file_size:
         raise _Corrupt(f"tensor_count {tensor_count} / kv_count {kv_count} cannot fit in {file_size} bytes")
+    if kv_count > MAX_KV or tensor_count > MAX_TENSORS:
+        raise _Corrupt(f"tensor_count {tensor_count:,} / kv_count {kv_count:,} are implausible "
+                       f"(limits {MAX_TENSORS:,} / {MAX_KV:,})")
     metadata: dict[str, Any] = {}
     for _ in range(kv_count):
         key = r.string(keep=4096)

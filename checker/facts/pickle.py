@@ -234,6 +234,7 @@ class _Machine:
         self.result = result
         self.depth = depth
         self._seen: set[tuple[str, str]] = set()
+        self.cap_pos = 0  # where a limit stopped the walk (the byte search goes on from there)
 
     # -- helpers ---------------------------------------------------------------------------------
     def _need(self, pos: int, n: int) -> None:
@@ -295,8 +296,10 @@ class _Machine:
                 raise _Malformed(f"ends without STOP at byte {pos}")
             res.opcodes += 1
             if res.opcodes > MAX_OPCODES:
+                self.cap_pos = pos
                 raise _Capped(f"stopped after {MAX_OPCODES:,} opcodes")
             if len(stack) > MAX_STACK or len(metastack) > MAX_STACK:
+                self.cap_pos = pos
                 raise _Capped(f"stack deeper than {MAX_STACK:,} at byte {pos}")
             op = data[pos]
             at = pos
@@ -702,6 +705,7 @@ def _scan_stream(data: bytes, label: str, fmt: str, depth: int = 0, legacy_ok: b
         pos, top = machine.run(pos)
     except _Capped as exc:
         notes.append(str(exc))
+        _search_rest(machine, max(machine.cap_pos, offset), notes)
         return _make_scan(label, fmt, result), notes
     except _Malformed as exc:
         if not result.globals:  # without a global nothing can run: treat as not a pickle at all
@@ -722,6 +726,7 @@ def _scan_stream(data: bytes, label: str, fmt: str, depth: int = 0, legacy_ok: b
             pos, _ = machine.run(pos)
         except _Capped as exc:
             notes.append(str(exc))
+            _search_rest(machine, max(machine.cap_pos, pos), notes)
             break
         except _Malformed as exc:
             if legacy:
@@ -734,6 +739,44 @@ def _scan_stream(data: bytes, label: str, fmt: str, depth: int = 0, legacy_ok: b
     if result.joblib and fmt == "pickle":
         fmt = "joblib"
     return _make_scan(label, fmt, result), notes
+
+
+# Byte search for what the walk could not reach: padding a pickle with millions of cheap opcodes must not
+# hide a payload behind the opcode cap. GLOBAL/INST lines, and STACK_GLOBAL fed by two adjacent short
+# string pushes (memo opcodes allowed in between), naming a dangerous global are flagged.
+_LINE_GLOBAL = re.compile(rb"[ci]([A-Za-z_][A-Za-z0-9_.]{0,127})\n([A-Za-z_][A-Za-z0-9_.]{0,127})\n")
+_SHORT_STR = re.compile(rb"\x8c([\x01-\x80])|X([\x01-\x80])\x00\x00\x00|U([\x01-\x80])")
+_MEMO_OPS = re.compile(rb"(?:\x94|q[\x00-\xff]|r[\x00-\xff]{4}|0|h[\x00-\xff]|j[\x00-\xff]{4})*")
+MAX_SEARCH_HITS = 1_000_000
+
+
+def _search_rest(machine: _Machine, start: int, notes: list[str]) -> None:
+    data = machine.data
+    found: list[tuple[str, str]] = []
+    for m in _LINE_GLOBAL.finditer(data, start):
+        found.append((m.group(1).decode(), m.group(2).decode()))
+    prev: tuple[int, str] | None = None  # (end, text) of the previous identifier push
+    for hits, m in enumerate(_SHORT_STR.finditer(data, start)):
+        if hits > MAX_SEARCH_HITS:
+            break
+        n = ord(m.group(1) or m.group(2) or m.group(3))
+        raw = data[m.end() : m.end() + n]
+        text = raw.decode("latin-1")
+        if len(raw) != n or not _IDENT_PATH.match(text):
+            prev = None
+            continue
+        if prev is not None and _MEMO_OPS.match(data, prev[0]).end() >= m.start():
+            after = _MEMO_OPS.match(data, m.end() + n).end()
+            if data[after : after + 1] == b"\x93":
+                found.append((prev[1], text))
+        prev = (m.end() + n, text)
+    flagged = []
+    for mod, name in dict.fromkeys(found):
+        if classify(mod, name) == "dangerous":
+            machine._flag(mod, name, "dangerous")
+            flagged.append(f"{mod}.{name}")
+    if flagged:
+        notes.append(f"a byte search past that point found {', '.join(flagged[:5])}")
 
 
 def _make_scan(label: str, fmt: str, result: _Result) -> PickleScan:

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 
 from checker.model import FactError, SafetensorsHeader, TensorInfo
 
 MAX_HEADER_SIZE = 100_000_000
+# Parsing costs ~1 KB of Python objects per tensor entry: a 100 MB header of tiny entries would need GBs.
+# Real files hold hundreds to a few thousand tensors per file (a 671B MoE: ~600 per shard).
+MAX_TENSORS = 100_000
+# The raw header, its decoded text and the parsed objects are all alive at once: a 100 MB header costs
+# 300+ MB. 16 MB holds 100k tensor entries of ~160 bytes, far beyond any real file.
+MAX_PARSE_BYTES = 16 * 1024 * 1024
 
 # dtype -> bits per element (safetensors Dtype enum, incl. the sub-byte float types added in 0.6).
 DTYPE_BITS: dict[str, int] = {
@@ -60,6 +67,12 @@ def parse_file(abs_path: str, rel: str, file_size: int) -> tuple[SafetensorsHead
                     rel,
                     f"header length {n} exceeds the 100 MB safetensors limit (corrupt or not safetensors)",
                 )
+            if n > MAX_PARSE_BYTES:
+                return _err(
+                    rel,
+                    f"header length {n:,} is above the {MAX_PARSE_BYTES >> 20} MB this checker parses "
+                    "(real headers are well under 1 MB per thousand tensors)",
+                )
             if n > file_size - 8:
                 return _err(
                     rel,
@@ -79,6 +92,9 @@ def parse_header_bytes(
     n = len(raw)
     if not raw.lstrip(b" ").startswith(b"{"):
         return _err(rel, "header does not start with '{': not a safetensors file")
+    declared = raw.count(b'"data_offsets"')  # counted before json.loads builds an object per entry
+    if declared > MAX_TENSORS:
+        return _err(rel, f"header declares {declared:,} tensors, more than the {MAX_TENSORS:,} this checker reads")
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -121,7 +137,7 @@ def parse_header_bytes(
                 rel,
                 f"tensor {name!r}: {dtype}{shape} needs {bits // 8} bytes but data_offsets span {offs[1] - offs[0]}",
             )
-        tensors.append(TensorInfo(name, dtype, tuple(shape), offs[1] - offs[0], 8 + n + offs[0]))
+        tensors.append(TensorInfo(name, sys.intern(dtype), tuple(shape), offs[1] - offs[0], 8 + n + offs[0]))
         spans.append((offs[0], offs[1], name))
     # The buffer must be tiled without gaps or overlaps (safetensors' validate_offsets).
     spans.sort()
