@@ -66,22 +66,12 @@ def make_facts(
         entries = (*entries, FileEntry(path="config.json", size=1))
     safetensors = tuple(safetensors)
     gguf = tuple(gguf)
+    extra = dict(extra or {})
     if weights is None:
-        total = sum(t.nbytes for h in safetensors for t in h.tensors) + sum(
-            t.nbytes for g in gguf for t in g.tensors
-        )
-        dtype_bytes: dict[str, int] = {}
-        for t in [t for h in safetensors for t in h.tensors] + [t for g in gguf for t in g.tensors]:
-            dtype_bytes[t.dtype] = dtype_bytes.get(t.dtype, 0) + t.nbytes
-        weights = WeightsSummary(
-            format="safetensors" if safetensors else ("gguf" if gguf else "none"),
-            total_bytes=total,
-            param_count=sum(t.numel for h in safetensors for t in h.tensors) + sum(t.numel for g in gguf for t in g.tensors),
-            dtype_bytes=dtype_bytes,
-            dominant_dtype=max(dtype_bytes, key=dtype_bytes.get) if dtype_bytes else None,
-            tensor_count=sum(len(h.tensors) for h in safetensors) + sum(len(g.tensors) for g in gguf),
-            files=tuple(h.path for h in safetensors) + tuple(g.path for g in gguf),
-        )
+        # the same summary gather() computes, so rule tests see what real folders give
+        from checker.facts import _summarise
+
+        weights = _summarise(entries, jf, safetensors, gguf, extra)
     return ModelFacts(
         input_path=f"/models/{name}",
         root=f"/models/{name}",
@@ -106,7 +96,7 @@ def make_facts(
         yaml_files=dict(yaml_files or {}),
         text_files=dict(text_files or {}),
         source=source,
-        extra=dict(extra or {}),
+        extra=extra,
     )
 
 

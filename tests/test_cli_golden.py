@@ -26,20 +26,7 @@ SCOPE = ["--select", "FIL,KND,IMG,CHP"]
 
 
 def tokenizer_json(d: Path) -> None:
-    """A small tokenizer.json in the tokenizers library's serialisation format (WordLevel model)."""
-    vocab = {"<unk>": 0, "<|endoftext|>": 1, "<|im_end|>": 2, "hello": 3}
-    doc = {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": [],
-        "normalizer": None,
-        "pre_tokenizer": {"type": "Whitespace"},
-        "post_processor": None,
-        "decoder": None,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"},
-    }
-    (d / "tokenizer.json").write_text(json.dumps(doc))
+    (d / "tokenizer.json").write_text(json.dumps(builders.tokenizer_json()))
 
 
 @pytest.fixture

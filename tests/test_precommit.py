@@ -17,6 +17,7 @@ import yaml
 from safetensors.numpy import save_file
 
 from checker import precommit
+from fixtures import builders
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = {
@@ -32,17 +33,7 @@ CONFIG = {
     "torch_dtype": "float16",
     "rms_norm_eps": 1e-6,
 }
-TOKENIZER = {  # a word-level tokenizer in the tokenizers JSON format
-    "version": "1.0",
-    "truncation": None,
-    "padding": None,
-    "added_tokens": [],
-    "normalizer": None,
-    "pre_tokenizer": {"type": "Whitespace"},
-    "post_processor": None,
-    "decoder": None,
-    "model": {"type": "WordLevel", "vocab": {"<unk>": 0, "hello": 1}, "unk_token": "<unk>"},
-}
+TOKENIZER = builders.tokenizer_json()  # a word-level tokenizer in the tokenizers JSON format
 
 
 def write_model(folder: Path, *, truncated: bool = False) -> Path:

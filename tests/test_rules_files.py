@@ -279,20 +279,7 @@ def test_walk_truncated_special_and_broken_links():
 
 
 def tokenizer_json(d: Path) -> None:
-    """A small tokenizer.json in the tokenizers library's serialisation format (WordLevel model)."""
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "hello": 3}
-    doc = {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": [],
-        "normalizer": None,
-        "pre_tokenizer": {"type": "Whitespace"},
-        "post_processor": None,
-        "decoder": None,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"},
-    }
-    (d / "tokenizer.json").write_text(json.dumps(doc))
+    (d / "tokenizer.json").write_text(json.dumps(builders.tokenizer_json()))
 
 
 def codes(path: Path, image: str | None = "vllm:0.14.0-gpu") -> dict[str, list]:
