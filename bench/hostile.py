@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fixtures.hostile import runner  # noqa: E402
-from fixtures.hostile.build import build  # noqa: E402
+from fixtures.hostile import runner
+from fixtures.hostile.build import build
 
 
 def main(argv: list[str] | None = None) -> int:

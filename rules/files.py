@@ -559,7 +559,9 @@ def special_file(ctx: Context) -> Iterator[Finding]:
             yield Finding(
                 f"{f.path} is a {f.type}, not a regular file",
                 path=f.path,
-                severity=Severity.ERROR if _is_weight(f) or _ESSENTIAL.search(f.path) else None,
+                severity=Severity.ERROR
+                if _is_weight(f) or _ESSENTIAL.search(f.path) or f.path == ctx.facts.extra.get("ollama_model_blob")
+                else None,
                 hint=f"remove {f.path} from the model folder",
                 data={"type": f.type},
             )

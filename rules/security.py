@@ -84,13 +84,14 @@ def unknown_pickle_global(ctx: Context) -> Iterator[Finding]:
         )
 
 
-@rule("SEC003", severity=Severity.WARNING)
+@rule("SEC003", severity=Severity.ERROR)
 def pickle_not_scanned(ctx: Context) -> Iterator[Finding]:
     """A file that may hold a pickle could not be scanned completely.
 
     ## Why it matters
     The scan stops at malformed data, fixed limits (64 MiB of pickle stream, 2 million opcodes) or
-    unreadable archives. Whatever comes after that point was not checked for code-running globals.
+    unreadable archives. Whatever comes after that point was not checked for code-running globals, so
+    the gate fails closed: a pickle we cannot vouch for is an error (a corrupt one also fails to load).
 
     ## How to fix
     Replace the file with safetensors, or make sure it is intact (re-download and compare sha256 with
@@ -304,12 +305,13 @@ def pickle_weights(ctx: Context) -> Iterator[Finding]:
     )
 
 
-@rule("SEC010", severity=Severity.WARNING)
+@rule("SEC010", severity=Severity.ERROR)
 def model_code_scan_failed(ctx: Context) -> Iterator[Finding]:
     """An ONNX or Keras file could not be read for external-data paths or Lambda layers.
 
     ## Why it matters
-    The security checks for that file did not run to the end; a broken file also fails at load time.
+    The security checks for that file did not run to the end, and a file the checks cannot parse also
+    fails when the server loads it.
 
     ## How to fix
     Re-export or re-download the file and check it with ``onnx.checker`` / ``keras.models.load_model``
