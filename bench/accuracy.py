@@ -36,6 +36,20 @@ WEIGHTS_FROM_REPORT = {
     # DP2 x TP4 with expert parallelism over 8 L40S: experts split 8 ways, attention 4 ways (27.72 GiB/GPU)
     "l40s-qwen3-235b-2507-fp8-tp4ep": "reported (EP over DP2xTP4)",
 }
+# Models whose calibration entry lacks the geometry: the published config.json values (model card /
+# HF config, not from the calibration source). llava-v1.6-mistral-7b: Mistral-7B-Instruct-v0.2 text model
+# (its 131072 B/token fp16 KV matches the row's 59212694937 B / 451744 tokens) + CLIP ViT-L/14-336.
+MODEL_CARD_CONFIGS: dict[str, dict[str, Any]] = {
+    "llava-hf/llava-v1.6-mistral-7b-hf": {
+        "architectures": ["LlavaNextForConditionalGeneration"], "model_type": "llava_next",
+        "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+        "num_key_value_heads": 8, "vocab_size": 32064, "max_position_embeddings": 32768,
+        "torch_dtype": "float16", "image_grid_pinpoints": [[336, 672], [672, 336], [672, 672], [1008, 336],
+                                                            [336, 1008]],
+        "vision_config": {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+                          "num_attention_heads": 16, "image_size": 336, "patch_size": 14},
+    },
+}
 QUANT_HINTS = ("gptq", "awq", "bnb", "bitsandbytes", "fp8", "w8a8", "int4", "aqlm", "mxfp4")
 
 
@@ -60,6 +74,8 @@ def row_version(row: dict[str, Any]) -> str | None:
 
 def model_config(models: dict[str, Any], model_id: str) -> dict[str, Any] | None:
     m = models.get(model_id)
+    if model_id in MODEL_CARD_CONFIGS and (not m or not m.get("num_hidden_layers")):
+        return dict(MODEL_CARD_CONFIGS[model_id])
     if not m or not m.get("num_hidden_layers"):
         return None
     cfg = {k: v for k, v in m.items() if v is not None and not isinstance(v, (list,)) or k == "architectures"}

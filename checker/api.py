@@ -198,10 +198,14 @@ def _apply_suppressions(path: str, options: Options, result: engine.Result) -> e
 
 
 def validate_selection(options: Options) -> None:
+    from checker import docs
+
     reg = registry.load()
-    bad = registry.unknown_selectors(reg.rules, [*options.select, *options.ignore])
+    bad = docs.unknown_selectors([*options.select, *options.ignore], reg)  # rules and CHK codes
     if bad:
-        raise UsageError(f"unknown rule selector(s): {', '.join(bad)} (see `check rules`)")
+        close = docs.suggest(bad[0], reg)
+        hint = f"; did you mean {close}?" if close else ""
+        raise UsageError(f"unknown rule selector(s): {', '.join(bad)}{hint} (see `check rules`)")
 
 
 def run(paths: list[str], options: Options) -> Report:

@@ -274,11 +274,23 @@ def rules_command(fmt: str, show_all: bool) -> None:
             }
             for r in reg.rules
         ]
+        # the engine's own codes (CHK001 rule-crashed, CHK003 unused-suppression...) appear in reports too
+        from checker.docs import ENGINE_CODES
+
+        data += [
+            {"code": c.code, "name": c.name, "severity": c.severity.label, "summary": c.summary, "kinds": None,
+             "needs": [], "options": {}, "module": "checker.engine"}
+            for c in ENGINE_CODES.values()
+        ]
+        data.sort(key=lambda d: d["code"])
         click.echo(json.dumps(data, indent=2))
         return
-    width = max((len(r.name) for r in reg.rules), default=10)
-    for r in reg.rules:
-        extra = f"  ({r.module})" if show_all else ""
+    from checker.docs import ENGINE_CODES
+
+    items = sorted([*reg.rules, *ENGINE_CODES.values()], key=lambda r: r.code)
+    width = max((len(r.name) for r in items), default=10)
+    for r in items:
+        extra = f"  ({getattr(r, 'module', 'checker.engine')})" if show_all else ""
         click.echo(f"{r.code}  {r.name:<{width}}  {r.severity.label:<7}  {r.summary}{extra}")
     for name, reason in reg.load_errors:
         click.echo(f"plugin {name!r} failed to load: {reason}", err=True)
@@ -292,21 +304,14 @@ def explain_command(code: str) -> None:
     from checker.errors import UsageError
 
     def show() -> None:
-        reg = registry.load()
-        r = reg.find(code)
-        if r is None:
-            import difflib
+        from checker import docs
 
-            names = [x.code for x in reg.rules] + [x.name for x in reg.rules]
-            close = difflib.get_close_matches(code, names, n=1)
-            raise UsageError(f"unknown rule {code!r}" + (f"; did you mean {close[0]}?" if close else ""))
-        click.echo(f"{r.code} ({r.name}) - default severity: {r.severity.label}")
-        if r.kinds:
-            click.echo(f"applies to: {', '.join(sorted(r.kinds))}")
-        if r.options:
-            click.echo("options: " + ", ".join(f"{k}={v!r}" for k, v in sorted(r.options.items())))
-        click.echo("")
-        click.echo(r.doc)
+        reg = registry.load()
+        r = docs.find(code, reg)  # rules and the engine's own CHK codes, by code or name
+        if r is None:
+            close = docs.suggest(code, reg)
+            raise UsageError(f"unknown rule {code!r}" + (f"; did you mean {close}?" if close else " (see `check rules`)"))
+        click.echo(docs.explain_text(r), nl=False)
 
     _guard(False, show)
 
@@ -316,6 +321,8 @@ def explain_command(code: str) -> None:
 @click.option("--image", "-i", help="Serving image (default vllm, newest known version).")
 @click.option("--cloud", multiple=True, help="Limit to clouds: alibaba, aws, gcp, azure, pai.")
 @click.option("--limit", type=int, default=15, show_default=True, help="Rows to show.")
+@click.option("--min-concurrency", "min_concurrency", type=click.FloatRange(min=0), default=None,
+              help="Only instances whose predicted max concurrency (full-length requests in the KV cache) is >= N.")
 @click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text")
 @_engine_arg_options
 @click.option("--debug", is_flag=True)
@@ -331,8 +338,10 @@ def _plan(path: str, kw: dict[str, Any]) -> None:
     cat = catalog.load()
     image = target.parse_image(kw["image"], cat) if kw.get("image") else None
     model = facts.gather(path)
-    rows = plan.plan(model, cat, engine_args, image=image, clouds=tuple(kw.get("cloud") or ()) or None)
-    click.echo(plan.format_rows(rows[: kw.get("limit") or 15], fmt=kw.get("fmt") or "text", model=model), nl=False)
+    rows = plan.plan(model, cat, engine_args, image=image, clouds=tuple(kw.get("cloud") or ()) or None,
+                     min_concurrency=kw.get("min_concurrency"))
+    click.echo(plan.format_rows(rows[: kw.get("limit") or 15], fmt=kw.get("fmt") or "text", model=model,
+                                min_concurrency=kw.get("min_concurrency")), nl=False)
     sys.exit(0 if rows else 1)
 
 

@@ -465,6 +465,32 @@ def _check_rules(config: Config, table: dict[str, Any]) -> None:
                 )
 
 
+def _check_selectors(config: Config) -> None:
+    """``select`` / ``ignore`` (top level and per override) and ``suppress[].rule`` must name a rule.
+
+    As in ruff, a mistyped selector is a configuration error (exit 2), not a silent no-op: ``select =
+    ["MEM0O3"]`` would otherwise run no rule at all and pass, and a suppression for a code that does
+    not exist would only ever be "unused".
+    """
+    from checker import docs
+
+    places: list[tuple[list[Any], str]] = []
+    for key in ("select", "ignore"):
+        places += [([key, i], s) for i, s in enumerate(config.data.get(key) or [])]
+    for n, ov in enumerate(config.data.get("overrides") or []):
+        for key in ("select", "ignore"):
+            places += [(["overrides", n, key, i], s) for i, s in enumerate(ov.get(key) or [])]
+    for n, sup in enumerate(config.data.get("suppress") or []):
+        places.append((["suppress", n, "rule"], sup["rule"]))
+    for parts, selector in places:
+        if docs.unknown_selectors([selector]):
+            close = docs.suggest(selector)
+            hint = f"; did you mean {close!r}?" if close else " (see `check rules`)"
+            raise ConfigError(
+                f"{config.display}: {_key_path(config.prefix, parts)}: unknown rule {selector!r}{hint}"
+            )
+
+
 def _check_plugins(config: Config, required: list[str]) -> None:
     if not required:
         return
@@ -518,6 +544,7 @@ def apply(path: str, options: Any) -> Any:
     if config is None:
         return options
     table = effective(config, path)
+    _check_selectors(config)
     _check_rules(config, table)
     _check_plugins(config, list(config.data.get("plugins-required") or []))
     defaults = Options()

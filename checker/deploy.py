@@ -188,7 +188,8 @@ def _parse_args(engine: str, args: list[str], where: str) -> tuple[dict[str, Any
         flag, eq, inline = tok.partition("=")
         has_next = i < len(args) and not (args[i].startswith("-") and not re.match(r"^-\d", args[i]))
 
-        def take() -> str | None:
+        # defaults bind this token's parts: the closure must not see a later iteration's values
+        def take(eq: str = eq, inline: str = inline, has_next: bool = has_next) -> str | None:
             nonlocal i
             if eq:
                 return inline
@@ -406,7 +407,7 @@ def _validate(doc: Any, schema: dict[str, Any], name: str) -> None:
     err = errors[0]
     # oneOf/anyOf errors: the most specific sub-error names the key better
     if err.context:
-        err = sorted(err.context, key=lambda e: -len(list(e.absolute_path)))[0]
+        err = min(err.context, key=lambda e: -len(list(e.absolute_path)))  # deepest; first on a tie
     msg = err.message
     if err.validator == "additionalProperties":
         msg = msg.replace("Additional properties are not allowed", "unknown key(s)")
@@ -547,16 +548,15 @@ def _load_deploy(path: str, online: bool) -> dict[str, Any]:
 
     name = os.path.basename(path)
     text = _read(path, "deploy file")
-    from checker.facts.jsonfile import load_yaml_bounded
+    from checker.facts.jsonfile import load_yaml_bounded, yaml_error_at
 
     try:
         doc = load_yaml_bounded(text, yaml.SafeLoader)  # bounded: alias bombs are refused
     except RecursionError:
         raise ConfigError(f"{name}: (top level): invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(top level)"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        pos, problem = yaml_error_at(exc)
+        where = f"line {pos[0]} column {pos[1]}" if pos else "(top level)"
         raise ConfigError(f"{name}: {where}: invalid YAML: {problem}") from None
     if doc is None:
         doc = {}
@@ -649,7 +649,7 @@ def _confirm_online(deployment: dict[str, Any], online: bool) -> None:
 
         info = HfApi().model_info(repo, timeout=10)
         deployment["hub_gated"] = info.gated or False  # False | "auto" | "manual"
-    except Exception as exc:  # offline, 404, gated listing... recorded, never fatal
+    except Exception as exc:  # noqa: BLE001 - offline, 404, gated listing... recorded, never fatal
         deployment["hub_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
 
 

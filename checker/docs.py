@@ -86,6 +86,69 @@ def describe(code: str, registry: Registry | None = None) -> Rule | EngineCode |
     return registry.by_code().get(code)
 
 
+def find(query: str, registry: Registry | None = None) -> Rule | EngineCode | None:
+    """A registered rule or an engine code, by code (``MEM003``, ``mem003``) or name (``weights-exceed-vram``)."""
+    if registry is None:
+        from checker import registry as registry_mod
+
+        registry = registry_mod.load()
+    q = query.strip()
+    hit = describe(q, registry)
+    if hit is not None:
+        return hit
+    for item in (*registry.rules, *ENGINE_CODES.values()):
+        if item.name == q.lower():
+            return item
+    return None
+
+
+def suggest(query: str, registry: Registry | None = None) -> str | None:
+    """The closest code or name to a mistyped one (``MEM03`` -> ``MEM003``), or None."""
+    import difflib
+
+    if registry is None:
+        from checker import registry as registry_mod
+
+        registry = registry_mod.load()
+    items = (*registry.rules, *ENGINE_CODES.values())
+    q = query.strip()
+    close = difflib.get_close_matches(q.upper(), [i.code for i in items], n=1, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(q.lower(), [i.name for i in items], n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def unknown_selectors(selectors: list[str] | tuple[str, ...], registry: Registry | None = None) -> list[str]:
+    """Selectors (code, prefix, name or ALL, as ``--select``/``--ignore`` take them) that name nothing:
+    neither a rule nor an engine code (CHK003 can be ignored like a rule)."""
+    if registry is None:
+        from checker import registry as registry_mod
+
+        registry = registry_mod.load()
+    items = (*registry.rules, *ENGINE_CODES.values())
+    bad = []
+    for s in selectors:
+        s = s.strip()
+        if not s or s.upper() == "ALL":
+            continue
+        if not any(i.code.startswith(s.upper()) or i.name == s.lower() for i in items):
+            bad.append(s)
+    return bad
+
+
+def explain_text(item: Rule | EngineCode) -> str:
+    """What ``check explain CODE`` prints: code, name, default severity, scope, then the full doc."""
+    lines = [f"{item.code} ({item.name}) - default severity: {item.severity.label}"]
+    if isinstance(item, Rule):
+        if item.kinds:
+            lines.append(f"applies to: {', '.join(sorted(item.kinds))}")
+        if item.options:
+            lines.append("options: " + ", ".join(f"{k}={v!r}" for k, v in sorted(item.options.items())))
+    else:
+        lines.append("emitted by the engine itself (not a rule function)")
+    return "\n".join([*lines, "", item.doc.strip()]) + "\n"
+
+
 def _anchor(code: str) -> str:
     return code.lower()
 

@@ -138,6 +138,12 @@ def known_architectures() -> frozenset[str]:
     return frozenset(_arch_table())
 
 
+def first_release_known(arch: str) -> bool:
+    """True when the release that first registered ``arch`` is known exactly, not only bracketed by two
+    sampled releases."""
+    return bool(_arch_table().get(arch, {}).get("x"))
+
+
 def arch_support(arch: str, version: str | Version | None) -> ArchSupport:
     """Is ``arch`` (config.json architectures[0]) registered in this vLLM version?
 
@@ -153,9 +159,9 @@ def arch_support(arch: str, version: str | Version | None) -> ArchSupport:
     p = vt(str(row["p"]))
     gone = vt(str(row["gone"])) if row.get("gone") else None
     last = vt(str(row["last_seen"])) if row.get("last_seen") else None
-    info = dict(added_after=str(row["a"]) if row["a"] else None, present_since=str(row["p"]),
-                gone=str(row["gone"]) if row.get("gone") else None,
-                last_seen=str(row["last_seen"]) if row.get("last_seen") else None)
+    info = {"added_after": str(row["a"]) if row["a"] else None, "present_since": str(row["p"]),
+            "gone": str(row["gone"]) if row.get("gone") else None,
+            "last_seen": str(row["last_seen"]) if row.get("last_seen") else None}
     if v is None:
         return ArchSupport(arch, ver, "uncertain", False, **info, detail="no engine version declared")
     if a is not None and v <= a:
@@ -394,7 +400,7 @@ def quant_act_dtypes(method: str, version: str | Version | None) -> tuple[tuple[
     by = data()["quantization"]["supported_activation_dtypes"]
     v = vt(version)
     key = _floor_key(list(by), v) if v else None
-    key = key or (sorted(by, key=lambda s: vt(s))[0] if by else None)  # type: ignore[arg-type,return-value]
+    key = key or (min(by, key=lambda s: vt(s)) if by else None)  # type: ignore[arg-type,return-value]
     if key is None:
         return None, None
     vals = by[key].get(normalize_quant_method(method))

@@ -43,8 +43,16 @@ def _heads(facts: ModelFacts) -> int | None:
     return geo.num_heads if geo else None
 
 
-def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image: ImageRef | None) -> PlanRow | None:
-    """The smallest TP on this instance with which the model starts, or None."""
+def _enough(est: Estimate, min_concurrency: float | None) -> bool:
+    if min_concurrency is None:
+        return True
+    return est.max_concurrency is not None and est.max_concurrency >= min_concurrency
+
+
+def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image: ImageRef | None,
+           min_concurrency: float | None = None) -> PlanRow | None:
+    """The smallest TP on this instance with which the model starts (and, with ``min_concurrency``, whose
+    KV cache holds at least that many full-length requests), or None."""
     from checker.estimate import compute
 
     if inst.gpu is None or inst.gpu_count <= 0 or inst.gpu.memory_bytes <= 0:
@@ -60,7 +68,7 @@ def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image
         est = compute(facts, target, fixes=False)
         if est is None:
             return None
-        if est.extra.get("status") == "ok":
+        if est.extra.get("status") == "ok" and _enough(est, min_concurrency):
             return PlanRow(
                 instance=inst.name, cloud=inst.cloud, gpu=inst.gpu.name, gpu_count=inst.gpu_count,
                 total_vram_bytes=inst.gpu.memory_bytes * inst.gpu_count, tensor_parallel_size=tp,
@@ -89,9 +97,12 @@ def plan(
     clouds: list[str] | tuple[str, ...] | None = None,
     chip: str | None = "GPU",
     include_vgpu: bool = False,
+    min_concurrency: float | None = None,
 ) -> list[PlanRow]:
     """Every catalog instance the model fits on, smallest first. Virtual-workstation vGPU slices
-    (GRID, a few GB of one card, sold for graphics) are left out unless ``include_vgpu``."""
+    (GRID, a few GB of one card, sold for graphics) are left out unless ``include_vgpu``.
+    ``min_concurrency`` keeps only the instances whose predicted max concurrency (full-length requests
+    the KV cache holds) reaches it, trying a larger TP where the smallest one falls short."""
     if catalog is None:
         return []
     engine_args = dict(engine_args or {})
@@ -113,7 +124,7 @@ def plan(
         seen.add(key)
         combo = (inst.gpu, inst.gpu_count, inst.chip)
         if combo not in fits:
-            fits[combo] = fit_on(facts, inst, engine_args, image)
+            fits[combo] = fit_on(facts, inst, engine_args, image, min_concurrency)
         row = fits[combo]
         if row is not None:
             row = replace(row, instance=inst.name, cloud=inst.cloud)
@@ -141,7 +152,8 @@ def smallest_fits(facts: ModelFacts, target: Target, catalog: Any, n: int = 3) -
 __all__ = ["PlanRow", "fit_on", "plan", "smallest_fits"]
 
 
-def format_rows(rows: list[PlanRow], *, fmt: str = "text", model: ModelFacts | None = None) -> str:
+def format_rows(rows: list[PlanRow], *, fmt: str = "text", model: ModelFacts | None = None,
+                min_concurrency: float | None = None) -> str:
     """The `check plan` output: a table (text) or a JSON list, smallest instance first."""
     if fmt == "json":
         import json
@@ -149,6 +161,9 @@ def format_rows(rows: list[PlanRow], *, fmt: str = "text", model: ModelFacts | N
         return json.dumps([r.as_dict() for r in rows], indent=2) + "\n"
     if not rows:
         name = model.name if model else "the model"
+        if min_concurrency is not None:
+            return (f"{name}: no catalog instance reaches a max concurrency of {min_concurrency:g} (lower "
+                    "--max-model-len, use --kv-cache-dtype fp8 or a quantized checkpoint)\n")
         return f"{name}: no catalog instance fits (try a quantized checkpoint or a larger --tensor-parallel-size)\n"
     head = ("instance", "cloud", "gpus", "gpu", "tp", "kv tokens", "concurrency", "max_model_len")
     table = [head]

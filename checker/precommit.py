@@ -10,7 +10,8 @@ pre-commit passes the changed file names (after any ``args``). Each file maps to
 folder matched by a ``models = [...]`` glob of the config, else the outermost ancestor holding a
 ``model_index.json`` (a diffusers pipeline: its parts have their own config.json), else the nearest
 ancestor holding a model marker (config.json, adapter_config.json, Modelfile, config.pbtxt, a .gguf
-file). A changed config file re-checks every folder its ``models`` globs name. The target comes from
+file). A changed config file re-checks every folder its ``models`` globs name, or without them every
+model folder below it. The target comes from
 the config (``[tool.modelcheck]``), so the hook needs no flags; options in ``args`` pass through to
 ``check``.
 """
@@ -54,6 +55,34 @@ def _configured_folders(config: config_mod.Config) -> list[str]:
     return out
 
 
+_SKIP_DIRS = {"node_modules", "__pycache__", "venv", "site-packages"}
+_MAX_DEPTH = 4  # models/org/name is the deepest layout seen in model repositories; bounds the walk
+_MAX_FOLDERS = 500
+
+
+def discover_folders(top: str) -> list[str]:
+    """Model folders under ``top`` (bounded walk, hidden folders skipped). A folder with a model marker
+    (``model_index.json`` included: a diffusers pipeline's parts are not separate models) is one model
+    and is not descended into; a ``top`` that is itself a model folder is the only one."""
+    top = os.path.abspath(top)
+    if _has_marker(top):
+        return [top]
+    found: list[str] = []
+    base_depth = top.rstrip(os.sep).count(os.sep)
+    for cur, dirs, _files in os.walk(top):
+        if cur != top and _has_marker(cur):
+            found.append(cur)
+            dirs[:] = []
+            if len(found) >= _MAX_FOLDERS:
+                break
+            continue
+        if cur.count(os.sep) - base_depth >= _MAX_DEPTH:
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
+    return sorted(found)
+
+
 def model_folder(filename: str, root: str | None = None) -> str | None:
     """The model folder a changed file belongs to, or None when it belongs to none."""
     absf = os.path.abspath(filename)
@@ -91,7 +120,9 @@ def model_folders(filenames: list[str], root: str | None = None) -> list[str]:
             except config_mod.ConfigError:
                 cfg = None  # an invalid config is reported when the check reads it
             if cfg is not None:
-                folders = _configured_folders(cfg)
+                # the target changed: re-check every model it governs (the ``models`` globs, else
+                # every model folder below the config file)
+                folders = _configured_folders(cfg) or discover_folders(cfg.root)
         if not folders:
             folder = model_folder(name, root)
             folders = [folder] if folder else []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from checker.rule import Context, Finding, Severity, rule
-from rules.image import CATALOG_ERRORS, image_family
+from rules._common import CATALOG_ERRORS, image_family
 
 ACCELERATORS = ("GPU", "PPU", "XPU")
 
@@ -183,7 +183,7 @@ def gpu_image_without_gpus(ctx: Context) -> Iterator[Finding]:
     if img_chip != "GPU":
         return
     yield Finding(
-        f"{inst.name} has 0 GPUs but the image {img.raw} needs a GPU",
+        f"{inst.name} has 0 GPUs but the image {img.raw} needs a GPU: the container fails at start-up",
         hint=f"request at least one GPU, or deploy on {_instance_hint(ctx, 'GPU')}",
         data={"instance": inst.name, "gpu_count": inst.gpu_count, "image_chip": img_chip},
     )

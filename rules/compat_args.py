@@ -1,23 +1,14 @@
-"""ENG rules, engine arguments vs the model: dtype names, lengths, parallelism, remote code, chat
-template, multimodal inputs. Split from ``rules/compat.py`` (same family, same knowledge source)."""
+"""ENG rules, engine arguments vs the model and the instance: dtype names, context length,
+parallelism, the GPU memory fraction. Same family and knowledge source as ``rules/compat.py``."""
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from checker import engines
 from checker.rule import Context, Finding, Severity, rule
-
-
-def _engine(ctx: Context) -> tuple[str | None, tuple[int, ...] | None]:
-    img = ctx.target.image
-    launcher = ctx.target.deployment.get("launcher") if ctx.target.deployment else None
-    if img is None:
-        return launcher, None
-    return img.engine, engines.vt(img.version)
+from rules._common import serving_engine
 
 
 def _env(ctx: Context) -> dict[str, Any]:
@@ -43,7 +34,7 @@ def invalid_dtype(ctx: Context) -> Iterator[Finding]:
     for an FP8 KV cache `--kv-cache-dtype fp8`.
     """
     asked = ctx.target.engine_args.get("dtype")
-    engine, _ = _engine(ctx)
+    engine, _ = serving_engine(ctx)
     yield from _invalid_kv_cache_dtype(ctx, engine)
     if asked is None or engine == "llama.cpp" or engines.canonical_dtype(str(asked)) is not None:
         return
@@ -103,7 +94,7 @@ def max_model_len_exceeds_model(ctx: Context) -> Iterator[Finding]:
     req, key = _requested_len(ctx)
     if req is None or req <= 0:
         return
-    engine, v = _engine(ctx)
+    engine, v = serving_engine(ctx)
     flag = {"max_model_len": "--max-model-len", "context_length": "--context-length", "ctx_size": "--ctx-size"}[key]
     if ctx.facts.kind == "gguf":
         g = ctx.facts.gguf[0] if ctx.facts.gguf else None
@@ -131,7 +122,8 @@ def max_model_len_exceeds_model(ctx: Context) -> Iterator[Finding]:
             "rope_type": derived.rope_type, "factor": derived.factor, "env_override": allowed}
     if req <= derived.value:  # only the older/newer reading of yarn refuses it
         yield Finding(
-            f"{flag} {req} may exceed the model's limit: {derived.notes[0] if derived.notes else ''}",
+            f"{flag} {req} may exceed the model's limit"
+            + (f": {derived.notes[0]}" if derived.notes else f" (one reading of the config gives {derived.strict_value})"),
             path=where, severity=Severity.WARNING, hint=f"use {flag} {derived.strict_value} to be safe", data=data)
         return
     msg = f"{flag} {req} is above the model's limit {derived.value} ({derived.key}={derived.base}{scale})"
@@ -202,7 +194,8 @@ def parallel_exceeds_gpus(ctx: Context) -> Iterator[Finding]:
     if inst is None or inst.chip != "GPU" or n <= 0 or tp * pp <= n:
         return
     yield Finding(
-        f"tensor_parallel_size {tp} x pipeline_parallel_size {pp} = {tp * pp} GPUs, but {inst.name} has {n}",
+        f"--tensor-parallel-size {tp} x --pipeline-parallel-size {pp} needs {tp * pp} GPUs, but {inst.name} has "
+        f"{n}: the engine cannot start its workers",
         path="engine_args.tensor_parallel_size", hint=f"use --tensor-parallel-size {n}{' (or fewer)' if n > 1 else ''} or an instance with {tp * pp} GPUs",
         data={"tensor_parallel_size": tp, "pipeline_parallel_size": pp, "gpus": n})
 
@@ -221,172 +214,8 @@ def memory_fraction_out_of_range(ctx: Context) -> Iterator[Finding]:
     for key, flag in (("gpu_memory_utilization", "--gpu-memory-utilization"), ("mem_fraction_static", "--mem-fraction-static")):
         val = ctx.target.engine_args.get(key)
         if isinstance(val, (int, float)) and not isinstance(val, bool) and not 0 < val <= 1:
-            yield Finding(f"{flag} {val} is outside (0, 1]", path=f"engine_args.{key}",
+            yield Finding(f"{flag} {val} is outside (0, 1]: it is a fraction of each GPU's memory, and the engine "
+                          "rejects it at start-up", path=f"engine_args.{key}",
                           hint=(f"use a fraction, e.g. {flag} {val / 100:g}" if 10 <= val <= 100  # 90 meant 90 %
                                 else f"use a fraction such as {flag} 0.9"),
                           data={key: val})
-
-
-def _remote_code(ctx: Context) -> tuple[list[str], bool]:
-    """(reasons, config_needs_it): auto_map entries and .py files that mean the repo ships code."""
-    reasons = []
-    cfg = ctx.facts.config or {}
-    am = cfg.get("auto_map")
-    # transformers' own class wins for a model_type it knows: the repo's AutoConfig is then optional
-    config_needs = (isinstance(am, dict) and "AutoConfig" in am
-                    and cfg.get("model_type") not in engines.TRANSFORMERS_NATIVE_MODEL_TYPES)
-    if isinstance(am, dict) and am:
-        reasons.append("config.json auto_map (" + ", ".join(sorted(am)[:4]) + ")")
-    tok = ctx.facts.json_files.get("tokenizer_config.json") or {}
-    if isinstance(tok, dict) and isinstance(tok.get("auto_map"), (dict, list)) and tok["auto_map"]:
-        reasons.append("tokenizer_config.json auto_map")
-    py = [f.path for f in ctx.facts.files if f.type == "file" and f.suffix == ".py" and "/" not in f.path]
-    if py:
-        reasons.append(".py files: " + ", ".join(py[:3]))
-    return reasons, config_needs
-
-
-@rule("ENG015", severity=Severity.ERROR, kinds={"hf-llm"}, needs={"config"})
-def trust_remote_code_needed(ctx: Context) -> Iterator[Finding]:
-    """The model ships its own code (auto_map) that the engine must load, and --trust-remote-code is not set.
-
-    ## Why it matters
-    A config whose model_type transformers does not know (auto_map.AutoConfig), or an architecture the
-    engine has no implementation for, only loads with the repo's Python code. Without
-    --trust-remote-code the server stops ("requires you to execute the configuration file").
-
-    ## How to fix
-    Review the repo's .py files, then pass --trust-remote-code; or use a version of the model that is
-    supported natively.
-    """
-    if ctx.target.engine_args.get("trust_remote_code") is True:
-        return
-    engine, v = _engine(ctx)
-    if engine == "llama.cpp":
-        return
-    reasons, config_needs = _remote_code(ctx)
-    if not reasons or not any("auto_map" in r for r in reasons):
-        return
-    arch = ctx.facts.architectures[0] if ctx.facts.architectures else None
-    native = arch is not None and engine in (None, "vllm") and engines.arch_support(arch, v).status == "registered"
-    tokenizer_needs = any(r.startswith("tokenizer_config.json") for r in reasons)
-    if native and not config_needs and not tokenizer_needs:
-        return
-    why = "its config class is repo code (auto_map.AutoConfig)" if config_needs else f"{arch} has no built-in implementation"
-    yield Finding(
-        f"the model needs its own code ({'; '.join(reasons)}): {why}, and --trust-remote-code is not set",
-        path="config.json:auto_map", severity=None if config_needs or not native else Severity.WARNING,
-        hint="review the .py files, then add --trust-remote-code", data={"reasons": reasons, "architecture": arch})
-
-
-@rule("ENG016", severity=Severity.INFO, kinds={"hf-llm"})
-def trust_remote_code_unneeded(ctx: Context) -> Iterator[Finding]:
-    """--trust-remote-code is set but the model ships no code.
-
-    ## Why it matters
-    The flag lets any .py file in the repo run inside the server. With no auto_map and no .py files it
-    does nothing today, but it would silently run code a later upload adds.
-
-    ## How to fix
-    Drop --trust-remote-code.
-    """
-    if ctx.target.engine_args.get("trust_remote_code") is not True:
-        return
-    reasons, _ = _remote_code(ctx)
-    if reasons:
-        return
-    yield Finding("--trust-remote-code is set but the model has no auto_map and no .py files",
-                  path="engine_args.trust_remote_code", hint="remove --trust-remote-code", data={})
-
-
-@rule("ENG017", severity=Severity.WARNING, kinds={"hf-llm"})
-def no_chat_template(ctx: Context) -> Iterator[Finding]:
-    """The model has no chat template, but the server exposes a chat endpoint.
-
-    ## Why it matters
-    vLLM and SGLang serve /v1/chat/completions; without a template (tokenizer_config.json
-    chat_template, chat_template.jinja or chat_template.json) every chat request fails with 400
-    ("default chat template is no longer allowed"). Base models usually have none.
-
-    ## How to fix
-    Serve an instruct/chat checkpoint, pass --chat-template FILE, or use only /v1/completions.
-    """
-    engine, _ = _engine(ctx)
-    if engine == "llama.cpp" or ctx.facts.classification.subtype in ("embedding", "reranker"):
-        return
-    if ctx.target.engine_args.get("chat_template"):
-        return
-    tok = ctx.facts.json_files.get("tokenizer_config.json")
-    if isinstance(tok, dict) and tok.get("chat_template"):
-        return
-    names = {f.path for f in ctx.facts.files}
-    if names & {"chat_template.jinja", "chat_template.json"} or "tokenizer_config.json" not in names and not tok:
-        # no tokenizer_config at all: FIL rules own the missing tokenizer
-        if names & {"chat_template.jinja", "chat_template.json"}:
-            return
-        if not tok:
-            return
-    yield Finding(
-        "no chat template (tokenizer_config.json has no chat_template; no chat_template.jinja/.json): "
-        "/v1/chat/completions requests will fail with 400",
-        path="tokenizer_config.json", hint="pass --chat-template <file>, serve an instruct checkpoint, or use /v1/completions",
-        data={})
-
-
-_TEXT_ONLY_FOR_VLM = {
-    # checkpoint architecture names vLLM registers as text-only although the config has a vision tower
-    "Gemma3ForCausalLM", "Llama4ForCausalLM", "Mistral3ForCausalLM", "Qwen3_5ForCausalLM", "Qwen3_5MoeForCausalLM",
-}
-
-
-def _mm_image_limit(val: Any) -> int | None:
-    if isinstance(val, dict):
-        n = val.get("image")
-        return n if isinstance(n, int) else None
-    if isinstance(val, str):
-        s = val.strip()
-        if s.startswith("{"):
-            try:
-                return _mm_image_limit(json.loads(s))
-            except ValueError:
-                return None
-        m = re.search(r"image\s*=\s*(\d+)", s)
-        return int(m.group(1)) if m else None
-    return None
-
-
-@rule("ENG018", severity=Severity.WARNING, kinds={"hf-llm", "gguf"})
-def vision_inputs_dropped(ctx: Context) -> Iterator[Finding]:
-    """A vision-language model is deployed in a way that drops image inputs.
-
-    ## Why it matters
-    `--limit-mm-per-prompt image=0`, `--language-model-only`, an architecture name vLLM registers as
-    text-only, or llama-server without `--mmproj` all start fine but reject every request with an
-    image: the deployment looks healthy and fails in use.
-
-    ## How to fix
-    Drop the flag (or set image=1+), keep the ...ForConditionalGeneration architecture, or pass the
-    projector GGUF with --mmproj.
-    """
-    cfg = ctx.facts.config or {}
-    vlm = "image" in ctx.facts.classification.modalities or isinstance(cfg.get("vision_config"), dict)
-    if not vlm:
-        return
-    ea = ctx.target.engine_args
-    engine, _ = _engine(ctx)
-    limit = _mm_image_limit(ea.get("limit_mm_per_prompt"))
-    if limit == 0:
-        yield Finding("--limit-mm-per-prompt sets image=0 on a vision-language model: requests with images are refused",
-                      path="engine_args.limit_mm_per_prompt", hint="remove it or set image=1 (or more)",
-                      data={"limit_mm_per_prompt": ea.get("limit_mm_per_prompt")})
-    if ea.get("language_model_only") is True:
-        yield Finding("--language-model-only on a vision-language model: the vision tower is not loaded",
-                      path="engine_args.language_model_only", hint="drop --language-model-only to serve images", data={})
-    arch = ctx.facts.architectures[0] if ctx.facts.architectures else None
-    if arch in _TEXT_ONLY_FOR_VLM and isinstance(cfg.get("vision_config"), dict):
-        yield Finding(f"config.json has a vision_config but architectures[0] is {arch}, which vLLM serves text-only",
-                      path="config.json:architectures", hint="use the ...ForConditionalGeneration architecture of this model",
-                      data={"architecture": arch})
-    if engine == "llama.cpp" and ctx.facts.kind == "gguf" and not ea.get("mmproj"):
-        yield Finding("llama-server without --mmproj: the vision projector is not loaded, image requests fail",
-                      hint="pass --mmproj <mmproj-*.gguf>", data={})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from checker.rule import Context, Finding, Severity, rule
+from rules._common import KIND_WORDS
 
 # kinds a folder name may suggest -> content kinds that do not contradict it
 _COMPATIBLE = {
@@ -13,16 +14,6 @@ _COMPATIBLE = {
     "adapter": {"adapter"},
     "diffusion": {"diffusion"},
     "tts": {"tts"},
-}
-_KIND_WORDS = {
-    "hf-llm": "a Hugging Face language model",
-    "gguf": "a GGUF model",
-    "adapter": "a LoRA/PEFT adapter",
-    "diffusion": "an image-generation (diffusion) model",
-    "tts": "a text-to-speech model",
-    "ollama": "an Ollama model store",
-    "custom": "a custom (non-HF) model",
-    "unknown": "nothing recognisable",
 }
 
 
@@ -98,8 +89,8 @@ def name_contradicts_content(ctx: Context) -> Iterator[Finding]:
     if not suggests or c.kind == "unknown" or c.kind in _COMPATIBLE.get(suggests, {suggests}):
         return
     yield Finding(
-        f"the name {ctx.facts.name!r} suggests {_KIND_WORDS.get(suggests, suggests)}, but the files hold "
-        f"{_KIND_WORDS.get(c.kind, c.kind)}" + (f" ({c.evidence[0]})" if c.evidence else ""),
+        f"the name {ctx.facts.name!r} suggests {KIND_WORDS.get(suggests, suggests)}, but the files hold "
+        f"{KIND_WORDS.get(c.kind, c.kind)}" + (f" ({c.evidence[0]})" if c.evidence else ""),
         hint="make sure this is the model you meant to deploy, and rename the folder to match its content",
         data={"name": ctx.facts.name, "name_suggests": suggests, "kind": c.kind},
     )

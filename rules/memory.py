@@ -55,13 +55,25 @@ def _model_limit(ctx: Context) -> int | None:
     return d.value if d is not None and isinstance(d.value, int) else None
 
 
-def _fix_hint(ctx: Context, first: str = "") -> str:
-    x = ctx.estimate.extra
-    fixes = [first] if first else []
-    fit = x.get("fit_max_model_len") or 0
+def round_max_model_len(n: int) -> int:
+    """The largest round length <= n users would type: a multiple of 1024, or of 256 below 4096."""
+    step = 1024 if n >= 4096 else 256
+    return n // step * step if n >= step else n
+
+
+def _suggested_len(ctx: Context) -> tuple[int, int]:
+    """(round --max-model-len to offer, exact largest that starts), both within the model's limit."""
+    fit = ctx.estimate.extra.get("fit_max_model_len") or 0
     limit = _model_limit(ctx)
     if limit and fit > limit:  # never advise more than the model allows (ENG011 would refuse it)
         fit = limit
+    return round_max_model_len(fit), fit
+
+
+def _fix_hint(ctx: Context, first: str = "") -> str:
+    x = ctx.estimate.extra
+    fixes = [first] if first else []
+    fit, _ = _suggested_len(ctx)
     # a context of a few hundred tokens serves nothing useful: then only memory/GPU fixes are offered
     if fit >= MIN_USEFUL_MAX_MODEL_LEN:
         fixes.append(f"--max-model-len {fit}")
@@ -121,7 +133,13 @@ def _fp8_kv_helps(ctx: Context) -> bool:
 def _data(ctx: Context) -> dict:
     from checker.estimate import estimate_memory_block
 
-    return estimate_memory_block(ctx.estimate) or {}
+    data = estimate_memory_block(ctx.estimate) or {}
+    if ctx.estimate.extra.get("fit_max_model_len"):
+        # the hint offers a round length; the exact largest that starts stays in the data
+        suggested, exact = _suggested_len(ctx)
+        data["suggested_max_model_len"] = suggested
+        data["exact_max_model_len"] = exact
+    return data
 
 
 @rule("MEM001", severity=Severity.ERROR, kinds=KINDS, needs={"estimate"})

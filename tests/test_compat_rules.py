@@ -5,6 +5,7 @@ from __future__ import annotations
 from checker.testing import make_facts, make_target, run_rule
 from rules import compat as c
 from rules import compat_args as a
+from rules import compat_features, compat_quant
 
 QWEN = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "num_attention_heads": 28,
         "max_position_embeddings": 32768, "torch_dtype": "bfloat16"}
@@ -56,8 +57,8 @@ def test_eng004_float16_forbidden():
 
 def test_eng005_quant_gpu():
     fp8 = facts(quantization_config={"quant_method": "fp8"})
-    assert run_rule(c.quantization_needs_newer_gpu, fp8, make_target(image="vllm:0.14.0-gpu", gpu="t4")) == []
-    (f,) = run_rule(c.quantization_needs_newer_gpu, fp8, make_target(image="vllm:0.8.4-gpu", gpu="t4"))
+    assert run_rule(compat_quant.quantization_needs_newer_gpu, fp8, make_target(image="vllm:0.14.0-gpu", gpu="t4")) == []
+    (f,) = run_rule(compat_quant.quantization_needs_newer_gpu, fp8, make_target(image="vllm:0.8.4-gpu", gpu="t4"))
     assert f.data["min_capability"] == 80 and f.data["method"] == "fp8"
 
 
@@ -65,32 +66,32 @@ def test_eng006_quant_method_in_engine():
     from checker.testing import make_facts as mf
 
     gg = mf(kind="gguf", files={"m.gguf": 10})
-    assert run_rule(c.quantization_not_in_engine, gg, make_target(image="vllm:0.20.0-gpu")) == []
+    assert run_rule(compat_quant.quantization_not_in_engine, gg, make_target(image="vllm:0.20.0-gpu")) == []
     # a GGUF file on vLLM 0.33 is reported once, by IMG002; ENG006 speaks only for an explicit flag
-    assert run_rule(c.quantization_not_in_engine, gg, make_target(image="vllm:0.33.0-gpu")) == []
-    (f,) = run_rule(c.quantization_not_in_engine, gg, make_target(image="vllm:0.33.0-gpu",
+    assert run_rule(compat_quant.quantization_not_in_engine, gg, make_target(image="vllm:0.33.0-gpu")) == []
+    (f,) = run_rule(compat_quant.quantization_not_in_engine, gg, make_target(image="vllm:0.33.0-gpu",
                                                                    engine_args={"quantization": "gguf"}))
     assert "plugin" in f.message and f.data["method"] == "gguf"
-    (f,) = run_rule(c.quantization_not_in_engine, facts(), make_target(image="vllm:0.14.0-gpu",
+    (f,) = run_rule(compat_quant.quantization_not_in_engine, facts(), make_target(image="vllm:0.14.0-gpu",
                                                                         engine_args={"quantization": "int8"}))
     assert "unknown" in f.message and "awq" in f.hint
 
 
 def test_eng007_quant_dtype():
     awq = facts(quantization_config={"quant_method": "awq"})
-    assert run_rule(c.quantization_dtype_mismatch, awq, make_target(image="vllm:0.14.0-gpu", gpu="a10",
+    assert run_rule(compat_quant.quantization_dtype_mismatch, awq, make_target(image="vllm:0.14.0-gpu", gpu="a10",
                                                                       engine_args={"dtype": "bfloat16"})) == []
-    (f,) = run_rule(c.quantization_dtype_mismatch, awq, make_target(image="vllm:0.14.0-gpu", gpu="a10",
+    (f,) = run_rule(compat_quant.quantization_dtype_mismatch, awq, make_target(image="vllm:0.14.0-gpu", gpu="a10",
                                                                       engine_args={"dtype": "bfloat16", "quantization": "awq"}))
     assert f.data["supported"] == ["float16"] and f.hint == "use --dtype half"
 
 
 def test_eng008_fp8_weight_only():
     fp8 = facts(quantization_config={"quant_method": "fp8", "weight_block_size": [128, 128]})
-    assert run_rule(c.fp8_weight_only_on_gpu, fp8, make_target(image="vllm:0.14.0-gpu", gpu="h20")) == []
-    (f,) = run_rule(c.fp8_weight_only_on_gpu, fp8, make_target(image="vllm:0.8.4-gpu", gpu="a10"))
+    assert run_rule(compat_quant.fp8_weight_only_on_gpu, fp8, make_target(image="vllm:0.14.0-gpu", gpu="h20")) == []
+    (f,) = run_rule(compat_quant.fp8_weight_only_on_gpu, fp8, make_target(image="vllm:0.8.4-gpu", gpu="a10"))
     assert f.severity.label == "error" and "0.9.0" in f.hint
-    (f,) = run_rule(c.fp8_weight_only_on_gpu, fp8, make_target(image="vllm:0.14.0-gpu", gpu="a10"))
+    (f,) = run_rule(compat_quant.fp8_weight_only_on_gpu, fp8, make_target(image="vllm:0.14.0-gpu", gpu="a10"))
     assert f.severity.label == "info"
 
 
@@ -138,25 +139,25 @@ def test_eng014_memory_fraction():
 def test_eng015_016_remote_code():
     glm = facts(architectures=["ChatGLMModel"], model_type="chatglm",
                 auto_map={"AutoConfig": "configuration_chatglm.ChatGLMConfig"})
-    assert run_rule(a.trust_remote_code_needed, glm, make_target(image="vllm:0.14.0-gpu",
+    assert run_rule(compat_features.trust_remote_code_needed, glm, make_target(image="vllm:0.14.0-gpu",
                                                                  engine_args={"trust_remote_code": True})) == []
-    (f,) = run_rule(a.trust_remote_code_needed, glm, make_target(image="vllm:0.14.0-gpu"))
+    (f,) = run_rule(compat_features.trust_remote_code_needed, glm, make_target(image="vllm:0.14.0-gpu"))
     assert f.severity.label == "error" and "--trust-remote-code" in f.hint
-    assert run_rule(a.trust_remote_code_unneeded, facts(), make_target()) == []
-    (f,) = run_rule(a.trust_remote_code_unneeded, facts(), make_target(engine_args={"trust_remote_code": True}))
+    assert run_rule(compat_features.trust_remote_code_unneeded, facts(), make_target()) == []
+    (f,) = run_rule(compat_features.trust_remote_code_unneeded, facts(), make_target(engine_args={"trust_remote_code": True}))
     assert f.rule == "ENG016"
 
 
 def test_eng017_chat_template():
-    assert run_rule(a.no_chat_template, facts(), make_target(image="vllm:0.14.0-gpu")) == []
+    assert run_rule(compat_features.no_chat_template, facts(), make_target(image="vllm:0.14.0-gpu")) == []
     base = make_facts(config=QWEN, json_files={"tokenizer_config.json": {"model_max_length": 32768}})
-    (f,) = run_rule(a.no_chat_template, base, make_target(image="vllm:0.14.0-gpu"))
+    (f,) = run_rule(compat_features.no_chat_template, base, make_target(image="vllm:0.14.0-gpu"))
     assert "--chat-template" in f.hint
 
 
 def test_eng018_vision_dropped():
     vl = make_facts(config={"architectures": ["Qwen2_5_VLForConditionalGeneration"], "vision_config": {"depth": 32}},
                     modalities=("text", "image"))
-    assert run_rule(a.vision_inputs_dropped, vl, make_target(image="vllm:0.14.0-gpu")) == []
-    (f,) = run_rule(a.vision_inputs_dropped, vl, make_target(engine_args={"limit_mm_per_prompt": '{"image": 0}'}))
+    assert run_rule(compat_features.vision_inputs_dropped, vl, make_target(image="vllm:0.14.0-gpu")) == []
+    (f,) = run_rule(compat_features.vision_inputs_dropped, vl, make_target(engine_args={"limit_mm_per_prompt": '{"image": 0}'}))
     assert "image=0" in f.message

@@ -15,6 +15,7 @@ from checker import deploy
 from checker.errors import ConfigError
 from checker.testing import make_facts, make_target, run_rule
 from rules import deploy as dep_rules
+from rules import deploy_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "fixtures" / "specs"
@@ -146,12 +147,12 @@ def test_dep004_dep006_dep007_dep011_sglang_spec():
     t = _target("eas_sglang_default_port.json")
     (f,) = run_rule(dep_rules.oss_url_passed_to_engine, FACTS, t)
     assert f.data["url"] == "oss://examplebucket/qwen/"
-    (f,) = run_rule(dep_rules.engine_port_mismatch, FACTS, t)
+    (f,) = run_rule(deploy_runtime.engine_port_mismatch, FACTS, t)
     assert f.data == {"engine_port": 30000, "container_port": 8000, "explicit": False} and "--port 8000" in f.hint
     # the CPU instance type is reported once, by CHP001/CHP003 (chip family), not again here
-    assert run_rule(dep_rules.gpu_image_on_cpu_spec, FACTS, t) == []
-    for r in (dep_rules.oss_url_passed_to_engine, dep_rules.engine_port_mismatch, dep_rules.gpu_image_on_cpu_spec,
-              dep_rules.launcher_differs_from_image):
+    assert run_rule(deploy_runtime.gpu_image_on_cpu_spec, FACTS, t) == []
+    for r in (dep_rules.oss_url_passed_to_engine, deploy_runtime.engine_port_mismatch, deploy_runtime.gpu_image_on_cpu_spec,
+              deploy_runtime.launcher_differs_from_image):
         assert run_rule(r, FACTS, _target(GOOD)) == []
 
 
@@ -162,7 +163,7 @@ def test_dep011_launcher_differs(tmp_path):
     p.write_text(json.dumps(doc))
     spec = deploy.load(service=str(p))
     t = make_target(image=spec["image"], instance=spec["instance"], deployment=spec["deployment"])
-    (f,) = run_rule(dep_rules.launcher_differs_from_image, FACTS, t)
+    (f,) = run_rule(deploy_runtime.launcher_differs_from_image, FACTS, t)
     assert f.data == {"launcher": "sglang", "image_engine": "vllm"}
 
 
@@ -172,27 +173,27 @@ def test_dep005_no_port(tmp_path):
     p = tmp_path / "s.json"
     p.write_text(json.dumps(doc))
     spec = deploy.load(service=str(p))
-    (f,) = run_rule(dep_rules.no_service_port, FACTS, make_target(deployment=spec["deployment"]))
+    (f,) = run_rule(deploy_runtime.no_service_port, FACTS, make_target(deployment=spec["deployment"]))
     assert f.rule == "DEP005" and '"port": 8000' in f.hint
-    assert run_rule(dep_rules.no_service_port, FACTS, _target(GOOD)) == []
+    assert run_rule(deploy_runtime.no_service_port, FACTS, _target(GOOD)) == []
 
 
 def test_dep008_gpu_count():
-    (f,) = run_rule(dep_rules.gpu_count_below_parallel, FACTS, _target(BAD))
+    (f,) = run_rule(deploy_runtime.gpu_count_below_parallel, FACTS, _target(BAD))
     assert f.data["metadata_gpu"] == 1 and f.data["tensor_parallel_size"] == 2
-    assert run_rule(dep_rules.gpu_count_below_parallel, FACTS, _target(GOOD)) == []
+    assert run_rule(deploy_runtime.gpu_count_below_parallel, FACTS, _target(GOOD)) == []
 
 
 def test_dep009_gated(monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
     spec = deploy.load(serve_cmd="vllm serve meta-llama/Llama-3.1-8B-Instruct")
-    (f,) = run_rule(dep_rules.hub_model_download, FACTS, make_target(deployment=spec["deployment"]))
+    (f,) = run_rule(deploy_runtime.hub_model_download, FACTS, make_target(deployment=spec["deployment"]))
     assert f.severity.label == "error" and "HF_TOKEN" in f.hint and f.data["gated"] is True
     spec = deploy.load(serve_cmd="HF_TOKEN=hf_x vllm serve Qwen/Qwen2.5-7B-Instruct")
-    (f,) = run_rule(dep_rules.hub_model_download, FACTS, make_target(deployment=spec["deployment"]))
+    (f,) = run_rule(deploy_runtime.hub_model_download, FACTS, make_target(deployment=spec["deployment"]))
     assert f.severity.label == "info" and f.data["gated"] is False
-    assert run_rule(dep_rules.hub_model_download, FACTS, _target(GOOD)) == []
+    assert run_rule(deploy_runtime.hub_model_download, FACTS, _target(GOOD)) == []
 
 
 def test_dep010_nas_without_vpc():

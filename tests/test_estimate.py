@@ -176,6 +176,104 @@ def test_memory_block_and_text() -> None:
     assert estimate_memory_block(None) is None and format_memory_text(None) == []
 
 
+T4 = gpu("Tesla T4", 14.56, "7.5")
+GEMMA2_9B = 18_483_000_000  # bf16 weights, config.json says float32
+
+
+def test_dtype_resolution_per_version() -> None:
+    gemma2 = llm("gemma-2-9b-it", GEMMA2_9B)
+    # 0.9.2+ _resolve_auto_dtype: gemma2 refuses float16, T4 has no bfloat16 -> float32: weights x2, fp32 KV
+    new = compute(gemma2, target("0.14.0", T4, max_model_len=4096))
+    assert new.extra["model_dtype"] == "float32" and new.kv_cache_bytes_per_token == 42 * 8 * 256 * 2 * 4
+    assert new.weights_bytes == 2 * GEMMA2_9B and new.extra["checkpoint_weights_bytes"] == GEMMA2_9B
+    assert new.extra["failure"] == "weights-exceed"
+    assert any("runs it in float32" in a and "refuses float16" in a for a in new.assumptions)
+    # 0.9.0 had no float16 ban yet: a dtype the GPU lacks falls back to float16
+    assert compute(gemma2, target("0.9.0", T4, max_model_len=4096)).extra["model_dtype"] == "float16"
+    # on a bf16 GPU the float32 config is downcast to bfloat16 (the weights stay as stored)
+    a10 = compute(gemma2, target("0.14.0", max_model_len=4096))
+    assert a10.extra["model_dtype"] == "bfloat16" and a10.weights_bytes == GEMMA2_9B
+    # gemma3_text joined the float16 ban in 0.10.2
+    g3 = llm("gemma-3-1b-it", 1_999_811_584)
+    assert compute(g3, target("0.9.2", T4, max_model_len=4096)).extra["model_dtype"] == "float16"
+    assert compute(g3, target("0.14.0", T4, max_model_len=4096)).extra["model_dtype"] == "float32"
+    # explicit --dtype float32 doubles a bf16 checkpoint and its KV cache
+    qwen = llm("Qwen2.5-7B-Instruct", 15_231_233_024)
+    f32 = compute(qwen, target("0.14.0", gpu("A100 80GB", 79.19, "8.0"), max_model_len=8192, dtype="float32"))
+    assert f32.weights_bytes == 2 * 15_231_233_024 and f32.kv_cache_bytes_per_token == 2 * 57344
+
+
+def test_float32_checkpoint_loads_in_16_bit() -> None:
+    cfg = {**load_config("Qwen2.5-7B-Instruct"), "torch_dtype": "float32"}
+    w = WeightsSummary("safetensors", 30_462_466_048, 7_615_616_512, {"F32": 30_462_466_048}, "F32", 1,
+                       ("model.safetensors",))
+    facts = make_facts(config=cfg, weights=w)
+    new = compute(facts, target("0.14.0", max_model_len=8192))  # 0.9.2+: float32 -> bfloat16 on cc >= 8.0
+    assert new.extra["model_dtype"] == "bfloat16" and new.weights_bytes == 15_231_233_024
+    old = compute(facts, target("0.8.5", max_model_len=8192))  # before: float32 -> float16
+    assert old.extra["model_dtype"] == "float16" and old.weights_bytes == 15_231_233_024
+
+
+def test_quantized_checkpoint_keeps_packed_weights() -> None:
+    cfg = load_config("Qwen2.5-7B-Instruct-AWQ")
+    w = WeightsSummary("safetensors", 5_580_000_000, 0, {"I32": 4_000_000_000, "F16": 1_580_000_000}, "I32", 1,
+                       ("model.safetensors",))
+    est = compute(make_facts(config=cfg, weights=w), target("0.14.0", T4, max_model_len=4096))
+    assert est.weights_bytes == 5_580_000_000 and est.extra["model_dtype"] == "float16"
+
+
+def _vlm(model_type: str, vision: dict, **extra) -> object:
+    cfg = {**load_config("Qwen2.5-7B-Instruct"), "model_type": model_type, "vision_config": vision, **extra}
+    return llm(cfg, 16_580_000_000)
+
+
+def test_v1_multimodal_encoder_profile() -> None:
+    h100 = gpu("H100 SXM", 79.19, "9.0")
+    vc = {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "out_hidden_size": 3584, "patch_size": 14,
+          "spatial_merge_size": 2, "temporal_patch_size": 2}
+    text = compute(llm("Qwen2.5-7B-Instruct", 16_580_000_000), target("0.14.0", h100, max_model_len=32768))
+    vl = compute(_vlm("qwen2_5_vl", vc), target("0.14.0", h100, max_model_len=32768))
+    # one 12845056-pixel image = 16384 tokens over 65536 ViT positions (budget max(8192, 16384) = 1 image):
+    # ViT peak 65536 x (4 x 1280 + 2 x 3420) x 2 B + pixels 65536 x 1176 x 2 B
+    peak = 65536 * (4 * 1280 + 2 * 3420) * 2 + 65536 * 1176 * 2
+    assert vl.activation_bytes == max(peak, 16384 * 3584 * 2 + text.activation_bytes)
+    assert vl.extra["encoder_profile_bytes"] == vl.activation_bytes - text.activation_bytes > 0
+    assert any("1 image(s) of 16384 tokens" in a for a in vl.assumptions)
+    # a smaller max_pixels in preprocessor_config.json shrinks the profiled image
+    small = _vlm("qwen2_5_vl", vc)
+    small = make_facts(config=small.config, weights=small.weights,
+                       json_files={"preprocessor_config.json": {"max_pixels": 1003520}})
+    est = compute(small, target("0.14.0", h100, max_model_len=32768))
+    assert any("6 image(s) of 1280 tokens" in a for a in est.assumptions)  # 8192 // 1280 = 6
+    # LLaVA-NeXT anyres: 576 + 48 x 48 + 48 = 2928 tokens over 5 CLIP crops of 577 positions
+    clip = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "image_size": 336,
+            "patch_size": 14}
+    nxt = compute(_vlm("llava_next", clip), target("0.10.2", h100, max_model_len=4096, max_num_batched_tokens=16384))
+    assert any("5 image(s) of 2928 tokens (14425 ViT positions)" in a for a in nxt.assumptions)
+    # families without a model say so instead of guessing
+    other = compute(_vlm("internvl_chat", {"hidden_size": 1024}), target("0.14.0", h100, max_model_len=8192))
+    assert any("not modelled for this family" in a for a in other.assumptions)
+
+
+def test_non_llm_block_and_text_have_no_kv_lines() -> None:
+    w = WeightsSummary("safetensors", 6_938_000_000, 0, {"F16": 6_938_000_000}, "F16", 1, ("unet.safetensors",))
+    sdxl = make_facts(kind="diffusion", subtype="sdxl", weights=w)
+    comfy = ImageRef(raw="comfyui:1.0", engine="comfyui", version="1.0", chip="GPU", category="image-generation")
+    t = Target(image=comfy, instance=Instance(name="t", cloud="user", chip="GPU", gpu=gpu(), gpu_count=1), chip="GPU")
+    est = compute(sdxl, t)
+    block = estimate_memory_block(est)
+    assert block["kv_cache_tokens"] is None and block["kv_cache_bytes_per_token"] is None
+    assert block["gpu_memory_utilization"] is None and block["max_model_len"] is None
+    assert block["needed_bytes"] == 6_938_000_000 + int(3.5 * GIB) + int(0.3 * GIB)
+    assert block["spare_bytes"] == block["total_vram_bytes"] - block["needed_bytes"] and block["status"] == "ok"
+    text = "\n".join(format_memory_text(est))
+    assert "KV cache" not in text and "B/token" not in text and "util" not in text
+    assert "weights 6.46 GiB + activation 3.50 GiB + CUDA context 0.30 GiB = 10.26 GiB of 22.06 GiB" in text
+    # on an LLM image the IMG rules fail the deployment: no diffusion estimate there; none needed without image
+    assert compute(sdxl, target("0.14.0")) is None
+    assert compute(sdxl, Target(image=None, instance=t.instance, chip="GPU")) is not None
+
+
 def test_llama_cpp_gguf() -> None:
     meta = {"general.architecture": "llama", "llama.block_count": 32, "llama.embedding_length": 4096,
             "llama.attention.head_count": 32, "llama.attention.head_count_kv": 8, "llama.context_length": 131072,
@@ -218,6 +316,7 @@ CALIBRATED = {
     "80gb-phi4-bnb-lora-u0.7": 0.03,  # V0 fallback (bitsandbytes + LoRA in 0.8.0)
     "80gb-qwen2.5-vl-7b-lora-tp4": 0.03,  # V0 multimodal profile: 1 sequence of 16384 image tokens
     "gh21348-qwen3-235b-fp8-4xh100": 0.10,  # V1 < 0.11 on NVLink: NCCL buffers inside the budget
+    "80gb-llava-v1.6-mistral-7b-v0.10.2": 0.02,  # V1 multimodal: 5 LLaVA-NeXT images profiled by the encoder
 }
 
 

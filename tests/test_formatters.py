@@ -156,6 +156,121 @@ def test_sarif_is_deterministic_and_uris() -> None:
         sarif.artifact_uri("hf://Qwen/Qwen2.5-7B-Instruct", "config.json")
         == "hf://Qwen/Qwen2.5-7B-Instruct/config.json"
     )
+    # URIs are URI references: a space or a '#' in a file name is percent-encoded
+    assert sarif.artifact_uri("models/my model", "a#1.safetensors") == "models/my%20model/a%231.safetensors"
+
+
+def _code_scanning_problems(doc: dict) -> list[str]:
+    """GitHub code scanning's requirements on top of the SARIF schema (docs.github.com, "SARIF support
+    for code scanning"): what an upload needs to become alerts on the right files."""
+    problems = []
+    run = doc["runs"][0]
+    driver = run["tool"]["driver"]
+    for key in ("name", "version", "semanticVersion", "informationUri"):
+        if not driver.get(key):
+            problems.append(f"tool.driver.{key} missing")
+    rules = {r["id"]: r for r in driver["rules"]}
+    for rid, r in rules.items():
+        for key in ("shortDescription", "fullDescription", "help"):
+            if not (r.get(key) or {}).get("text"):
+                problems.append(f"rule {rid}: {key}.text missing")
+        if not r.get("helpUri"):
+            problems.append(f"rule {rid}: helpUri missing")
+        props = r.get("properties") or {}
+        if rid.startswith("SEC"):
+            if "security" not in props.get("tags", []):
+                problems.append(f"rule {rid}: no 'security' tag")
+            score = props.get("security-severity")
+            if not isinstance(score, str) or not 0.0 < float(score) <= 10.0:
+                problems.append(f"rule {rid}: security-severity {score!r} is not a score in (0, 10]")
+    for i, res in enumerate(run["results"]):
+        if res.get("ruleId") not in rules:
+            problems.append(f"result {i}: ruleId {res.get('ruleId')!r} not described")
+        if not res.get("message", {}).get("text"):
+            problems.append(f"result {i}: message.text missing")
+        if not res.get("partialFingerprints"):
+            problems.append(f"result {i}: no partialFingerprints")
+        locs = res.get("locations") or []
+        if not 1 <= len(locs) <= 10:
+            problems.append(f"result {i}: {len(locs)} locations")
+        for loc in locs:
+            art = loc["physicalLocation"]["artifactLocation"]
+            uri = art["uri"]
+            if uri.startswith(("/", "..", "file:")) or "://" in uri or uri in ("", "."):
+                problems.append(f"result {i}: uri {uri!r} is not relative to the repository root")
+            if art.get("uriBaseId") != "%SRCROOT%":
+                problems.append(f"result {i}: uriBaseId {art.get('uriBaseId')!r}")
+            if loc["physicalLocation"].get("region", {}).get("startLine", 0) < 1:
+                problems.append(f"result {i}: region.startLine missing or < 1")
+    return problems
+
+
+def test_sarif_meets_github_code_scanning_requirements() -> None:
+    doc = json.loads(sarif.format(_report()))
+    assert _code_scanning_problems(doc) == []
+    driver = doc["runs"][0]["tool"]["driver"]
+    assert (driver["name"], driver["semanticVersion"]) == ("modelcheck", driver["version"])
+    # a security rule carries the tag and a score GitHub maps to "high"
+    sec = Finding("pickle imports os.system", path="model.bin").stamped("SEC901", "dangerous", Severity.ERROR)
+    facts = make_facts(name="m", files={"model.bin": 10})
+    rep = Report(
+        results=(
+            PathReport(path="m", facts=facts, target=_target(), estimate=None, result=Result(findings=(sec,), skipped=(), ran=())),
+        ),
+        fail_on=Severity.ERROR,
+    )
+    doc = json.loads(sarif.format(rep))
+    assert _code_scanning_problems(doc) == []
+    rule_desc = doc["runs"][0]["tool"]["driver"]["rules"][0]
+    assert rule_desc["properties"]["tags"] == ["security", "SEC"]
+    assert rule_desc["properties"]["security-severity"] == "8.8"
+    # an undocumented code (no @rule) is still described with the texts GitHub shows
+    assert rule_desc["fullDescription"]["text"] == "pickle imports os.system"
+
+
+def test_sarif_uris_are_relative_to_the_repository_root(tmp_path: Path, monkeypatch) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "models").mkdir()
+    facts = make_facts(name="qwen", config={"architectures": ["Qwen2ForCausalLM"]}, files={"model.safetensors": 1})
+    f = Finding("truncated", path="model.safetensors").stamped("MEM901", "weights-too-big", Severity.ERROR)
+
+    def uris(path: str) -> list[str]:
+        pr = PathReport(path=path, facts=facts, target=_target(), estimate=None, result=Result(findings=(f,), skipped=(), ran=()))
+        doc = json.loads(sarif.format(Report(results=(pr,), fail_on=Severity.ERROR)))
+        return [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in doc["runs"][0]["results"]]
+
+    # `cd models && check qwen`, an absolute path, and the repo root all land on the same file
+    monkeypatch.chdir(repo / "models")
+    assert uris("qwen") == ["models/qwen/model.safetensors"]
+    assert uris(str(repo / "models" / "qwen")) == ["models/qwen/model.safetensors"]
+    monkeypatch.chdir(repo)
+    assert uris("./models/qwen/") == ["models/qwen/model.safetensors"]
+    # GitHub annotations use the same repository-relative path
+    monkeypatch.chdir(repo / "models")
+    pr = PathReport(path="qwen", facts=facts, target=_target(), estimate=None, result=Result(findings=(f,), skipped=(), ran=()))
+    assert github.format(Report(results=(pr,), fail_on=Severity.ERROR)).startswith(
+        "::error file=models/qwen/model.safetensors,line=1,title=MEM901 weights-too-big::truncated"
+    )
+    # outside any repository: relative to the current directory
+    outside = tmp_path / "loose"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    assert sarif.source_root() == str(outside)
+
+
+def test_sarif_fingerprints_survive_changed_figures() -> None:
+    def fp(message: str) -> str:
+        f = Finding(message, path="model-00002.safetensors").stamped("FIL904", "truncated", Severity.ERROR)
+        pr = PathReport(path="models/q", facts=make_facts(name="q"), target=_target(), estimate=None,
+                        result=Result(findings=(f,), skipped=(), ran=()))
+        doc = json.loads(sarif.format(Report(results=(pr,), fail_on=Severity.ERROR)))
+        return doc["runs"][0]["results"][0]["partialFingerprints"]["modelcheckFinding/v1"]
+
+    assert fp("is 182128 bytes but its header describes 362864 bytes") == fp(
+        "is 1000 bytes but its header describes 2.5 bytes"
+    )
+    assert fp("pickle imports os.system") != fp("pickle imports builtins.exec")
 
 
 # -- GitHub -----------------------------------------------------------------------------------
@@ -222,7 +337,9 @@ def test_junit_xml_cases_failures_and_skips() -> None:
     text = junit.format(_report())
     root = ET.fromstring(text.split("\n", 1)[1])
     assert root.tag == "testsuites"
-    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("6", "1", "1")
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("6", "1", "0")
+    # Jenkins' junit-10.xsd allows only these attributes on <testsuites>
+    assert set(root.attrib) <= {"name", "time", "tests", "failures", "disabled", "errors"}
     qwen, small = root.findall("testsuite")
     assert qwen.get("name") == "models/qwen" and small.get("failures") == "0"
     cases = {c.get("name"): c for c in qwen.findall("testcase")}
@@ -246,3 +363,21 @@ def test_junit_fail_on_warning_turns_warnings_into_failures() -> None:
     root = ET.fromstring(junit.format(_report(Severity.WARNING)).split("\n", 1)[1])
     assert root.get("failures") == "3"
     assert junit.format(_report()) == junit.format(_report())
+
+
+def test_junit_parses_with_junitparser() -> None:
+    junitparser = pytest.importorskip("junitparser")
+    xml = junitparser.JUnitXml.fromstring(junit.format(_report()).encode())
+    suites = {s.name: s for s in xml}
+    assert sorted(suites) == ["models/qwen", "models/small"]
+    qwen = suites["models/qwen"]
+    assert (qwen.tests, qwen.failures, qwen.errors, qwen.skipped) == (4, 1, 0, 1)
+    outcome = {c.name: [type(r).__name__ for r in c.result] for c in qwen}
+    assert outcome == {
+        "CHK002 plugin-load-failed": [],
+        "ENG901 context-too-long": [],
+        "MEM901 weights-too-big": ["Failure"],
+        "SMK901 smoke-thing": ["Skipped"],
+    }
+    failure = next(iter(c for c in qwen if c.name == "MEM901 weights-too-big")).result[0]
+    assert failure.type == "error" and failure.message.startswith("weights need 15.23 GiB per GPU")

@@ -74,9 +74,20 @@ def test_mem003_max_model_len_exceeds_kv() -> None:
     assert len(out) == 1
     assert out[0].message.startswith("max_model_len 131072 is larger than the ")
     assert out[0].path == "config.json:max_position_embeddings"
-    fit = out[0].data["fit_max_model_len"]
-    assert f"--max-model-len {fit}" in out[0].hint
+    exact = out[0].data["fit_max_model_len"]
+    fit = out[0].data["suggested_max_model_len"]
+    # users get a round length: the largest multiple of 1024 that starts; the exact maximum stays in data
+    assert fit % 1024 == 0 and exact - 1024 < fit <= exact and out[0].data["exact_max_model_len"] == exact
+    assert f"--max-model-len {fit}" in out[0].hint and f"--max-model-len {exact}" not in out[0].hint or fit == exact
     assert run(max_model_len_exceeds_kv_cache, facts(), target(max_model_len=fit)) == []
+
+
+def test_round_max_model_len() -> None:
+    from rules.memory import round_max_model_len
+
+    assert round_max_model_len(28432) == 27648  # 27 x 1024
+    assert round_max_model_len(3900) == 3840  # 15 x 256 below 4096
+    assert round_max_model_len(4096) == 4096 and round_max_model_len(200) == 200
 
 
 def test_mem004_low_concurrency() -> None:

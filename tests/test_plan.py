@@ -52,3 +52,15 @@ def test_plan_filters_clouds_and_small_context() -> None:
     assert [r.instance for r in rows] == ["a10-1", "a10-2"]
     assert rows[0].tensor_parallel_size == 1
     assert plan(facts(), None, {}) == []
+
+
+def test_plan_min_concurrency_filters_and_raises_tp() -> None:
+    rows = plan(facts(), CAT, {"max_model_len": 32768}, IMG)
+    h100 = rows[0].max_concurrency
+    assert [r.instance for r in plan(facts(), CAT, {"max_model_len": 32768}, IMG, min_concurrency=h100 + 1)] == []
+    # one A10 starts at 4096 tokens with a low concurrency; asking for more moves to TP 2 on two A10s
+    base = {r.instance: r for r in plan(facts(), CAT, {"max_model_len": 4096}, IMG, clouds=["alibaba"])}
+    need = base["a10-1"].max_concurrency + 0.5
+    rows = plan(facts(), CAT, {"max_model_len": 4096}, IMG, clouds=["alibaba"], min_concurrency=need)
+    assert [r.instance for r in rows] == ["a10-2"] and rows[0].tensor_parallel_size == 2
+    assert rows[0].max_concurrency >= need

@@ -115,6 +115,25 @@ def test_configured_model_globs_and_config_changes(tmp_path: Path, monkeypatch) 
     assert precommit.model_folders(["pyproject.toml"]) == ["deploy/llama", "deploy/qwen"]
 
 
+def test_config_change_without_model_globs_rechecks_every_model_folder(tmp_path: Path, monkeypatch) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    write_model(repo / "models" / "llama")
+    write_model(repo / "models" / "org" / "qwen")
+    pipe = repo / "models" / "sdxl"
+    (pipe / "unet").mkdir(parents=True)
+    (pipe / "model_index.json").write_text("{}")
+    (pipe / "unet" / "config.json").write_text("{}")
+    write_model(repo / ".cache" / "hidden")  # hidden folders are not walked
+    (repo / "pyproject.toml").write_text('[tool.modelcheck]\nimage = "vllm:0.14.0-gpu"\n')
+    monkeypatch.chdir(repo)
+    # the target changed: every model folder below the config is checked again (a pipeline once)
+    assert precommit.model_folders(["pyproject.toml"]) == ["models/llama", "models/org/qwen", "models/sdxl"]
+    # a pyproject.toml without [tool.modelcheck] is not a modelcheck config: nothing to re-check
+    (repo / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert precommit.model_folders(["pyproject.toml"]) == []
+
+
 def test_split_args_passes_options_through(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.json").write_text("{}")

@@ -89,6 +89,8 @@ def test_gpu_image_on_instance_without_gpus():
     )
     [f] = run_rule(chp.gpu_image_without_gpus, FACTS, zero, catalog=CAT)
     assert (
-        f.rule == "CHP004" and f.message == "my-gpu-box has 0 GPUs but the image vllm:0.14.0-gpu needs a GPU"
+        f.rule == "CHP004"
+        and f.message
+        == "my-gpu-box has 0 GPUs but the image vllm:0.14.0-gpu needs a GPU: the container fails at start-up"
     )
     assert run_rule(chp.gpu_image_without_gpus, FACTS, base, catalog=CAT) == []

@@ -14,6 +14,7 @@ from checker.rule import Severity
 from checker.testing import make_facts, make_target, run_rule
 from fixtures import builders
 from rules import files as fil
+from rules import integrity, read_errors
 
 CAT = catalog.load()
 LLAMA = {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}
@@ -138,16 +139,16 @@ def test_shards_not_in_index():
 
 def test_truncated_safetensors_and_gguf():
     short = st("model.safetensors", 4 * 2**30, file_size=2**30)
-    [f] = run(fil.truncated_weights, make_facts(config=LLAMA, safetensors=[short]))
+    [f] = run(integrity.truncated_weights, make_facts(config=LLAMA, safetensors=[short]))
     assert f.rule == "FIL004" and f.path == "model.safetensors" and "truncated download" in f.message
     assert f.data["missing_bytes"] == short.expected_file_size - 2**30
     long = st("model.safetensors", 100, file_size=8 + 92 + 150)
-    [g] = run(fil.truncated_weights, make_facts(config=LLAMA, safetensors=[long]))
+    [g] = run(integrity.truncated_weights, make_facts(config=LLAMA, safetensors=[long]))
     assert g.data["extra_bytes"] == 50 and "refuses" in g.message
     gg = GGUFInfo("m.gguf", 3, 1, 1, {}, (), file_size=10, data_offset=5, expected_file_size=100)
-    [h] = run(fil.truncated_weights, make_facts(kind="gguf", gguf=[gg]))
+    [h] = run(integrity.truncated_weights, make_facts(kind="gguf", gguf=[gg]))
     assert h.path == "m.gguf" and h.data == {"file_size": 10, "expected_file_size": 100, "missing_bytes": 90}
-    assert run(fil.truncated_weights, make_facts(config=LLAMA, safetensors=[st("model.safetensors")])) == []
+    assert run(integrity.truncated_weights, make_facts(config=LLAMA, safetensors=[st("model.safetensors")])) == []
 
 
 # -- FIL005 / FIL006 / FIL007 / FIL008 ---------------------------------------------------------------
@@ -155,19 +156,19 @@ def test_truncated_safetensors_and_gguf():
 
 def test_lfs_pointer():
     e = FileEntry("model.safetensors", 133, lfs_pointer=True, lfs_size=15_000_000_000)
-    [f] = run(fil.lfs_pointer, make_facts(config=LLAMA, files=[e]))
+    [f] = run(integrity.lfs_pointer, make_facts(config=LLAMA, files=[e]))
     assert f.rule == "FIL005" and f.path == "model.safetensors"
     assert "15000000000 bytes" in f.message and "git lfs pull" in f.hint
     assert f.data == {"size": 133, "promised_size": 15_000_000_000}
-    assert run(fil.lfs_pointer, make_facts(config=LLAMA, files={"model.safetensors": 10})) == []
+    assert run(integrity.lfs_pointer, make_facts(config=LLAMA, files={"model.safetensors": 10})) == []
 
 
 def test_empty_file():
-    [f] = run(fil.empty_file, make_facts(config=LLAMA, files={"tokenizer.model": 0, "__init__.py": 0}))
+    [f] = run(integrity.empty_file, make_facts(config=LLAMA, files={"tokenizer.model": 0, "__init__.py": 0}))
     assert f.rule == "FIL006" and f.path == "tokenizer.model" and f.severity == Severity.ERROR
-    [w] = run(fil.empty_file, make_facts(config=LLAMA, files={"notes.txt": 0}))
+    [w] = run(integrity.empty_file, make_facts(config=LLAMA, files={"notes.txt": 0}))
     assert w.severity == Severity.WARNING and w.path == "notes.txt"
-    assert run(fil.empty_file, make_facts(config=LLAMA, files={"tokenizer.model": 4})) == []
+    assert run(integrity.empty_file, make_facts(config=LLAMA, files={"tokenizer.model": 4})) == []
 
 
 def test_incomplete_download():
@@ -175,13 +176,13 @@ def test_incomplete_download():
     bad = make_facts(
         config=LLAMA, files={p: 4096, "model.safetensors.part": 10}, extra={"hf_download_incomplete": [p]}
     )
-    [f] = run(fil.incomplete_download, bad)
+    [f] = run(integrity.incomplete_download, bad)
     assert f.rule == "FIL007" and f.data["files"] == [p, "model.safetensors.part"]
     assert f.data["bytes"] == 4106 and "interrupted" in f.message
     ok = make_facts(
         config=LLAMA, files={".cache/huggingface/download/model.safetensors.lock": 0, "model.safetensors": 5}
     )
-    assert run(fil.incomplete_download, ok) == []
+    assert run(integrity.incomplete_download, ok) == []
 
 
 def test_duplicate_weight_formats():
@@ -203,7 +204,10 @@ def test_duplicate_weight_formats():
 # -- FactError reporting: each kind exactly once ---------------------------------------------------
 
 
-ALL_FILE_RULES = [v for v in vars(fil).values() if hasattr(v, "__modelcheck_rule__")]
+# the FIL family spans three modules
+ALL_FILE_RULES = [
+    v for m in (fil, integrity, read_errors) for v in vars(m).values() if hasattr(v, "__modelcheck_rule__")
+]
 
 
 def reporters(err: FactError, **kw) -> list[str]:
@@ -240,12 +244,12 @@ def test_each_fact_error_kind_reported_by_exactly_one_rule(kind, path, code):
 
 def test_invalid_json_severity_by_file():
     [f] = run(
-        fil.invalid_json,
+        read_errors.invalid_json,
         make_facts(config=LLAMA, errors=[FactError("json", "config.json", "invalid JSON: x")]),
     )
     assert f.severity == Severity.ERROR and f.message == "config.json: invalid JSON: x"
     [w] = run(
-        fil.invalid_json,
+        read_errors.invalid_json,
         make_facts(config=LLAMA, errors=[FactError("json", "runs/trainer_state.json", "bad")]),
     )
     assert w.severity == Severity.WARNING
@@ -255,24 +259,24 @@ def test_header_error_of_lfs_pointer_is_not_reported_twice():
     e = FileEntry("model.safetensors", 133, lfs_pointer=True, lfs_size=10**9)
     err = FactError("safetensors", "model.safetensors", "header does not start with '{'")
     f = make_facts(config=LLAMA, files=[e], errors=[err])
-    assert run(fil.invalid_weights_header, f) == []
-    assert [x.rule for x in run(fil.lfs_pointer, f)] == ["FIL005"]
+    assert run(read_errors.invalid_weights_header, f) == []
+    assert [x.rule for x in run(integrity.lfs_pointer, f)] == ["FIL005"]
 
 
 def test_walk_truncated_special_and_broken_links():
     f = make_facts(config=LLAMA, files=TOK)
-    assert run(fil.walk_truncated, f) == []
+    assert run(read_errors.walk_truncated, f) == []
     import dataclasses
 
-    [t] = run(fil.walk_truncated, dataclasses.replace(f, walk_truncated=True))
+    [t] = run(read_errors.walk_truncated, dataclasses.replace(f, walk_truncated=True))
     assert t.rule == "FIL015" and t.data == {"entries_seen": 3}
-    [s] = run(fil.special_file, make_facts(config=LLAMA, files=[FileEntry("model.safetensors", 0, "fifo")]))
+    [s] = run(integrity.special_file, make_facts(config=LLAMA, files=[FileEntry("model.safetensors", 0, "fifo")]))
     assert s.rule == "FIL016" and s.severity == Severity.ERROR and "fifo" in s.message
-    assert run(fil.special_file, f) == []
+    assert run(integrity.special_file, f) == []
     link = FileEntry("model.safetensors", 0, "symlink", "../../blobs/abc", broken_link=True)
-    [b] = run(fil.broken_symlink, make_facts(config=LLAMA, files=[link]))
+    [b] = run(integrity.broken_symlink, make_facts(config=LLAMA, files=[link]))
     assert b.rule == "FIL017" and b.severity == Severity.ERROR and "../../blobs/abc" in b.message
-    assert run(fil.broken_symlink, f) == []
+    assert run(integrity.broken_symlink, f) == []
 
 
 # -- end to end on real sparse folders (fixtures.builders + facts.gather) ------------------------------

@@ -7,7 +7,9 @@ from checker.model import GGUFInfo
 from checker.rule import Severity
 from checker.testing import make_facts, make_target, run_rule
 from fixtures import builders
+from rules import _common as common
 from rules import image as img
+from rules import image_format
 
 CAT = catalog.load()
 QWEN = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2"}
@@ -34,9 +36,9 @@ def test_image_family_helper_reads_the_catalog():
     from checker.rule import Context
 
     ctx = Context(facts=make_facts(), target=make_target(image="vllm:0.14.0-gpu"), catalog=CAT)
-    assert img.image_family(ctx)["accepts_kinds"] == ["hf-llm", "adapter"]
-    assert img.image_family(Context(facts=make_facts(), target=ctx.target)) == {}  # no catalog: no crash
-    assert "comfyui" in img.images_for(ctx, "diffusion") and "pytorch" not in img.images_for(ctx, "diffusion")
+    assert common.image_family(ctx)["accepts_kinds"] == ["hf-llm", "adapter"]
+    assert common.image_family(Context(facts=make_facts(), target=ctx.target)) == {}  # no catalog: no crash
+    assert "comfyui" in common.images_for(ctx, "diffusion") and "pytorch" not in common.images_for(ctx, "diffusion")
 
 
 def test_kind_image_mismatch():
@@ -63,38 +65,38 @@ def test_kind_image_mismatch():
 
 
 def test_gguf_on_vllm_versions_and_engines():
-    [w] = run(img.gguf_on_hf_engine, gguf_facts(), "vllm:0.14.0-gpu")
+    [w] = run(image_format.gguf_on_hf_engine, gguf_facts(), "vllm:0.14.0-gpu")
     assert w.rule == "IMG002" and w.severity == Severity.WARNING and "experimental" in w.message
     assert "vllm serve ./qwen2.5-7b-Q4_K_M.gguf --tokenizer" in w.hint and "llama-server" in w.hint
-    [e] = run(img.gguf_on_hf_engine, gguf_facts(split=2, n=2), "vllm:0.14.0-gpu")
+    [e] = run(image_format.gguf_on_hf_engine, gguf_facts(split=2, n=2), "vllm:0.14.0-gpu")
     assert e.severity == Severity.ERROR and "split GGUF" in e.message and "llama-gguf-split --merge" in e.hint
-    [p] = run(img.gguf_on_hf_engine, gguf_facts(), "vllm/vllm-openai:v0.33.0")
+    [p] = run(image_format.gguf_on_hf_engine, gguf_facts(), "vllm/vllm-openai:v0.33.0")
     assert p.severity == Severity.ERROR and "vllm-gguf-plugin" in p.message
-    [s] = run(img.gguf_on_hf_engine, gguf_facts(), "sglang:0.5.8-gpu")
+    [s] = run(image_format.gguf_on_hf_engine, gguf_facts(), "sglang:0.5.8-gpu")
     assert s.severity == Severity.ERROR and "serves Hugging Face folders" in s.message
-    assert run(img.gguf_on_hf_engine, gguf_facts(), "llama.cpp") == []
+    assert run(image_format.gguf_on_hf_engine, gguf_facts(), "llama.cpp") == []
 
 
 def test_hf_folder_on_llama_cpp():
-    [f] = run(img.hf_folder_on_gguf_engine, make_facts(config=QWEN), "llama.cpp")
+    [f] = run(image_format.hf_folder_on_gguf_engine, make_facts(config=QWEN), "llama.cpp")
     assert f.rule == "IMG003" and "Qwen2ForCausalLM" in f.message
     assert "convert_hf_to_gguf.py" in f.hint and "llama-quantize" in f.hint
-    assert run(img.hf_folder_on_gguf_engine, make_facts(config=QWEN), "vllm:0.14.0-gpu") == []
+    assert run(image_format.hf_folder_on_gguf_engine, make_facts(config=QWEN), "vllm:0.14.0-gpu") == []
 
 
 def test_diffusion_layout():
     diffusers = make_facts(
         kind="diffusion", json_files={"model_index.json": {"_class_name": "StableDiffusionXLPipeline"}}
     )
-    [f] = run(img.diffusion_format_mismatch, diffusers, "stable-diffusion-webui:4.2")
+    [f] = run(image_format.diffusion_format_mismatch, diffusers, "stable-diffusion-webui:4.2")
     assert f.rule == "IMG004" and f.severity == Severity.ERROR and f.path == "model_index.json"
     assert "single-file" in f.hint and f.data["layout"] == "diffusers"
-    [w] = run(img.diffusion_format_mismatch, diffusers, "comfyui:2.2")
+    [w] = run(image_format.diffusion_format_mismatch, diffusers, "comfyui:2.2")
     assert w.severity == Severity.WARNING and "DiffusersLoader" in w.message
     single = make_facts(kind="diffusion", files={"sd_xl_base_1.0.safetensors": 10})
-    assert run(img.diffusion_format_mismatch, single, "stable-diffusion-webui:4.2") == []
-    assert run(img.diffusion_format_mismatch, single, "comfyui:2.2") == []
-    [v] = run(img.diffusion_format_mismatch, single, "easyanimate:1.1.5")
+    assert run(image_format.diffusion_format_mismatch, single, "stable-diffusion-webui:4.2") == []
+    assert run(image_format.diffusion_format_mismatch, single, "comfyui:2.2") == []
+    [v] = run(image_format.diffusion_format_mismatch, single, "easyanimate:1.1.5")
     assert v.data["layout"] == "sd-single-file"
 
 
@@ -118,12 +120,12 @@ def test_pickle_only_weights():
     bins = make_facts(
         config=QWEN, files={"pytorch_model-00001-of-00002.bin": 5, "pytorch_model-00002-of-00002.bin": 5}
     )
-    [f] = run(img.pickle_only_weights, bins, "vllm:0.14.0-gpu")
+    [f] = run(image_format.pickle_only_weights, bins, "vllm:0.14.0-gpu")
     assert f.rule == "IMG007" and f.severity == Severity.INFO and f.path == "pytorch_model-00001-of-00002.bin"
     assert "safe_serialization=True" in f.hint
     assert (
         run(
-            img.pickle_only_weights,
+            image_format.pickle_only_weights,
             make_facts(config=QWEN, files={"model.safetensors": 5}),
             "vllm:0.14.0-gpu",
         )

@@ -17,6 +17,7 @@ from checker.model import FactError, FileEntry, PickleGlobal, PickleScan
 from checker.testing import make_facts, run_rule
 from checker.verify import verify_hashes
 from rules import security as sec
+from rules import security_code, security_paths
 
 EVIL = PickleScan("pytorch_model.bin:archive/data.pkl", "torch-zip",
                   (PickleGlobal("torch._utils", "_rebuild_tensor_v2", "safe"), PickleGlobal("posix", "system", "dangerous")))
@@ -49,11 +50,12 @@ def test_sec003_not_scanned() -> None:
 
 
 def test_sec004_remote_code() -> None:
-    assert run_rule(sec.remote_code_required, make_facts(config={"model_type": "llama"})) == []
+    assert run_rule(security_code.remote_code_required, make_facts(config={"model_type": "llama"})) == []
     facts = make_facts(config={"auto_map": {"AutoModelForCausalLM": "modeling_x.XForCausalLM"}},
                        files={"modeling_x.py": 10, "configuration_x.py": 5})
-    [f] = run_rule(sec.remote_code_required, facts)
-    assert f.message == ("the model needs trust_remote_code: auto_map in config.json -> modeling_x.XForCausalLM; "
+    [f] = run_rule(security_code.remote_code_required, facts)
+    assert f.message == ("the model needs --trust-remote-code, which runs its Python code in the server: "
+                         "auto_map in config.json -> modeling_x.XForCausalLM; "
                          "Python files configuration_x.py, modeling_x.py")
     assert f.data["python_files"] == ["configuration_x.py", "modeling_x.py"]
 
@@ -61,18 +63,18 @@ def test_sec004_remote_code() -> None:
 def test_sec005_symlink_escape() -> None:
     inside = FileEntry("a.json", 3, type="symlink", symlink_target="b.json")
     outside = FileEntry("tokenizer.json", 3, type="symlink", symlink_target="/etc/shadow", escapes_root=True)
-    assert run_rule(sec.symlink_escapes_root, make_facts(files=[inside])) == []
-    [f] = run_rule(sec.symlink_escapes_root, make_facts(files=[inside, outside]))
+    assert run_rule(security_paths.symlink_escapes_root, make_facts(files=[inside])) == []
+    [f] = run_rule(security_paths.symlink_escapes_root, make_facts(files=[inside, outside]))
     assert f.path == "tokenizer.json" and "'/etc/shadow'" in f.message
 
 
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "/etc/passwd", "sub/../../x", "C:\\x.bin", 5])
 def test_sec006_weight_map_traversal(bad: object) -> None:
     ok = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "sub/../model-00002-of-00002.safetensors"}}
-    assert run_rule(sec.weight_map_path_traversal,
+    assert run_rule(security_paths.weight_map_path_traversal,
                     make_facts(json_files={"model.safetensors.index.json": ok})) == []
     doc = {"weight_map": {"a": "model-00001.safetensors", "b": bad}}
-    [f] = run_rule(sec.weight_map_path_traversal, make_facts(json_files={"model.safetensors.index.json": doc}))
+    [f] = run_rule(security_paths.weight_map_path_traversal, make_facts(json_files={"model.safetensors.index.json": doc}))
     assert f.rule == "SEC006" and f.data["paths"] == [bad if isinstance(bad, str) else repr(bad)]
 
 
@@ -100,9 +102,9 @@ def test_onnx_external_locations_and_sec007(tmp_path: Path) -> None:
     path = _onnx_model(tmp_path, "../../etc/passwd")
     locs, errs = external_locations(str(path), path.stat().st_size)
     assert (locs, errs) == (("../../etc/passwd",), ())
-    [f] = run_rule(sec.onnx_external_data_escape, make_facts(extra={"onnx_external_data": {"onnx/model.onnx": list(locs)}}))
+    [f] = run_rule(security_paths.onnx_external_data_escape, make_facts(extra={"onnx_external_data": {"onnx/model.onnx": list(locs)}}))
     assert f.path == "onnx/model.onnx" and f.data["locations"] == ["../../etc/passwd"]
-    assert run_rule(sec.onnx_external_data_escape,
+    assert run_rule(security_paths.onnx_external_data_escape,
                     make_facts(extra={"onnx_external_data": {"onnx/model.onnx": ["model.onnx_data"]}})) == []
 
 
@@ -125,9 +127,9 @@ def test_keras_lambda_and_sec008(tmp_path: Path) -> None:
     assert lambda_layers(str(tmp_path / "m.keras"), 0) == (("evil_lambda",), ())
     (tmp_path / "m.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 5000 + cfg.encode() + b"\0" * 100)
     assert lambda_layers(str(tmp_path / "m.h5"), 0) == (("evil_lambda",), ())
-    [f] = run_rule(sec.keras_lambda_layer, make_facts(extra={"keras_lambda_layers": {"m.keras": ["evil_lambda"]}}))
+    [f] = run_rule(security_code.keras_lambda_layer, make_facts(extra={"keras_lambda_layers": {"m.keras": ["evil_lambda"]}}))
     assert f.severity.label == "warning" and "evil_lambda" in f.message
-    assert run_rule(sec.keras_lambda_layer, make_facts(extra={"keras_lambda_layers": {}})) == []
+    assert run_rule(security_code.keras_lambda_layer, make_facts(extra={"keras_lambda_layers": {}})) == []
 
 
 def test_sec009_pickle_weights() -> None:
@@ -139,8 +141,8 @@ def test_sec009_pickle_weights() -> None:
 
 
 def test_sec010_side_format_errors() -> None:
-    assert run_rule(sec.model_code_scan_failed, make_facts()) == []
-    [f] = run_rule(sec.model_code_scan_failed, make_facts(errors=[FactError("onnx", "m.onnx", "truncated varint")]))
+    assert run_rule(security_code.model_code_scan_failed, make_facts()) == []
+    [f] = run_rule(security_code.model_code_scan_failed, make_facts(errors=[FactError("onnx", "m.onnx", "truncated varint")]))
     assert f.message == "m.onnx (onnx) could not be checked: truncated varint"
 
 

@@ -11,6 +11,7 @@ from checker.rule import Context
 from checker.smoke.logparse import LogFacts, LogFailure
 from checker.smoke.types import CaseResult, Comparison, SmokeObservation
 from checker.testing import make_facts, make_target
+from rules import smoke_log
 
 OK = SmokeObservation(
     engine="vllm",
@@ -90,7 +91,7 @@ def test_request_failed() -> None:
 
 def test_kv_cache_no_memory() -> None:
     (f,) = _run(
-        smk.kv_cache_no_memory,
+        smoke_log.kv_cache_no_memory,
         _failed("kv-no-memory", "ValueError: No available memory for the cache blocks."),
     )
     assert f.message.startswith("vLLM stopped: no memory for the KV cache blocks")
@@ -105,7 +106,7 @@ def test_max_model_len_exceeds_kv_cache() -> None:
         available_gib=1.0,
         fits_len=2097024,
     )
-    (f,) = _run(smk.max_model_len_exceeds_kv_cache, obs)
+    (f,) = _run(smoke_log.max_model_len_exceeds_kv_cache, obs)
     assert (
         f.message
         == "vLLM stopped: max_model_len 8000000 does not fit in the KV cache (3.81 GiB needed, 1.0 GiB available)"
@@ -115,7 +116,7 @@ def test_max_model_len_exceeds_kv_cache() -> None:
 
 def test_cuda_out_of_memory() -> None:
     (f,) = _run(
-        smk.cuda_out_of_memory,
+        smoke_log.cuda_out_of_memory,
         _failed("oom", "CUDA out of memory. Tried to allocate 2.00 GiB.", tried="2.00 GiB"),
     )
     assert (
@@ -126,7 +127,7 @@ def test_cuda_out_of_memory() -> None:
 
 
 def test_architecture_unsupported() -> None:
-    (f,) = _run(smk.architecture_unsupported, _failed("arch-unsupported", "x", archs="['FooForCausalLM']"))
+    (f,) = _run(smoke_log.architecture_unsupported, _failed("arch-unsupported", "x", archs="['FooForCausalLM']"))
     assert (
         f.message == "vLLM does not support the architecture ['FooForCausalLM'] (config.json architectures)"
     )
@@ -135,7 +136,7 @@ def test_architecture_unsupported() -> None:
 
 def test_bf16_unsupported_gpu() -> None:
     (f,) = _run(
-        smk.bf16_unsupported_gpu, _failed("bf16-unsupported", "x", needed="8.0", gpu="Tesla T4", cc="7.5")
+        smoke_log.bf16_unsupported_gpu, _failed("bf16-unsupported", "x", needed="8.0", gpu="Tesla T4", cc="7.5")
     )
     assert (
         f.message
@@ -144,7 +145,7 @@ def test_bf16_unsupported_gpu() -> None:
 
 
 def test_gated_repo_without_token() -> None:
-    (f,) = _run(smk.gated_repo_without_token, _failed("gated", "x", repo="meta-llama/Llama-3.1-8B"))
+    (f,) = _run(smoke_log.gated_repo_without_token, _failed("gated", "x", repo="meta-llama/Llama-3.1-8B"))
     assert (
         f.message
         == "access to the gated repository meta-llama/Llama-3.1-8B was refused (no or unauthorised token)"
@@ -153,7 +154,7 @@ def test_gated_repo_without_token() -> None:
 
 def test_tokenizer_load_failed() -> None:
     (f,) = _run(
-        smk.tokenizer_load_failed, _failed("tokenizer", "json.decoder.JSONDecodeError: Expecting ','")
+        smoke_log.tokenizer_load_failed, _failed("tokenizer", "json.decoder.JSONDecodeError: Expecting ','")
     )
     assert f.message == "vLLM could not load the tokenizer: json.decoder.JSONDecodeError: Expecting ','"
     assert f.path == "tokenizer.json"

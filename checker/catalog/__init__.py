@@ -20,7 +20,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-
 from checker.errors import CatalogError, UsageError
 from checker.model import GPU, Instance
 
@@ -111,16 +110,15 @@ def _read_user(path: str) -> dict[str, Any]:
         raise CatalogError(f"cannot read catalog file {path}: {exc.__class__.__name__}: {exc}") from None
     import yaml
 
-    from checker.facts.jsonfile import load_yaml_bounded
+    from checker.facts.jsonfile import load_yaml_bounded, yaml_error_at
 
     try:
         doc = load_yaml_bounded(text)  # safe loader; alias bombs are refused
     except RecursionError:
         raise CatalogError(f"invalid catalog file {path}: not valid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        pos, problem = yaml_error_at(exc)
+        at = f" (line {pos[0]}, column {pos[1]})" if pos else ""
         raise CatalogError(f"invalid catalog file {path}: not valid YAML{at}: {problem}") from None
     if doc is None:
         doc = {}

@@ -14,7 +14,6 @@ from typing import Any
 
 from checker.estimate import vllm as V
 from checker.estimate.geometry import (
-    DTYPE_BYTES,
     GIB,
     Geometry,
     geometry_from_config,
@@ -22,7 +21,7 @@ from checker.estimate.geometry import (
 )
 from checker.model import Estimate, ModelFacts, Target
 
-__all__ = ["GIB", "compute", "compute_vllm", "estimate_memory_block", "format_memory_text", "geometry"]
+__all__ = ["GIB", "compute", "compute_vllm", "estimate_memory_block", "format_memory_text", "geometry", "is_llm"]
 
 
 def geometry(facts: ModelFacts) -> Geometry | None:
@@ -33,19 +32,9 @@ def geometry(facts: ModelFacts) -> Geometry | None:
     return geometry_from_config(facts.config, facts.text_config)
 
 
-def _model_dtype_bytes(geo: Geometry, args: dict[str, Any], weights_dtype: str | None) -> tuple[int, str]:
-    dtype = args.get("dtype")
-    if dtype and dtype != "auto":
-        return DTYPE_BYTES.get(str(dtype).lower(), 2), str(dtype)
-    if geo.dtype:
-        if DTYPE_BYTES.get(geo.dtype.lower()) == 4:
-            # --dtype auto downcasts float32 checkpoints to 16 bit (vLLM _get_and_verify_dtype), e.g.
-            # gemma-2-9b-it's config.json says float32: its KV cache is bf16, not fp32
-            return 2, "float32->16-bit"
-        return DTYPE_BYTES.get(geo.dtype.lower(), 2), geo.dtype
-    if weights_dtype and weights_dtype.upper() in ("F32",):
-        return 2, "float32->bfloat16"  # vLLM casts fp32 checkpoints to 16 bit by default
-    return 2, "bfloat16"
+def _quantized(geo: Geometry, args: dict[str, Any]) -> bool:
+    q = str(args.get("quantization") or geo.quant_method or "").lower()
+    return bool(q) and q not in ("none", "auto") or geo.source == "gguf"
 
 
 def _engine_of(facts: ModelFacts, target: Target) -> str | None:
@@ -59,6 +48,18 @@ def _engine_of(facts: ModelFacts, target: Target) -> str | None:
     if facts.kind in ("diffusion", "tts"):
         return facts.kind
     return None
+
+
+# image categories (catalog images.yaml) that serve a non-LLM kind: its own category, or a general-purpose
+# image running the user's own code (pytorch, triton)
+_SERVES = {"diffusion": ("image-generation", "general"), "tts": ("tts", "general")}
+
+
+def _image_serves(target: Target, kind: str) -> bool:
+    """A diffusion / TTS memory figure only means something on an image that serves that kind (or when no
+    image is declared): on an LLM image the IMG rules already fail the deployment."""
+    img = target.image
+    return img is None or img.category in _SERVES.get(kind, ())
 
 
 def compute(facts: ModelFacts, target: Target, catalog: Any = None, *, fixes: bool = True) -> Estimate | None:
@@ -84,10 +85,8 @@ def compute(facts: ModelFacts, target: Target, catalog: Any = None, *, fixes: bo
             return E.llama_cpp(facts, target)
         if engine == "sglang" and facts.config is not None:
             return E.sglang(facts, target)
-        if facts.kind == "diffusion":
-            return E.diffusion(facts, target)
-        if facts.kind == "tts":
-            return E.tts(facts, target)
+        if facts.kind in ("diffusion", "tts") and _image_serves(target, facts.kind):
+            return E.diffusion(facts, target) if facts.kind == "diffusion" else E.tts(facts, target)
     except (ValueError, TypeError, ZeroDivisionError):
         # odd engine args or configs: the rules that own them report it; no estimate beats a wrong one
         return None
@@ -103,19 +102,37 @@ def compute_vllm(
         return None
     args = {**target.engine_args, **(args_override or {})}
     version = target.image.version_tuple if target.image else None
+    cc = gpu.cc_int if gpu.compute_capability else None
+    if cc is None and not gpu.bf16:
+        cc = 75  # a GPU declared without bfloat16: what vLLM's platform check sees on T4-class cards
+    vision = None
+    if geo.multimodal:
+        from checker.estimate.vision import vision_geometry
+
+        vision = vision_geometry(facts.config, facts.json_files.get("preprocessor_config.json"), geo.hidden_size)
     return _vllm_estimate(geo, facts.weights.total_bytes, facts.weights.dominant_dtype, gpu.memory_bytes,
-                          gpu.name, gpu.cc_int if gpu.compute_capability else None, target.gpu_count, args,
-                          version, with_fixes=fixes)
+                          gpu.name, cc, target.gpu_count, args, version, with_fixes=fixes,
+                          weights_by_dtype=dict(facts.weights.dtype_bytes or {}), vision=vision)
 
 
 def _vllm_estimate(
     geo: Geometry, weights_total: int, weights_dtype: str | None, total: int, gpu_name: str,
     cc: int | None, gpu_count: int, args: dict[str, Any], version: tuple[int, ...] | None,
-    with_fixes: bool = True,
+    with_fixes: bool = True, weights_by_dtype: dict[str, int] | None = None, vision: Any = None,
 ) -> Estimate:
     s = V.resolve_settings(args, version, geo, total, gpu_name, cc)
     notes = list(s.assumptions)
-    dbytes, dname = _model_dtype_bytes(geo, args, weights_dtype)
+    dt = V.resolve_dtype(args, s.version or (0, 21, 0), geo.dtype, geo.model_type, weights_dtype,
+                         bf16_ok=cc is None or cc >= 80)
+    dbytes, dname = dt.bytes, dt.name
+    if dt.note:
+        notes.append(dt.note)
+    checkpoint_total = weights_total
+    weights_total = V.loaded_weight_bytes(weights_total, weights_by_dtype or {}, weights_dtype, dbytes,
+                                          _quantized(geo, args))
+    if weights_total != checkpoint_total:
+        notes.append(f"weights load in {dname}: {checkpoint_total / GIB:.2f} GiB on disk -> "
+                     f"{weights_total / GIB:.2f} GiB on the GPU")
     tp, pp = s.tensor_parallel_size, s.pipeline_parallel_size
     ranks = tp * pp
     weights_gpu = weights_total // ranks + V.LOAD_OVERHEAD
@@ -129,8 +146,22 @@ def _vllm_estimate(
     else:
         activation = max(fwd, smp) if not s.chunked_prefill else fwd + smp
     non_torch = s.non_torch_bytes
-    if geo.multimodal:
-        notes.append("multimodal: the encoder's profiling pass is not modelled (adds ~0.1-0.5 GiB)")
+    encoder_bytes = 0
+    if geo.multimodal and s.engine == "V1" and vision is not None:
+        from checker.estimate.vision import encoder_profile
+
+        # profile_run: encoder forward first, its outputs stay cached through the text forward + sampler
+        ep = encoder_profile(vision, s.max_num_batched_tokens, s.max_num_seqs, s.max_model_len, tp, dbytes)
+        text_peak = activation
+        activation = max(ep.encoder_peak_bytes, ep.held_bytes + text_peak)
+        encoder_bytes = activation - text_peak
+        notes.append(ep.note)
+    elif geo.multimodal and s.engine == "V1":
+        notes.append(f"multimodal ({geo.model_type or 'unknown'}): the vision encoder's profiling pass is not "
+                     "modelled for this family (typically adds 0.1-2 GiB)")
+    elif geo.multimodal:
+        notes.append("multimodal (V0): the vision encoder runs inside the profiled forward and is not modelled "
+                     "(0.1-0.3 GiB observed for Qwen2-VL-class models)")
     cg = V.cudagraph_bytes(geo, s)
     reserved_cg = cg if s.cudagraphs_reserved else 0
     kv_avail = usable - weights_gpu - activation - non_torch - reserved_cg
@@ -163,8 +194,10 @@ def _vllm_estimate(
         "pipeline_parallel_size": pp,
         "kv_cache_dtype": s.kv_cache_dtype,
         "model_dtype": dname,
+        "checkpoint_weights_bytes": checkpoint_total,
         "cuda_graphs_reserved": s.cudagraphs_reserved,
         "sampler_bytes": smp,
+        "encoder_profile_bytes": encoder_bytes,
         "forward_bytes": fwd,
         "gpus_needed": ranks,
         "gpus_available": gpu_count,
@@ -184,19 +217,22 @@ def _vllm_estimate(
         inputs={k: v for k, v in args.items() if v is not None}, extra=extra,
     )
     if with_fixes and status == "fail":
-        est = replace(est, extra={**extra, **_vllm_fixes(geo, weights_total, weights_dtype, total, gpu_name, cc,
-                                                         gpu_count, args, version, s)})
+        est = replace(est, extra={**extra, **_vllm_fixes(geo, checkpoint_total, weights_dtype, total, gpu_name, cc,
+                                                         gpu_count, args, version, s, weights_by_dtype,
+                                                         vision)})
     return est
 
 
 def _vllm_fixes(geo: Geometry, weights_total: int, weights_dtype: str | None, total: int, gpu_name: str,
                 cc: int | None, gpu_count: int, args: dict[str, Any], version: tuple[int, ...] | None,
-                s: V.VllmSettings) -> dict[str, Any]:
+                s: V.VllmSettings, weights_by_dtype: dict[str, int] | None = None,
+                vision: Any = None) -> dict[str, Any]:
     """Re-run the arithmetic with one setting changed: the largest max_model_len, the smallest util."""
 
     def run(**over: Any) -> Estimate:
         return _vllm_estimate(geo, weights_total, weights_dtype, total, gpu_name, cc, gpu_count,
-                              {**args, **over}, version, with_fixes=False)
+                              {**args, **over}, version, with_fixes=False, weights_by_dtype=weights_by_dtype,
+                              vision=vision)
 
     fixes: dict[str, Any] = {}
     # largest max_model_len (multiple of the block size) that starts; activation can depend on it (V0)
@@ -233,6 +269,8 @@ def estimate_memory_block(est: Estimate | None) -> dict[str, Any] | None:
     if est is None:
         return None
     x = est.extra
+    if not is_llm(est):
+        return _non_llm_block(est)
     block: dict[str, Any] = {
         "engine": est.engine,
         "engine_version": x.get("engine_version"),
@@ -262,6 +300,28 @@ def estimate_memory_block(est: Estimate | None) -> dict[str, Any] | None:
     return block
 
 
+def is_llm(est: Estimate) -> bool:
+    """Whether the estimate has a KV cache (LLM engines); diffusion / TTS pipelines have none."""
+    return bool(est.extra.get("llm", True))
+
+
+def _non_llm_block(est: Estimate) -> dict[str, Any]:
+    """Diffusion / TTS: weights + activation + overhead against the GPU; the LLM-only fields are null."""
+    x = est.extra
+    need = est.weights_bytes_per_gpu + est.activation_bytes + est.non_torch_bytes
+    return {
+        "engine": est.engine, "engine_version": x.get("engine_version"), "status": x.get("status"),
+        "weights_bytes": est.weights_bytes, "weights_bytes_per_gpu": est.weights_bytes_per_gpu,
+        "kv_cache_bytes_per_token": None, "kv_cache_bytes": None, "kv_cache_tokens": None,
+        "max_concurrency": None, "max_model_len": None, "gpu_memory_utilization": None,
+        "total_vram_bytes": est.total_vram_bytes, "usable_bytes": None, "activation_bytes": est.activation_bytes,
+        "non_torch_bytes": est.non_torch_bytes, "cuda_graph_bytes": None, "block_size": None,
+        "needed_bytes": need, "spare_bytes": est.total_vram_bytes - need,
+        "assumptions": list(est.assumptions),
+        **({"failure": x["failure"]} if "failure" in x else {}),
+    }
+
+
 def _gib(n: int) -> str:
     return f"{n / GIB:.2f} GiB"
 
@@ -274,6 +334,15 @@ def format_memory_text(est: Estimate | None) -> list[str]:
     ver = f" {x['engine_version']}" if x.get("engine_version") else ""
     eng = f" ({x['vllm_engine']})" if x.get("vllm_engine") else ""
     lines = [f"memory ({est.engine}{ver}{eng}, per GPU):"]
+    if not is_llm(est):
+        need = est.weights_bytes_per_gpu + est.activation_bytes + est.non_torch_bytes
+        lines.append(f"  weights {_gib(est.weights_bytes_per_gpu)} + activation {_gib(est.activation_bytes)}"
+                     f" + CUDA context {_gib(est.non_torch_bytes)} = {_gib(need)} of {_gib(est.total_vram_bytes)}"
+                     f" ({_gib(est.total_vram_bytes - need)} spare)")
+        if x.get("status") == "fail":
+            lines.append(f"  predicted start-up: FAIL ({x.get('failure')})")
+        lines.extend(f"  assumes: {a}" for a in est.assumptions)
+        return lines
     lines.append(f"  total {_gib(est.total_vram_bytes)} x util {est.gpu_memory_utilization:g} = "
                  f"{_gib(est.usable_bytes)} usable")
     lines.append(f"  weights {_gib(est.weights_bytes_per_gpu)} (model {_gib(est.weights_bytes)})"

@@ -123,7 +123,7 @@ def _fixed(facts: ModelFacts, target: Target, engine: str, activation: int, note
         kv_cache_tokens=0, max_model_len=None, max_concurrency=None, block_size=0,
         assumptions=(note, "one pipeline on one GPU, fp16/bf16 weights as stored"), inputs=args,
         extra={"status": "ok" if spare >= 0 else "fail", "failure": None if spare >= 0 else "weights-exceed",
-               "engine_version": target.image.version if target.image else None},
+               "engine_version": target.image.version if target.image else None, "llm": False},
     )
 
 

@@ -40,6 +40,18 @@ fact below was read in the vLLM sdist of that version (PyPI ``vllm-X.tar.gz``), 
   (``v1/worker/gpu_worker.py``@0.10.2), so NCCL / custom all-reduce buffers count; from 0.11.0 the
   distributed environment is set up first (@0.11.0) and they fall outside the budget. V1 0.8.x subtracts
   everything the device has allocated that torch does not own (CUDA context included, @0.8.5).
+- model dtype (``_get_and_verify_dtype``, ``vllm/config.py``@0.6.4-0.9.2, ``config/model.py``@0.11.0+, CUDA):
+  an explicit ``--dtype`` wins (``float32`` doubles a 16-bit checkpoint). With ``auto`` the start is the
+  config's ``torch_dtype`` (float32 when absent; from 0.9.2 the safetensors dtype first). 0.6.4-0.8.0: a
+  float32 config becomes float16 (bfloat16 for gemma2 / gemma3 / gemma3_text), no device check (a bf16
+  checkpoint on T4 then refuses to start). 0.8.2-0.8.5: float32 -> float16. 0.9.0: float32 -> float16, then
+  a dtype the GPU lacks falls back to the platform's first (T4/V100: float16). 0.9.2+
+  (``_resolve_auto_dtype``): supported = [bf16, fp16, fp32] on compute capability >= 8.0, [fp16, fp32]
+  below (``platforms/cuda.py``), minus float16 for ``_FLOAT16_NOT_SUPPORTED_MODELS`` (gemma2, gemma3,
+  plamo2, glm4; gemma3_text from 0.10.2; plamo2 gone from 0.27.0); float32 -> supported[0]; a dtype not
+  supported -> supported[0]. So gemma2/gemma3 on T4/V100 run in float32: weights load at 4 B/param and
+  the KV cache is float32. Weights load in that dtype (every float tensor is cast); quantized checkpoints
+  keep their packed tensors.
 """
 
 from __future__ import annotations
@@ -362,3 +374,95 @@ def kv_layout(geo: Geometry, s: VllmSettings, dtype_bytes: int) -> KvLayout:
         blocks_per_request=full_blocks, tokens_per_block_id=block,
         note="MLA latent KV cache" if geo.mla_latent else None,
     )
+
+
+# -- model dtype ---------------------------------------------------------------------------------------
+
+_DTYPE_NAMES = {"half": "float16", "float16": "float16", "fp16": "float16", "bfloat16": "bfloat16",
+                "bf16": "bfloat16", "float": "float32", "float32": "float32", "fp32": "float32"}
+_NAME_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+# safetensors / GGUF dtype names of float tensors vLLM casts to the model dtype when it loads them
+_FLOAT_TENSOR_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
+
+
+def _canon_dtype(value: Any) -> str | None:
+    return _DTYPE_NAMES.get(str(value).strip().lower()) if value is not None else None
+
+
+def float16_forbidden_types(v: tuple[int, ...]) -> frozenset[str]:
+    """``_FLOAT16_NOT_SUPPORTED_MODELS`` (config.py@0.9.2, config/__init__.py@0.10.2, config/model.py@0.27.0)."""
+    types = {"gemma2", "gemma3", "glm4"}
+    if v >= (0, 10, 2):
+        types.add("gemma3_text")
+    if v < (0, 27, 0):
+        types.add("plamo2")
+    return frozenset(types)
+
+
+@dataclass(frozen=True, slots=True)
+class DtypeChoice:
+    name: str  # float16 | bfloat16 | float32
+    bytes: int
+    note: str | None = None
+
+
+def resolve_dtype(
+    args: dict[str, Any], version: tuple[int, ...], config_dtype: str | None, model_type: str | None,
+    weights_dtype: str | None, bf16_ok: bool,
+) -> DtypeChoice:
+    """The dtype vLLM runs the model in (weights, activations, KV cache with --kv-cache-dtype auto)."""
+    v = version
+    asked = _arg(args, "dtype")
+    if asked is not None and str(asked).strip().lower() != "auto":
+        name = _canon_dtype(asked) or "bfloat16"
+        return DtypeChoice(name, _NAME_BYTES[name], f"--dtype {asked}: the model runs in {name}")
+    cfg = _canon_dtype(config_dtype)
+    src = "config.json torch_dtype"
+    if cfg is None and v >= (0, 9, 2):
+        cfg = _canon_dtype({"F32": "float32", "F16": "float16", "BF16": "bfloat16"}.get(
+            str(weights_dtype or "").upper()))
+        src = "the safetensors dtype"
+    if cfg is None:
+        cfg, src = "float32", "no torch_dtype (vLLM assumes float32)"
+    mt = model_type or ""
+    if v >= (0, 9, 2):
+        supported = ["bfloat16", "float16", "float32"] if bf16_ok else ["float16", "float32"]
+        if mt in float16_forbidden_types(v):
+            supported.remove("float16")
+        preferred = supported[0]
+        name = preferred if cfg == "float32" else cfg
+        if name not in supported:
+            name = preferred
+    elif v >= (0, 9, 0):
+        name = "float16" if cfg == "float32" else cfg
+        if name == "bfloat16" and not bf16_ok:
+            name = "float16"
+    elif v >= (0, 8, 2):
+        name = "float16" if cfg == "float32" else cfg
+    else:
+        gemma = {"gemma2"} if v < (0, 8, 0) else {"gemma2", "gemma3", "gemma3_text"}
+        name = ("bfloat16" if mt in gemma else "float16") if cfg == "float32" else cfg
+    note = None
+    if name != cfg or name == "float32":
+        note = f"--dtype auto: {src} is {cfg}, vLLM {'.'.join(map(str, v))} runs it in {name}"
+        if name == "float32" and mt in float16_forbidden_types(v) and not bf16_ok:
+            note += f" ({mt} refuses float16 and the GPU has no bfloat16)"
+    return DtypeChoice(name, _NAME_BYTES[name], note)
+
+
+def loaded_weight_bytes(total: int, by_dtype: dict[str, int], dominant: str | None, dtype_bytes: int,
+                        quantized: bool) -> int:
+    """The bytes the weights take once loaded in the model dtype: float tensors are cast, quantized
+    (packed integer / fp8) checkpoints load as stored."""
+    if quantized or total <= 0:
+        return total
+    raw = sum(by_dtype.values()) if by_dtype else 0
+    if raw > 0:
+        cast = 0
+        for name, n in by_dtype.items():
+            src = _FLOAT_TENSOR_BYTES.get(str(name).upper())
+            cast += n * dtype_bytes // src if src else n
+        # the split scales the header total (they agree for real folders)
+        return total if cast == raw else total * cast // raw
+    src = _FLOAT_TENSOR_BYTES.get(str(dominant or "").upper())
+    return total * dtype_bytes // src if src else total

@@ -267,21 +267,25 @@ def _read_side_formats(readable, w, errors, extra) -> None:
             from checker.facts.keras import lambda_layers
         except ImportError:
             lambda_layers = None
-        for f in keras_files if lambda_layers else ():
-            names, errs = lambda_layers(w.rel_to_abs[f.path], f.size)
-            errors.extend(FactError(e.kind, f.path, e.message) for e in errs)
-            if names:
-                extra.setdefault("keras_lambda_layers", {})[f.path] = list(names)
+        if lambda_layers:
+            _scan_each(keras_files, lambda_layers, "keras_lambda_layers", w, errors, extra)
     if onnx_files:
         try:
             from checker.facts.onnx import external_locations
         except ImportError:
             external_locations = None
-        for f in onnx_files if external_locations else ():
-            locs, errs = external_locations(w.rel_to_abs[f.path], f.size)
-            errors.extend(FactError(e.kind, f.path, e.message) for e in errs)
-            if locs:
-                extra.setdefault("onnx_external_data", {})[f.path] = list(locs)
+        if external_locations:
+            _scan_each(onnx_files, external_locations, "onnx_external_data", w, errors, extra)
+
+
+def _scan_each(files, scan, extra_key: str, w, errors, extra) -> None:
+    """Run ``scan(abs_path, size) -> (found, errors)`` on each file; what it finds goes to
+    ``extra[extra_key][rel path]``, its errors to the facts' errors under the file's relative path."""
+    for f in files:
+        found, errs = scan(w.rel_to_abs[f.path], f.size)
+        errors.extend(FactError(e.kind, f.path, e.message) for e in errs)
+        if found:
+            extra.setdefault(extra_key, {})[f.path] = list(found)
 
 
 def _check_index(json_files, errors) -> None:

@@ -166,6 +166,14 @@ def read_yaml(abs_path: str, rel: str, size: int, limit: int = YAML_LIMIT) -> tu
     return parse_yaml_text(data.decode("utf-8", "replace"), rel)
 
 
+def yaml_error_at(exc: Exception) -> tuple[tuple[int, int] | None, str]:
+    """Where a ``yaml.YAMLError`` stopped the parser, as 1-based (line, column) or None, and its problem
+    in one line: what catalog and deployment files show their users."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return ((mark.line + 1, mark.column + 1) if mark else None), problem
+
+
 def parse_yaml_text(text: str, rel: str) -> tuple[Any, FactError | None]:
     import yaml
 

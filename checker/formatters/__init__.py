@@ -1,11 +1,11 @@
-"""Formatters turn a Report into text. They only format: no I/O, deterministic (sorted, no timestamps)."""
+"""Formatters turn a Report into text. They only format: deterministic (sorted, no timestamps), and the
+only I/O is SARIF's and GitHub's look upwards for ``.git`` to make paths relative to the repository root."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
-
-from checker.report import Report
 
 # format name -> module in this package exposing `format(report, *, color=False) -> str`
 FORMATS = {
@@ -18,15 +18,7 @@ FORMATS = {
 
 
 def available() -> list[str]:
-    out = []
-    for name, module in FORMATS.items():
-        try:
-            importlib.util.find_spec(f"checker.formatters.{module}")  # type: ignore[attr-defined]
-        except ModuleNotFoundError:
-            continue
-        if importlib.util.find_spec(f"checker.formatters.{module}") is not None:  # type: ignore[attr-defined]
-            out.append(name)
-    return out
+    return [name for name, module in FORMATS.items() if importlib.util.find_spec(f"checker.formatters.{module}")]
 
 
 def get(name: str) -> Callable[..., str]:

@@ -7,8 +7,6 @@ escaped the way the Actions runner unescapes them (``%``, CR, LF, and in propert
 
 from __future__ import annotations
 
-import posixpath
-
 from checker.report import Report
 from checker.rule import Severity
 
@@ -23,25 +21,26 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def format(report: Report, *, color: bool = False) -> str:  # noqa: A001 - formatter protocol name
-    from checker.formatters.sarif import artifact_uri
+def format(report: Report, *, color: bool = False) -> str:
+    from checker.formatters.sarif import _anchor_file, _base, repo_path, source_root
 
+    # GitHub puts an annotation on a file given relative to the repository root (the checkout),
+    # whatever folder the check ran in.
+    root = source_root()
     lines: list[str] = []
     for r in report.results:
-        base = r.path
-        if r.facts.single_file and not r.path.startswith("hf://"):
-            base = posixpath.dirname(r.path) or "."
+        base = _base(r)
         for f in r.findings:
             sev = f.severity or Severity.ERROR
-            file = f.path or ("config.json" if r.facts.file("config.json") else r.facts.single_file)
+            file = f.path or _anchor_file(r)
+            path = repo_path(base, file, root)
             props = []
-            uri = artifact_uri(base, file) if file else artifact_uri(base, None)
-            if uri and not uri.startswith(("hf://", "file://")):
-                props.append(f"file={escape_property(uri)}")
-                if file:
-                    props.append("line=1")
+            local = bool(path) and not path.startswith(("hf://", "file://", "/"))
+            if local:
+                props.append(f"file={escape_property(path)}")
+                props.append("line=1")
             props.append(f"title={escape_property(f'{f.rule} {f.name}'.strip())}")
-            where = "" if uri and not uri.startswith("hf://") else f"{r.path}: "
+            where = "" if local else f"{r.path}: "
             field = f" ({f.path})" if f.path and ":" in f.path else ""
             body = f"{where}{f.message}{field}" + (f"\nFix: {f.hint}" if f.hint else "")
             lines.append(f"::{_COMMAND[sev]} {','.join(props)}::{escape_data(body)}")

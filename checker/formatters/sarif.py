@@ -2,16 +2,26 @@
 
 One run, one result per finding. Every rule that ran or produced a finding is described in
 ``tool.driver.rules`` with its docstring as help text. Locations are files inside the model folder,
-relative to where the user ran the check (what a repository checkout's code-scanning upload expects).
-Deterministic: no timestamps, no absolute paths unless the user typed one.
+relative to the repository root (the nearest folder upwards from the current directory that holds
+``.git``, else the current directory) with ``uriBaseId`` ``%SRCROOT%``: that is what GitHub code scanning
+resolves against the checkout, so ``check models/qwen`` run from a sub-folder still lands on
+``models/qwen/...`` in the repository. GitHub's extra requirements are met: every result has a
+physical location with ``region.startLine`` >= 1 and ``partialFingerprints``; every rule has
+``shortDescription``, ``fullDescription``, ``help`` and ``helpUri``; security rules (SEC) carry the
+``security`` tag and ``properties.security-severity``.
+Deterministic: no timestamps, no absolute paths unless the model lies outside the repository.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
+import re
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from checker import __version__
 from checker.report import PathReport, Report
@@ -20,15 +30,36 @@ from checker.summary import target_summary
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFORMATION_URI = "https://github.com/modelcheck/modelcheck"
+SRCROOT = "%SRCROOT%"
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+# GitHub maps security-severity to critical (>= 9.0), high (7.0-8.9), medium (4.0-6.9), low (0.1-3.9).
+# A code-executing pickle is remote code execution on the serving host: high; a warning (an unknown
+# global, a hash that could not be checked) medium; info low.
+_SECURITY_SEVERITY = {Severity.ERROR: "8.8", Severity.WARNING: "5.5", Severity.INFO: "2.0"}
+_SECURITY_FAMILIES = ("SEC",)
 
 
-def artifact_uri(report_path: str, file: str | None) -> str:
-    """URI of ``file`` (relative to the model root) for a model checked as ``report_path``.
+def source_root(start: str | None = None) -> str:
+    """The repository root for artifact paths: the nearest folder from ``start`` (default: the current
+    directory) upwards that holds ``.git`` (a folder, or a file in a worktree/submodule), else ``start``."""
+    here = os.path.abspath(start or os.getcwd())
+    cur = here
+    while True:
+        if os.path.exists(os.path.join(cur, ".git")):
+            return cur
+        parent = os.path.dirname(cur)
+        if parent == cur:
+            return here
+        cur = parent
 
-    ``config.json:max_position_embeddings`` names a field: the file is the part before the colon.
-    Relative paths stay relative (code scanning resolves them against the checkout); absolute paths
-    become ``file://`` URIs; hub references keep their scheme.
+
+def repo_path(report_path: str, file: str | None, root: str | None = None) -> str:
+    """Plain path of ``file`` (relative to the model root) for a model checked as ``report_path``.
+
+    ``config.json:max_position_embeddings`` names a field: the file is the part before the colon. With
+    ``root`` the path is made relative to it (forward slashes; ``""`` for the root itself); a path
+    outside ``root`` stays absolute. Without ``root`` it stays as the user typed it, joined. Hub
+    references (``hf://``) keep their scheme.
     """
     base = report_path.rstrip("/") or "."
     if file:
@@ -36,26 +67,56 @@ def artifact_uri(report_path: str, file: str | None) -> str:
     if base.startswith("hf://"):
         return f"{base}/{file}" if file else base
     joined = posixpath.normpath(posixpath.join(base.replace("\\", "/"), file or ""))
-    if joined.startswith("/"):
-        return "file://" + joined
+    if root is not None:
+        absolute = os.path.abspath(joined)
+        rel = os.path.relpath(absolute, root)
+        if rel == os.curdir:
+            return ""
+        if not rel.startswith(os.pardir):
+            return Path(rel).as_posix()
+        return Path(absolute).as_posix()
     return "" if joined == "." else joined
+
+
+def artifact_uri(report_path: str, file: str | None, root: str | None = None) -> str:
+    """URI of ``file`` for SARIF: relative (to ``root``, percent-encoded) or ``file://`` when absolute."""
+    path = repo_path(report_path, file, root)
+    if path.startswith(("hf://", "file://")):
+        return path
+    if path.startswith("/"):
+        return Path(path).as_uri()
+    return quote(path, safe="/")
+
+
+def _properties(code: str, severity: Severity) -> dict[str, Any]:
+    family = code[:3]
+    props: dict[str, Any] = {"tags": [family]}
+    if family in _SECURITY_FAMILIES:
+        props["tags"] = ["security", family]
+        props["security-severity"] = _SECURITY_SEVERITY[severity]
+        props["precision"] = "high"  # read from the file's own bytes (opcodes, headers), not guessed
+    return props
 
 
 def _descriptor(code: str, rules: dict[str, Rule], fallback: Finding | None) -> dict[str, Any]:
     from checker.docs import ENGINE_CODES
 
     spec: Any = rules.get(code) or ENGINE_CODES.get(code)
-    if spec is None:  # a code without documentation (e.g. from a smoke stage): describe it minimally
+    help_uri = f"{INFORMATION_URI}/blob/main/docs/rules.md#{code.lower()}"
+    if spec is None:  # a code without documentation (e.g. from a smoke stage): describe it from the finding
         name = fallback.name if fallback and fallback.name else code.lower()
-        summary = fallback.message if fallback else code
+        summary = (fallback.message if fallback else code).splitlines()[0] or code
+        severity = (fallback.severity if fallback else None) or Severity.ERROR
+        text = summary + (f"\n\nHow to fix: {fallback.hint}" if fallback and fallback.hint else "")
         return {
             "id": code,
             "name": name,
-            "shortDescription": {"text": summary.splitlines()[0]},
-            "helpUri": f"{INFORMATION_URI}/blob/main/docs/rules.md#{code.lower()}",
-            "defaultConfiguration": {
-                "level": _LEVEL[(fallback.severity if fallback else None) or Severity.ERROR]
-            },
+            "shortDescription": {"text": summary},
+            "fullDescription": {"text": text},
+            "help": {"text": text, "markdown": text},
+            "helpUri": help_uri,
+            "defaultConfiguration": {"level": _LEVEL[severity]},
+            "properties": _properties(code, severity),
         }
     doc = spec.doc.strip() or spec.summary
     return {
@@ -64,38 +125,58 @@ def _descriptor(code: str, rules: dict[str, Rule], fallback: Finding | None) -> 
         "shortDescription": {"text": spec.summary or code},
         "fullDescription": {"text": doc},
         "help": {"text": doc, "markdown": doc},
-        "helpUri": f"{INFORMATION_URI}/blob/main/docs/rules.md#{code.lower()}",
+        "helpUri": help_uri,
         "defaultConfiguration": {"level": _LEVEL[spec.severity]},
-        "properties": {"tags": [code[:3]]},
+        "properties": _properties(code, spec.severity),
     }
 
 
-def _location(r: PathReport, f: Finding) -> dict[str, Any]:
-    file = f.path
-    if not file:
-        # A finding about the folder as a whole: anchor it on config.json when there is one, so
-        # viewers that need a file (GitHub code scanning) can show it.
-        file = "config.json" if r.facts.file("config.json") else (r.facts.single_file or None)
-    base = r.path
+def _anchor_file(r: PathReport) -> str | None:
+    """The file a folder-level finding is shown on: config.json, the single file, else the first file."""
+    if r.facts.file("config.json"):
+        return "config.json"
+    if r.facts.single_file:
+        return r.facts.single_file
+    for entry in r.facts.files:
+        if entry.type == "file":
+            return entry.path
+    return None
+
+
+def _base(r: PathReport) -> str:
     if r.facts.single_file and not r.path.startswith("hf://"):
-        base = posixpath.dirname(r.path.replace("\\", "/")) or "."  # PATH was the file itself
-    uri = artifact_uri(base, file)
-    loc: dict[str, Any] = {"physicalLocation": {"artifactLocation": {"uri": uri or "."}}}
-    if file:
-        # Code scanning requires a region; findings are about whole files, so line 1.
-        loc["physicalLocation"]["region"] = {"startLine": 1}
+        return posixpath.dirname(r.path.replace("\\", "/")) or "."  # PATH was the file itself
+    return r.path
+
+
+def _location(r: PathReport, f: Finding, root: str) -> dict[str, Any]:
+    # A finding about the folder as a whole is anchored on a file, so viewers that need one (GitHub
+    # code scanning) can show it.
+    file = f.path or _anchor_file(r)
+    uri = artifact_uri(_base(r), file, root)
+    artifact: dict[str, Any] = {"uri": uri or "."}
+    if not uri.startswith(("hf://", "file://")):
+        artifact["uriBaseId"] = SRCROOT
+    # Code scanning requires a region; findings are about whole files, so line 1.
+    loc: dict[str, Any] = {"physicalLocation": {"artifactLocation": artifact, "region": {"startLine": 1}}}
     if f.path and ":" in f.path and not f.path.startswith(("hf://", "file://")):
         loc["logicalLocations"] = [{"fullyQualifiedName": f.path, "kind": "member"}]
     return loc
 
 
-def _fingerprint(rule: str, uri: str, message: str) -> str:
-    return hashlib.sha256(f"{rule}\0{uri}\0{message}".encode()).hexdigest()[:32]
+def _fingerprint(rule: str, uri: str, field: str, message: str) -> str:
+    # Stable across runs: the figures in a message change (a shard re-downloaded, another GPU), the
+    # rule, the file, the field and the words do not; the words keep two findings of one rule on one
+    # file (two pickle globals) apart.
+    words = re.sub(r"\d+(?:\.\d+)?", "#", message)
+    return hashlib.sha256(f"{rule}\0{uri}\0{field}\0{words}".encode()).hexdigest()[:32]
 
 
-def sarif_dict(report: Report) -> dict[str, Any]:
+def sarif_dict(report: Report, *, root: str | None = None) -> dict[str, Any]:
+    """The SARIF log; artifact URIs relative to ``root`` (default: :func:`source_root`)."""
     from checker import registry
 
+    root = os.path.abspath(root) if root else source_root()
     rules = registry.load().by_code()
     # Rules described: every rule that ran plus every code a finding carries, sorted by code.
     codes: dict[str, Finding | None] = {}
@@ -112,7 +193,7 @@ def sarif_dict(report: Report) -> dict[str, Any]:
         for f in r.findings:
             sev = f.severity or Severity.ERROR
             text = f.message + (f"\nFix: {f.hint}" if f.hint else "")
-            loc = _location(r, f)
+            loc = _location(r, f, root)
             uri = loc["physicalLocation"]["artifactLocation"]["uri"]
             result: dict[str, Any] = {
                 "ruleId": f.rule,
@@ -120,7 +201,7 @@ def sarif_dict(report: Report) -> dict[str, Any]:
                 "level": _LEVEL[sev],
                 "message": {"text": text},
                 "locations": [loc],
-                "partialFingerprints": {"modelcheckFinding/v1": _fingerprint(f.rule, uri, f.message)},
+                "partialFingerprints": {"modelcheckFinding/v1": _fingerprint(f.rule, uri, f.path or "", f.message)},
                 "properties": {"modelPath": r.path, "kind": r.facts.kind, "severity": sev.label},
             }
             if f.hint:
@@ -149,5 +230,5 @@ def sarif_dict(report: Report) -> dict[str, Any]:
     return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
 
 
-def format(report: Report, *, color: bool = False) -> str:  # noqa: A001 - formatter protocol name
+def format(report: Report, *, color: bool = False) -> str:
     return json.dumps(sarif_dict(report), indent=2, default=str) + "\n"

@@ -54,8 +54,10 @@ def _memory_lines(r: PathReport) -> list[str]:
     except ImportError:
         e = r.estimate
         return [
-            f"  memory: weights {human_bytes(e.weights_bytes_per_gpu)}/GPU, KV cache {human_bytes(e.kv_cache_bytes)}"
-            f" = {e.kv_cache_tokens} tokens, max concurrency {e.max_concurrency}"
+            (
+                f"  memory: weights {human_bytes(e.weights_bytes_per_gpu)}/GPU, KV cache "
+                f"{human_bytes(e.kv_cache_bytes)} = {e.kv_cache_tokens} tokens, max concurrency {e.max_concurrency}"
+            )
         ]
     return ["  " + line for line in format_memory_text(r.estimate)]
 
@@ -108,7 +110,7 @@ def _path_block(r: PathReport, color: bool) -> list[str]:
     return lines
 
 
-def format(report: Report, *, color: bool = False) -> str:  # noqa: A001 - formatter protocol name
+def format(report: Report, *, color: bool = False) -> str:
     lines: list[str] = []
     for r in report.results:
         lines.extend(_path_block(r, color))

@@ -304,11 +304,11 @@ def _findings(
     facts: ModelFacts, target: Target, estimate: Estimate | None, obs: SmokeObservation, settings: Any
 ) -> tuple[Finding, ...]:
     """Run the SMK rules over the observation with the ordinary engine (stamping, overrides, crashes)."""
-    import rules.smoke as smoke_rules
     from checker import engine as rule_engine
-    from checker.rule import rules_in
+    from checker import registry
 
-    smk = tuple(sorted(rules_in(smoke_rules), key=lambda r: r.code))
+    # every SMK rule, whichever rules/ module it lives in (rules/smoke.py, rules/smoke_log.py)
+    smk = tuple(r for r in registry.load(plugins=False).rules if r.family == "SMK")
     base = settings or rule_engine.Settings()
     opts = {code: {**base.options.get(code, {}), "observation": obs} for code in (r.code for r in smk)}
     result = rule_engine.run(smk, facts, target, estimate, replace(base, options={**base.options, **opts}))

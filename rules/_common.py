@@ -1,0 +1,182 @@
+"""Helpers that rules of several modules share: which files an engine reads, how to name a model kind,
+which engine the target runs, what the image family serves (catalog lookups), the deployment spec and
+the smoke observation.
+
+Private (leading underscore): the registry collects rules from the public modules of ``rules`` only, and
+nothing here is a rule. Everything is pure: it reads the Context, never the disk.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from checker import engines
+from checker.errors import CheckError
+from checker.rule import Context
+
+# -- files ---------------------------------------------------------------------------------------
+
+WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ckpt", ".onnx", ".h5", ".msgpack")
+# files an engine reads at start-up: a problem with them stops the server
+READ_AT_STARTUP = re.compile(
+    r"(^|/)(config\.json|generation_config\.json|tokenizer(_config)?\.json|special_tokens_map\.json|"
+    r"preprocessor_config\.json|processor_config\.json|model_index\.json|adapter_config\.json|"
+    r"[^/]*\.index\.json|params\.json|tokenizer\.model|vocab\.(json|txt)|merges\.txt)$"
+)
+
+
+def gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if abs(n) >= 2**20 else f"{n} bytes"
+
+
+# -- kinds ---------------------------------------------------------------------------------------
+
+# how a message names each kind of model folder (checker.model.KINDS)
+KIND_WORDS = {
+    "hf-llm": "a Hugging Face language model",
+    "gguf": "a GGUF model",
+    "adapter": "a LoRA/PEFT adapter",
+    "diffusion": "an image-generation (diffusion) model",
+    "tts": "a text-to-speech model",
+    "ollama": "an Ollama model store",
+    "custom": "a custom (non-HF) model",
+    "unknown": "nothing recognisable",
+}
+
+# -- engine --------------------------------------------------------------------------------------
+
+
+def image_engine(ctx: Context) -> tuple[str | None, tuple[int, ...] | None]:
+    """(engine, version) of the declared image; (None, None) without --image."""
+    img = ctx.target.image
+    if img is None:
+        return None, None
+    return img.engine, engines.vt(img.version)
+
+
+def serving_engine(ctx: Context) -> tuple[str | None, tuple[int, ...] | None]:
+    """Like :func:`image_engine`, but without an image the deployment's start command (its launcher:
+    vllm, sglang, llama.cpp) still names the engine, of unknown version."""
+    if ctx.target.image is None:
+        return (ctx.target.deployment.get("launcher") if ctx.target.deployment else None), None
+    return image_engine(ctx)
+
+
+def model_types(ctx: Context) -> tuple[str, ...]:
+    """config.json model_type, then the text config's (a VLM's language model) when it differs."""
+    out = []
+    if ctx.facts.model_type:
+        out.append(ctx.facts.model_type)
+    tc = ctx.facts.text_config or {}
+    if isinstance(tc.get("model_type"), str) and tc["model_type"] not in out:
+        out.append(tc["model_type"])
+    return tuple(out)
+
+
+def quant_method(ctx: Context) -> tuple[str | None, bool]:
+    """(method, explicit): --quantization wins over config.json quantization_config."""
+    flag = ctx.target.engine_args.get("quantization")
+    if isinstance(flag, str) and flag.strip():
+        return engines.normalize_quant_method(flag), True
+    if ctx.facts.kind == "gguf":
+        return "gguf", False
+    return engines.quant_method_from_config(ctx.facts.config), False
+
+
+# -- image family (catalog data: checker/catalog/images.yaml) -------------------------------------
+
+# what a catalog lookup may raise: an unknown name, or an older/foreign catalog object
+CATALOG_ERRORS = (CheckError, AttributeError, TypeError, LookupError)
+# images that run the user's own serving code rather than a model folder
+GENERAL_CATEGORIES = ("general", "base")
+# Used only when no catalog is at hand (plain run_rule tests, broken user catalog): category -> kinds.
+_CATEGORY_KINDS = {
+    "llm": {"hf-llm", "adapter", "gguf", "ollama"},
+    "image-generation": {"diffusion"},
+    "video": {"diffusion"},
+    "training": {"diffusion"},
+    "tts": {"tts"},
+    "rag": {"hf-llm", "custom"},
+}
+
+
+def image_family(ctx: Context) -> dict[str, Any]:
+    """The catalog entry of the target image's family, or {} (no image, no catalog, unknown family)."""
+    engine = ctx.target.engine
+    cat = ctx.catalog
+    if not engine or cat is None:
+        return {}
+    try:
+        finder = getattr(cat, "find_image_family", None)
+        fam = finder(engine) if callable(finder) else cat.image_family(engine)
+    except CATALOG_ERRORS:  # an unknown family or an older catalog: the rule falls back to the ImageRef
+        return {}
+    return dict(fam) if isinstance(fam, dict) else {}
+
+
+def image_category(ctx: Context) -> str | None:
+    img = ctx.target.image
+    return image_family(ctx).get("category") or (img.category if img else None)
+
+
+def accepted_kinds(ctx: Context) -> tuple[set[str], set[str]]:
+    """(kinds served, kinds served experimentally) by the target image."""
+    fam = image_family(ctx)
+    if "accepts_kinds" in fam:
+        return set(fam.get("accepts_kinds") or ()), set(fam.get("accepts_kinds_experimental") or ())
+    return set(_CATEGORY_KINDS.get(image_category(ctx) or "", ())), set()
+
+
+def images_for(ctx: Context, kind: str) -> list[str]:
+    """Catalog image families that serve ``kind`` (special-purpose ones first, general ones never)."""
+    cat = ctx.catalog
+    ranked: list[tuple[tuple[bool, bool, int, str], str]] = []
+    try:
+        for name in cat.image_families():
+            fam = cat.find_image_family(name) or {}
+            if kind in (fam.get("accepts_kinds") or ()) and fam.get("category") not in (
+                *GENERAL_CATEGORIES,
+                "training",
+            ):
+                # dedicated serving images first, the best documented (most known versions) before the rest
+                key = (
+                    fam.get("category") == "rag",
+                    fam.get("confidence") == "low",
+                    -len(fam.get("versions") or ()),
+                    name,
+                )
+                ranked.append((key, name))
+    except CATALOG_ERRORS:
+        return []  # no catalog to suggest from
+    return [name for _, name in sorted(ranked)]
+
+
+def engine_label(ctx: Context) -> str:
+    """'vllm 0.14.0' for messages; '?' without an image."""
+    img = ctx.target.image
+    if img is None:
+        return "?"
+    return f"{img.engine}" + (f" {img.version}" if img.version else "")
+
+
+# -- deployment spec (checker.deploy.load) --------------------------------------------------------
+
+
+def deployment(ctx: Context) -> dict[str, Any]:
+    return ctx.target.deployment or {}
+
+
+def spec_path(dep: dict[str, Any], key: str) -> str:
+    """A finding path inside the spec file: 'service.json:storage[0].mount_path'."""
+    return f"{dep.get('source', 'spec')}:{key}"
+
+
+# -- smoke stage ---------------------------------------------------------------------------------
+
+# The smoke runner hands its SmokeObservation to the SMK rules as this option; static runs leave it None.
+SMOKE_OPTIONS = {"observation": None}
+
+
+def observation(ctx: Context):  # -> checker.smoke.types.SmokeObservation | None
+    return ctx.options.get("observation")
