@@ -145,6 +145,12 @@ def materialize(ref: str, *, online: bool) -> str:
                 "to fetch metadata, or drop --online to use the local Hugging Face cache"
             )
         return _online(hub_ref)
+    if not ref.startswith("hf://") and not os.path.isdir(_repo_folder(hf_cache_dir(), hub_ref.repo_id)):
+        # ``models/qwen`` with a typo reads as a repo id: say first that no such path exists
+        raise UsageError(
+            f"{ref}: no such file or folder (nor a Hugging Face repo id in the local cache "
+            f"{hf_cache_dir()}; for the hub use hf://{hub_ref.repo_id} --online)"
+        )
     return _offline(hub_ref)
 
 

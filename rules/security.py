@@ -29,6 +29,14 @@ def _where(scan: PickleScan) -> str:
     return f"{path} (member {member})" if member else path
 
 
+def _pickles_importing(ctx: Context, verdict: str) -> Iterator[tuple[PickleScan, list[str], str, str | None]]:
+    """(scan, dotted global names, file, archive member) for each pickle importing globals of ``verdict``."""
+    for scan in ctx.facts.pickles:
+        names = [f"{g.module}.{g.name}" for g in scan.globals if g.verdict == verdict]
+        if names:
+            yield scan, names, *_file_and_member(scan)
+
+
 @rule("SEC001", severity=Severity.ERROR)
 def dangerous_pickle_global(ctx: Context) -> Iterator[Finding]:
     """A pickle in the model imports a global that can run code when the file is loaded.
@@ -43,12 +51,7 @@ def dangerous_pickle_global(ctx: Context) -> Iterator[Finding]:
     Do not deploy the file. Get the weights as safetensors from a trusted source, or convert a trusted
     copy in an isolated sandbox with ``torch.load(..., weights_only=True)`` and ``safetensors.torch.save_file``.
     """
-    for scan in ctx.facts.pickles:
-        bad = scan.dangerous
-        if not bad:
-            continue
-        names = [f"{g.module}.{g.name}" for g in bad]
-        path, member = _file_and_member(scan)
+    for scan, names, path, member in _pickles_importing(ctx, "dangerous"):
         yield Finding(
             f"{_where(scan)} is a {scan.format} pickle that imports {', '.join(names)}: loading it runs code",
             path=path,
@@ -71,12 +74,7 @@ def unknown_pickle_global(ctx: Context) -> Iterator[Finding]:
     Check that every listed global is expected for this file. Ship tensors as safetensors and other
     state as JSON; drop files the server does not need (``training_args.bin``, optimizer states).
     """
-    for scan in ctx.facts.pickles:
-        unknown = scan.unknown
-        if not unknown:
-            continue
-        names = [f"{g.module}.{g.name}" for g in unknown]
-        path, member = _file_and_member(scan)
+    for scan, names, path, member in _pickles_importing(ctx, "unknown"):
         shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         yield Finding(
             f"{_where(scan)} imports globals this checker does not know to be safe: {shown}",

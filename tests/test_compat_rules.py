@@ -86,6 +86,20 @@ def test_eng007_quant_dtype():
     assert f.data["supported"] == ["float16"] and f.hint == "use --dtype half"
 
 
+def test_eng009_quantization_flag_vs_checkpoint():
+    awq = facts(quantization_config={"quant_method": "awq"})
+    vllm = "vllm:0.14.0-gpu"
+    rule = compat_quant.quantization_flag_contradicts_checkpoint
+    assert run_rule(rule, awq, make_target(image=vllm, engine_args={"quantization": "awq_marlin"})) == []
+    assert run_rule(rule, facts(), make_target(image=vllm, engine_args={"quantization": "fp8"})) == []
+    (f,) = run_rule(rule, awq, make_target(image=vllm, engine_args={"quantization": "gptq"}))
+    assert f.message == ("--quantization gptq contradicts the checkpoint's quantization_config.quant_method 'awq': "
+                         "vLLM refuses mismatched quantization methods")
+    assert f.hint == "drop --quantization (vLLM picks awq from config.json) or use --quantization awq_marlin"
+    (f,) = run_rule(rule, facts(), make_target(image=vllm, engine_args={"quantization": "awq"}))
+    assert f.data == {"flag": "awq", "checkpoint": None} and "--quantization fp8" in f.hint
+
+
 def test_eng008_fp8_weight_only():
     fp8 = facts(quantization_config={"quant_method": "fp8", "weight_block_size": [128, 128]})
     assert run_rule(compat_quant.fp8_weight_only_on_gpu, fp8, make_target(image="vllm:0.14.0-gpu", gpu="h20")) == []

@@ -173,6 +173,17 @@ def test_no_config_flag_ignores_files(repo: Path) -> None:
             ),
         ),
         ("image = [", "pyproject.toml: invalid TOML: "),
+        # a mistyped rule selector is an error, as in ruff: it would otherwise select nothing and pass
+        ("select = ['MEM0904']", "pyproject.toml: tool.modelcheck.select[0]: unknown rule 'MEM0904'; did you mean 'MEM904'?"),
+        (
+            "[[tool.modelcheck.overrides]]\npaths = ['models/*']\nignore = ['MEM', 'low-concurency']",
+            "pyproject.toml: tool.modelcheck.overrides[0].ignore[1]: unknown rule 'low-concurency'; "
+            "did you mean 'low-concurrency'?",
+        ),
+        (
+            "[[tool.modelcheck.suppress]]\nrule = 'XYZ123'\nreason = 'r'",
+            "pyproject.toml: tool.modelcheck.suppress[0].rule: unknown rule 'XYZ123' (see `check rules`)",
+        ),
     ],
 )
 def test_errors_name_file_and_key_path(repo: Path, body: str, message: str) -> None:

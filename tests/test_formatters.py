@@ -215,7 +215,13 @@ def test_sarif_meets_github_code_scanning_requirements() -> None:
     facts = make_facts(name="m", files={"model.bin": 10})
     rep = Report(
         results=(
-            PathReport(path="m", facts=facts, target=_target(), estimate=None, result=Result(findings=(sec,), skipped=(), ran=())),
+            PathReport(
+                path="m",
+                facts=facts,
+                target=_target(),
+                estimate=None,
+                result=Result(findings=(sec,), skipped=(), ran=()),
+            ),
         ),
         fail_on=Severity.ERROR,
     )
@@ -232,13 +238,24 @@ def test_sarif_uris_are_relative_to_the_repository_root(tmp_path: Path, monkeypa
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)
     (repo / "models").mkdir()
-    facts = make_facts(name="qwen", config={"architectures": ["Qwen2ForCausalLM"]}, files={"model.safetensors": 1})
+    facts = make_facts(
+        name="qwen", config={"architectures": ["Qwen2ForCausalLM"]}, files={"model.safetensors": 1}
+    )
     f = Finding("truncated", path="model.safetensors").stamped("MEM901", "weights-too-big", Severity.ERROR)
 
     def uris(path: str) -> list[str]:
-        pr = PathReport(path=path, facts=facts, target=_target(), estimate=None, result=Result(findings=(f,), skipped=(), ran=()))
+        pr = PathReport(
+            path=path,
+            facts=facts,
+            target=_target(),
+            estimate=None,
+            result=Result(findings=(f,), skipped=(), ran=()),
+        )
         doc = json.loads(sarif.format(Report(results=(pr,), fail_on=Severity.ERROR)))
-        return [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in doc["runs"][0]["results"]]
+        return [
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for r in doc["runs"][0]["results"]
+        ]
 
     # `cd models && check qwen`, an absolute path, and the repo root all land on the same file
     monkeypatch.chdir(repo / "models")
@@ -248,22 +265,38 @@ def test_sarif_uris_are_relative_to_the_repository_root(tmp_path: Path, monkeypa
     assert uris("./models/qwen/") == ["models/qwen/model.safetensors"]
     # GitHub annotations use the same repository-relative path
     monkeypatch.chdir(repo / "models")
-    pr = PathReport(path="qwen", facts=facts, target=_target(), estimate=None, result=Result(findings=(f,), skipped=(), ran=()))
+    pr = PathReport(
+        path="qwen",
+        facts=facts,
+        target=_target(),
+        estimate=None,
+        result=Result(findings=(f,), skipped=(), ran=()),
+    )
     assert github.format(Report(results=(pr,), fail_on=Severity.ERROR)).startswith(
         "::error file=models/qwen/model.safetensors,line=1,title=MEM901 weights-too-big::truncated"
     )
-    # outside any repository: relative to the current directory
+    # run from outside any repository: the model's own repository is the root
     outside = tmp_path / "loose"
     outside.mkdir()
     monkeypatch.chdir(outside)
     assert sarif.source_root() == str(outside)
+    assert uris(str(repo / "models" / "qwen")) == ["models/qwen/model.safetensors"]
+    # a model in no repository at all: relative to the current directory, or a file:// URI outside it
+    (outside / "m").mkdir()
+    assert uris("m") == ["m/model.safetensors"]
+    assert uris(str(tmp_path / "elsewhere")) == [(tmp_path / "elsewhere" / "model.safetensors").as_uri()]
 
 
 def test_sarif_fingerprints_survive_changed_figures() -> None:
     def fp(message: str) -> str:
         f = Finding(message, path="model-00002.safetensors").stamped("FIL904", "truncated", Severity.ERROR)
-        pr = PathReport(path="models/q", facts=make_facts(name="q"), target=_target(), estimate=None,
-                        result=Result(findings=(f,), skipped=(), ran=()))
+        pr = PathReport(
+            path="models/q",
+            facts=make_facts(name="q"),
+            target=_target(),
+            estimate=None,
+            result=Result(findings=(f,), skipped=(), ran=()),
+        )
         doc = json.loads(sarif.format(Report(results=(pr,), fail_on=Severity.ERROR)))
         return doc["runs"][0]["results"][0]["partialFingerprints"]["modelcheckFinding/v1"]
 

@@ -269,6 +269,13 @@ def test_offline_uses_hf_cache_snapshot(tmp_path: Path, monkeypatch) -> None:
         f"hf://Qwen/Qwen2.5-7B-Instruct is not in the local Hugging Face cache ({cache}); "
         "pass --online to fetch metadata"
     )
+    # a bare org/name that is neither a path nor cached: most often a mistyped local folder
+    with pytest.raises(UsageError) as err:
+        hub.materialize("models/qwen-7b", online=False)
+    assert str(err.value) == (
+        f"models/qwen-7b: no such file or folder (nor a Hugging Face repo id in the local cache {cache}; "
+        "for the hub use hf://models/qwen-7b --online)"
+    )
     repo = cache / "models--Qwen--Qwen2.5-7B-Instruct"
     snap = repo / "snapshots" / COMMIT
     snap.mkdir(parents=True)

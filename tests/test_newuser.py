@@ -65,9 +65,18 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _sh(cmd: list[str] | str, cwd: Path, env: dict[str, str], timeout: int = 120) -> subprocess.CompletedProcess:
+def _sh(
+    cmd: list[str] | str, cwd: Path, env: dict[str, str], timeout: int = 120
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False, shell=isinstance(cmd, str)
+        cmd,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        shell=isinstance(cmd, str),
     )
 
 
@@ -152,7 +161,9 @@ def test_precommit_local_hook_stops_broken_model_commits(tmp_path: Path) -> None
     hook = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())[0]
     assert hook["id"] == "modelcheck" and "args" not in hook
     hook.update(entry=f"{sys.executable} -m checker.precommit", language="system")
-    (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump({"repos": [{"repo": "local", "hooks": [hook]}]}))
+    (repo / ".pre-commit-config.yaml").write_text(
+        yaml.safe_dump({"repos": [{"repo": "local", "hooks": [hook]}]})
+    )
     _commit_flow(repo, env, hook_timeout=120)
 
 
@@ -186,8 +197,17 @@ def test_sarif_of_broken_models_is_valid_for_code_scanning(tmp_path: Path) -> No
     (repo / "models" / "README.md").write_text("# our models\n")  # `models/*/` skips it
     # run from a sub-folder: the URIs are still relative to the repository root
     proc = _sh(
-        [*_check_cmd(), *sorted(p.name + "/" for p in (repo / "models").iterdir() if p.is_dir()),
-         "--format", "sarif", "--output", "../modelcheck.sarif", "--exit-zero", "-j", "2"],
+        [
+            *_check_cmd(),
+            *sorted(p.name + "/" for p in (repo / "models").iterdir() if p.is_dir()),
+            "--format",
+            "sarif",
+            "--output",
+            "../modelcheck.sarif",
+            "--exit-zero",
+            "-j",
+            "2",
+        ],
         repo / "models",
         env,
     )
@@ -226,7 +246,8 @@ def test_config_once_no_flags_overrides_precedence_and_errors(tmp_path: Path) ->
     assert "target: image vllm 0.14.0 (GPU); instance ecs.gn7i-c8g1.2xlarge [GPU, 1x A10]" in proc.stdout
     # per-folder override; a shell glob of folders, in parallel, reported in input order
     (repo / "pyproject.toml").write_text(
-        PYPROJECT + '\n[[tool.modelcheck.overrides]]\npaths = ["models/qwen-b"]\ninstance = "ecs.gn6i-c4g1.xlarge"\n'
+        PYPROJECT
+        + '\n[[tool.modelcheck.overrides]]\npaths = ["models/qwen-b"]\ninstance = "ecs.gn6i-c4g1.xlarge"\n'
     )
     proc = _sh(f"{' '.join(check)} models/*/ -j 2 --format json", repo, env)
     doc = json.loads(proc.stdout)
@@ -285,11 +306,13 @@ def test_rules_and_explain_as_a_user_types_them(tmp_path: Path) -> None:
     check = _check_cmd()
     listing = _sh([*check, "rules"], tmp_path, env)
     assert listing.returncode == 0
-    assert re.search(r"^MEM003  max-model-len-exceeds-kv-cache +error", listing.stdout, re.M)
-    assert re.search(r"^CHK003  unused-suppression +warning", listing.stdout, re.M)
+    assert re.search(r"^MEM003  max-model-len-exceeds-kv-cache +error", listing.stdout, re.MULTILINE)
+    assert re.search(r"^CHK003  unused-suppression +warning", listing.stdout, re.MULTILINE)
     rules = json.loads(_sh([*check, "rules", "--format", "json"], tmp_path, env).stdout)
     by_code = {r["code"]: r for r in rules}
-    assert by_code["MEM001"]["name"] == "weights-exceed-vram" and by_code["CHK003"]["module"] == "checker.engine"
+    assert (
+        by_code["MEM001"]["name"] == "weights-exceed-vram" and by_code["CHK003"]["module"] == "checker.engine"
+    )
     assert [r["code"] for r in rules] == sorted(by_code)
     for query in ("MEM003", "mem003", "max-model-len-exceeds-kv-cache"):
         out = _sh([*check, "explain", query], tmp_path, env)
@@ -309,7 +332,7 @@ def test_rules_and_explain_as_a_user_types_them(tmp_path: Path) -> None:
 
 def _ci_md_commands() -> list[str]:
     text = (ROOT / "docs" / "ci.md").read_text()
-    cmds = re.findall(r"^\s+(?:run:|-) (check .+)$", text, re.M)
+    cmds = re.findall(r"^\s+(?:run:|-) (check .+)$", text, re.MULTILINE)
     assert cmds, "docs/ci.md shows no check command"
     return cmds
 
@@ -319,7 +342,7 @@ def test_docs_ci_commands_work_when_pasted(tmp_path: Path) -> None:
     repo = new_repo(tmp_path, env)
     text = (ROOT / "docs" / "ci.md").read_text()
     # the config block of docs/ci.md is valid as written
-    toml_block = re.search(r"```toml\n(.*?)```", text, re.S).group(1)
+    toml_block = re.search(r"```toml\n(.*?)```", text, re.DOTALL).group(1)
     (repo / "pyproject.toml").write_text(toml_block)
     healthy(repo)
     lfs_pointer(repo)
@@ -334,14 +357,15 @@ def test_docs_ci_commands_work_when_pasted(tmp_path: Path) -> None:
         if "--exit-zero" in cmd:
             assert proc.returncode == 0, cmd
         else:
-            assert proc.returncode == 1 and "FIL005" in (proc.stdout + (repo / out.group(1)).read_text()
-                                                          if out else proc.stdout), cmd
+            assert proc.returncode == 1 and "FIL005" in (
+                proc.stdout + (repo / out.group(1)).read_text() if out else proc.stdout
+            ), cmd
     # the workflow files of the page parse as YAML
-    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
+    for block in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL):
         assert yaml.safe_load(block)
     # the Python API example runs (on a folder of the name it uses)
     healthy(repo, "qwen2.5-7b-instruct")
-    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    code = re.search(r"```python\n(.*?)```", text, re.DOTALL).group(1)
     proc = _sh([sys.executable, "-c", code], repo, env)
     assert proc.returncode in (0, 1), proc.stderr
     assert re.match(r"^[A-Z]{3}\d{3} (error|warning|info) .+ -> ", proc.stdout), proc.stdout

@@ -322,16 +322,9 @@ def _summarise(files, json_files, st_headers, gguf_infos, extra) -> WeightsSumma
     dtype_bytes: dict[str, int] = {}
     total = params = ntensors = 0
     used: list[str] = []
-    for h in counted:
-        used.append(h.path)
-        for t in h.tensors:
-            dtype_bytes[t.dtype] = dtype_bytes.get(t.dtype, 0) + t.nbytes
-            total += t.nbytes
-            params += t.numel
-            ntensors += 1
-    for g in gguf_infos:
-        used.append(g.path)
-        for t in g.tensors:
+    for header in (*counted, *gguf_infos):  # safetensors and GGUF headers both list their tensors
+        used.append(header.path)
+        for t in header.tensors:
             dtype_bytes[t.dtype] = dtype_bytes.get(t.dtype, 0) + t.nbytes
             total += t.nbytes
             params += t.numel

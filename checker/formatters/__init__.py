@@ -18,7 +18,9 @@ FORMATS = {
 
 
 def available() -> list[str]:
-    return [name for name, module in FORMATS.items() if importlib.util.find_spec(f"checker.formatters.{module}")]
+    return [
+        name for name, module in FORMATS.items() if importlib.util.find_spec(f"checker.formatters.{module}")
+    ]
 
 
 def get(name: str) -> Callable[..., str]:

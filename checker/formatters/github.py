@@ -22,18 +22,18 @@ def escape_property(text: str) -> str:
 
 
 def format(report: Report, *, color: bool = False) -> str:
-    from checker.formatters.sarif import _anchor_file, _base, repo_path, source_root
+    from checker.formatters.sarif import anchor_file, model_base, repo_path, root_for, source_root
 
     # GitHub puts an annotation on a file given relative to the repository root (the checkout),
     # whatever folder the check ran in.
     root = source_root()
     lines: list[str] = []
     for r in report.results:
-        base = _base(r)
+        base = model_base(r)
         for f in r.findings:
             sev = f.severity or Severity.ERROR
-            file = f.path or _anchor_file(r)
-            path = repo_path(base, file, root)
+            file = f.path or anchor_file(r)
+            path = repo_path(base, file, root_for(r.path, root))
             props = []
             local = bool(path) and not path.startswith(("hf://", "file://", "/"))
             if local:

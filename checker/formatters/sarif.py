@@ -39,18 +39,35 @@ _SECURITY_SEVERITY = {Severity.ERROR: "8.8", Severity.WARNING: "5.5", Severity.I
 _SECURITY_FAMILIES = ("SEC",)
 
 
-def source_root(start: str | None = None) -> str:
-    """The repository root for artifact paths: the nearest folder from ``start`` (default: the current
-    directory) upwards that holds ``.git`` (a folder, or a file in a worktree/submodule), else ``start``."""
-    here = os.path.abspath(start or os.getcwd())
-    cur = here
+def _git_root(start: str) -> str | None:
+    cur = os.path.abspath(start)
     while True:
-        if os.path.exists(os.path.join(cur, ".git")):
+        if os.path.exists(os.path.join(cur, ".git")):  # a folder, or a file in a worktree/submodule
             return cur
         parent = os.path.dirname(cur)
         if parent == cur:
-            return here
+            return None
         cur = parent
+
+
+def source_root(start: str | None = None) -> str:
+    """The repository root for artifact paths: the nearest folder from ``start`` (default: the current
+    directory) upwards that holds ``.git``, else ``start``."""
+    here = os.path.abspath(start or os.getcwd())
+    return _git_root(here) or here
+
+
+def root_for(report_path: str, default_root: str) -> str:
+    """The root a model's paths are relative to: the current directory's repository (``default_root``)
+    when the model lies inside it, else the model's own repository (``check /src/repo/models/qwen``
+    run from elsewhere), else ``default_root`` (relative to it, or absolute when outside it)."""
+    if report_path.startswith("hf://"):
+        return default_root
+    absolute = os.path.abspath(report_path)
+    inside = absolute == default_root or absolute.startswith(default_root.rstrip(os.sep) + os.sep)
+    if inside and _git_root(default_root) == default_root:
+        return default_root  # also when the model folder is a nested clone with its own .git
+    return _git_root(absolute) or default_root
 
 
 def repo_path(report_path: str, file: str | None, root: str | None = None) -> str:
@@ -131,7 +148,7 @@ def _descriptor(code: str, rules: dict[str, Rule], fallback: Finding | None) -> 
     }
 
 
-def _anchor_file(r: PathReport) -> str | None:
+def anchor_file(r: PathReport) -> str | None:
     """The file a folder-level finding is shown on: config.json, the single file, else the first file."""
     if r.facts.file("config.json"):
         return "config.json"
@@ -143,7 +160,7 @@ def _anchor_file(r: PathReport) -> str | None:
     return None
 
 
-def _base(r: PathReport) -> str:
+def model_base(r: PathReport) -> str:
     if r.facts.single_file and not r.path.startswith("hf://"):
         return posixpath.dirname(r.path.replace("\\", "/")) or "."  # PATH was the file itself
     return r.path
@@ -152,8 +169,8 @@ def _base(r: PathReport) -> str:
 def _location(r: PathReport, f: Finding, root: str) -> dict[str, Any]:
     # A finding about the folder as a whole is anchored on a file, so viewers that need one (GitHub
     # code scanning) can show it.
-    file = f.path or _anchor_file(r)
-    uri = artifact_uri(_base(r), file, root)
+    file = f.path or anchor_file(r)
+    uri = artifact_uri(model_base(r), file, root_for(r.path, root))
     artifact: dict[str, Any] = {"uri": uri or "."}
     if not uri.startswith(("hf://", "file://")):
         artifact["uriBaseId"] = SRCROOT
@@ -201,7 +218,9 @@ def sarif_dict(report: Report, *, root: str | None = None) -> dict[str, Any]:
                 "level": _LEVEL[sev],
                 "message": {"text": text},
                 "locations": [loc],
-                "partialFingerprints": {"modelcheckFinding/v1": _fingerprint(f.rule, uri, f.path or "", f.message)},
+                "partialFingerprints": {
+                    "modelcheckFinding/v1": _fingerprint(f.rule, uri, f.path or "", f.message)
+                },
                 "properties": {"modelPath": r.path, "kind": r.facts.kind, "severity": sev.label},
             }
             if f.hint:

@@ -87,7 +87,11 @@ def _path_block(r: PathReport, color: bool) -> list[str]:
     tparts = []
     if t.image:
         img = t.image
-        tparts.append(f"image {img.engine}" + (f" {img.version}" if img.version else "") + (f" ({img.chip})" if img.chip else ""))
+        tparts.append(
+            f"image {img.engine}"
+            + (f" {img.version}" if img.version else "")
+            + (f" ({img.chip})" if img.chip else "")
+        )
     if t.instance:
         inst = t.instance
         gpu = f", {inst.gpu_count}x {inst.gpu.name}" if inst.gpu and inst.gpu_count else ""
