@@ -94,6 +94,7 @@ class Options:
     smoke: Any = None  # checker.smoke.SmokeOptions when --smoke was given
     config_file: str | None = None  # explicit --config
     use_config: bool = True  # discover pyproject / .modelcheck.toml
+    verbose: bool = False  # text output: every assumption behind the memory figures
 
 
 def _plugin_findings(reg: registry.Registry) -> tuple[Finding, ...]:
@@ -221,7 +222,9 @@ def run(paths: list[str], options: Options) -> Report:
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             results = list(pool.map(lambda p: check_path(p, options), paths))
-    return Report(results=tuple(results), fail_on=options.fail_on, exit_zero=options.exit_zero)
+    return Report(
+        results=tuple(results), fail_on=options.fail_on, exit_zero=options.exit_zero, verbose=options.verbose
+    )
 
 
 def check(path: str | os.PathLike[str], **kwargs: Any) -> Report:

@@ -22,7 +22,10 @@ class DefaultGroup(click.Group):
     """`check PATH` runs the default command: anything that is not a subcommand is a path or an option."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+        if not args:
+            click.echo(ctx.get_help())
+            ctx.exit(2)
+        if args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
@@ -154,6 +157,7 @@ def main() -> None:
 @click.option("--smoke-launch", help="Launch command template, e.g. '{python} -m vllm.entrypoints.openai.api_server'.")
 @click.option("--smoke-timeout", type=float, help="Seconds to wait for the server and answers (default 600).")
 @click.option("--color/--no-color", default=None, help="Colour output (default: only on a tty).")
+@click.option("--verbose", "-v", is_flag=True, help="Text output: list every assumption behind the memory figures.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def run_command(paths: tuple[str, ...], debug: bool, **kwargs: Any) -> None:
     """Check model folders or files against a declared image and instance."""
@@ -232,6 +236,7 @@ def _run(paths: list[str], kw: dict[str, Any]) -> None:
         smoke=smoke_opts,
         config_file=kw.get("config_file"),
         use_config=not kw.get("no_config"),
+        verbose=bool(kw.get("verbose")),
     )
     report = api.run(paths, options)
     fmt = kw.get("fmt") or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
@@ -246,8 +251,19 @@ def _run(paths: list[str], kw: dict[str, Any]) -> None:
         # keep a short human summary on the terminal when the report goes to a file
         click.echo(formatters.get("text")(report, color=False).splitlines()[-1], err=True)
     else:
-        click.echo(rendered, nl=False)
+        _emit(rendered)
     sys.exit(report.exit_code)
+
+
+def _emit(text: str) -> None:
+    """Print to stdout; a reader that closed the pipe early (`check ... | head`) is not an error."""
+    try:
+        click.echo(text, nl=False)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # keep Python's exit-time flush from raising again on the closed pipe
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 @main.command("rules")
@@ -283,15 +299,17 @@ def rules_command(fmt: str, show_all: bool) -> None:
             for c in ENGINE_CODES.values()
         ]
         data.sort(key=lambda d: d["code"])
-        click.echo(json.dumps(data, indent=2))
+        _emit(json.dumps(data, indent=2) + "\n")
         return
     from checker.docs import ENGINE_CODES
 
     items = sorted([*reg.rules, *ENGINE_CODES.values()], key=lambda r: r.code)
     width = max((len(r.name) for r in items), default=10)
+    lines = []
     for r in items:
         extra = f"  ({getattr(r, 'module', 'checker.engine')})" if show_all else ""
-        click.echo(f"{r.code}  {r.name:<{width}}  {r.severity.label:<7}  {r.summary}{extra}")
+        lines.append(f"{r.code}  {r.name:<{width}}  {r.severity.label:<7}  {r.summary}{extra}\n")
+    _emit("".join(lines))
     for name, reason in reg.load_errors:
         click.echo(f"plugin {name!r} failed to load: {reason}", err=True)
 

@@ -280,14 +280,13 @@ def float16_forbidden(model_type: str | None, version: str | Version | None) -> 
 def bf16_auto_fallback(version: str | Version | None) -> bool | None:
     """With --dtype auto and a bf16 checkpoint on a GPU without bf16: does this version fall back to
     float16 by itself (True), refuse to start (False), or do we not know (None)?"""
+    # vllm/config.py _get_and_verify_dtype @0.9.0: "Falling back to %s for compatibility" (the
+    # platform's supported_dtypes[0], float16 on T4 / V100); absent @0.8.5, where the worker raises
+    # "Bfloat16 is only supported on GPUs with compute capability of at least 8.0".
     v = vt(version)
     if v is None:
         return None
-    if v >= (0, 14, 0):
-        return True
-    if v <= (0, 8, 4):
-        return False
-    return None
+    return v >= (0, 9, 0)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ class Report:
     results: tuple[PathReport, ...]
     fail_on: Severity = Severity.ERROR
     exit_zero: bool = False
+    verbose: bool = False  # text output: show every assumption behind the memory figures
     notes: tuple[str, ...] = field(default_factory=tuple)  # run-level notes (e.g. config files used)
 
     def counts(self) -> dict[str, int]:

@@ -78,7 +78,8 @@ def lfs_pointer(ctx: Context) -> Iterator[Finding]:
     """
     for f in ctx.facts.files:
         if f.lfs_pointer:
-            promised = f" (the real file is {f.lfs_size} bytes, {gib(f.lfs_size)})" if f.lfs_size else ""
+            size_text = f"{f.lfs_size} bytes" + (f", {gib(f.lfs_size)}" if f.lfs_size >= 2**20 else "")
+            promised = f" (the real file is {size_text})" if f.lfs_size else ""
             yield Finding(
                 f"{f.path} is a git-lfs pointer of {f.size} bytes, not the file's data{promised}",
                 path=f.path,

@@ -45,7 +45,7 @@ def kv_cache_no_memory(ctx: Context) -> Iterator[Finding]:
 
 
 @rule("SMK004", severity=Severity.ERROR, options=SMOKE_OPTIONS)
-def max_model_len_exceeds_kv_cache(ctx: Context) -> Iterator[Finding]:
+def served_max_model_len_exceeds_kv_cache(ctx: Context) -> Iterator[Finding]:
     """vLLM refused to start: one request of max_model_len tokens does not fit in the KV cache.
 
     ## Why it matters

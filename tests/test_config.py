@@ -174,11 +174,16 @@ def test_no_config_flag_ignores_files(repo: Path) -> None:
         ),
         ("image = [", "pyproject.toml: invalid TOML: "),
         # a mistyped rule selector is an error, as in ruff: it would otherwise select nothing and pass
-        ("select = ['MEM0904']", "pyproject.toml: tool.modelcheck.select[0]: unknown rule 'MEM0904'; did you mean 'MEM904'?"),
+        (
+            "select = ['MEM0904']",
+            "pyproject.toml: tool.modelcheck.select[0]: unknown rule 'MEM0904'; did you mean 'MEM904'?",
+        ),
         (
             "[[tool.modelcheck.overrides]]\npaths = ['models/*']\nignore = ['MEM', 'low-concurency']",
-            "pyproject.toml: tool.modelcheck.overrides[0].ignore[1]: unknown rule 'low-concurency'; "
-            "did you mean 'low-concurrency'?",
+            (
+                "pyproject.toml: tool.modelcheck.overrides[0].ignore[1]: unknown rule 'low-concurency'; "
+                "did you mean 'low-concurrency'?"
+            ),
         ),
         (
             "[[tool.modelcheck.suppress]]\nrule = 'XYZ123'\nreason = 'r'",

@@ -112,3 +112,9 @@ def test_every_rule_has_a_test(r):
     assert r.code in TEST_SOURCES or re.search(rf"\b{func}\b", TEST_SOURCES), (
         f"{r.code} ({r.name}) is not referenced by any test: add a passing and a failing case"
     )
+
+
+def test_rule_names_are_unique():
+    """Selecting or explaining a rule by name must find exactly one rule."""
+    names = [r.name for r in registry.load(plugins=False).rules]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []

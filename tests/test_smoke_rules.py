@@ -106,7 +106,7 @@ def test_max_model_len_exceeds_kv_cache() -> None:
         available_gib=1.0,
         fits_len=2097024,
     )
-    (f,) = _run(smoke_log.max_model_len_exceeds_kv_cache, obs)
+    (f,) = _run(smoke_log.served_max_model_len_exceeds_kv_cache, obs)
     assert (
         f.message
         == "vLLM stopped: max_model_len 8000000 does not fit in the KV cache (3.81 GiB needed, 1.0 GiB available)"

@@ -46,7 +46,7 @@ def _finding_lines(f: Finding, color: bool) -> list[str]:
     return lines
 
 
-def _memory_lines(r: PathReport) -> list[str]:
+def _memory_lines(r: PathReport, verbose: bool) -> list[str]:
     if r.estimate is None:
         return []
     try:
@@ -59,10 +59,18 @@ def _memory_lines(r: PathReport) -> list[str]:
                 f"{human_bytes(e.kv_cache_bytes)} = {e.kv_cache_tokens} tokens, max concurrency {e.max_concurrency}"
             )
         ]
-    return ["  " + line for line in format_memory_text(r.estimate)]
+    lines = ["  " + line for line in format_memory_text(r.estimate)]
+    # The assumptions matter when memory is the problem; otherwise they drown the findings.
+    if verbose or any(f.rule.startswith(("MEM", "SMK")) for f in r.findings):
+        return lines
+    kept = [line for line in lines if not line.lstrip().startswith("assumes:")]
+    hidden = len(lines) - len(kept)
+    if hidden:
+        kept.append(f"    ({hidden} assumptions behind these figures: --verbose, or the JSON memory block)")
+    return kept
 
 
-def _path_block(r: PathReport, color: bool) -> list[str]:
+def _path_block(r: PathReport, color: bool, verbose: bool = False) -> list[str]:
     m = model_summary(r.facts)
     c = r.facts.classification
     head = f"{_paint(r.path, _BOLD, color)}"
@@ -102,7 +110,7 @@ def _path_block(r: PathReport, color: bool) -> list[str]:
         tparts.append(" ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(t.engine_args.items())))
     if tparts:
         lines.append("  target: " + "; ".join(tparts))
-    lines.extend(_memory_lines(r))
+    lines.extend(_memory_lines(r, verbose))
     findings = r.findings
     if findings:
         for f in findings:
@@ -117,7 +125,7 @@ def _path_block(r: PathReport, color: bool) -> list[str]:
 def format(report: Report, *, color: bool = False) -> str:
     lines: list[str] = []
     for r in report.results:
-        lines.extend(_path_block(r, color))
+        lines.extend(_path_block(r, color, report.verbose))
         lines.append("")
     counts = report.counts()
     verdict = "FAIL" if report.failed else "PASS"
