@@ -314,7 +314,8 @@ def load_file(path: str | os.PathLike[str], *, required: bool = True) -> Config 
     return config
 
 
-def _repo_root(start: str) -> str | None:
+def repo_root(start: str) -> str | None:
+    """The nearest folder at or above ``start`` holding ``.git``, or None."""
     cur = start
     while True:
         if os.path.exists(os.path.join(cur, ".git")):
@@ -326,7 +327,7 @@ def _repo_root(start: str) -> str | None:
 
 
 def _search_up(start: str) -> Config | None:
-    stop = _repo_root(start)
+    stop = repo_root(start)
     cur = start
     while True:
         for name in CONFIG_NAMES:

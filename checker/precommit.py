@@ -27,17 +27,6 @@ from checker import config as config_mod
 _MARKERS = config_mod.MODEL_MARKERS
 
 
-def _repo_root(start: str) -> str:
-    cur = start
-    while True:
-        if os.path.exists(os.path.join(cur, ".git")):
-            return cur
-        parent = os.path.dirname(cur)
-        if parent == cur:
-            return os.path.abspath(os.getcwd())
-        cur = parent
-
-
 def _has_marker(folder: str) -> bool:
     if any(os.path.isfile(os.path.join(folder, m)) for m in _MARKERS):
         return True
@@ -87,7 +76,7 @@ def model_folder(filename: str, root: str | None = None) -> str | None:
     """The model folder a changed file belongs to, or None when it belongs to none."""
     absf = os.path.abspath(filename)
     start = absf if os.path.isdir(absf) else os.path.dirname(absf)
-    root = os.path.abspath(root or _repo_root(start))
+    root = os.path.abspath(root or config_mod.repo_root(start) or os.getcwd())
     config = config_mod.discover(start)
     if config is not None:
         for folder in _configured_folders(config):
