@@ -28,8 +28,8 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib",
 
 MAX_PICKLE_BYTES = 64 * 1024 * 1024  # pickle stream bytes read or decompressed per file
 MAX_OPCODES = 2_000_000  # ~1-2 s of pure Python; torch data.pkl of a 70B model is ~100k opcodes
-MAX_STACK = 1_000_000
-MAX_MEMO = 500_000
+MAX_STACK = 200_000  # pickle batches APPENDS/SETITEMS by 1000: real streams stay shallow
+MAX_MEMO = 200_000
 MAX_LINE = 1 << 16  # text-protocol argument lines
 MAX_KEEP_BYTES = 16 * 1024 * 1024  # bytes literals kept for nested scans (torch _load_from_bytes)
 MAX_PICKLES_PER_STREAM = 16
