@@ -88,9 +88,16 @@ def test_broken_model_exits_1_with_grouped_text(models):
 
 
 def test_fail_on_warning_and_exit_zero(models):
-    assert invoke("sdxl-turbo", "--image", "vllm:0.14.0-gpu", *SCOPE).exit_code == 0
-    assert invoke("sdxl-turbo", "--image", "vllm:0.14.0-gpu", "--fail-on", "warning", *SCOPE).exit_code == 1
-    assert invoke("broken-qwen", "--exit-zero", *SCOPE).exit_code == 0
+    r = invoke("sdxl-turbo", "--image", "vllm:0.14.0-gpu", *SCOPE)
+    assert r.exit_code == 0 and "KND003 [name-contradicts-content]" in r.stdout
+    assert r.stdout.rstrip().endswith("PASS: 1 path checked, 0 error(s), 1 warning(s), 0 info (failing at error)")
+    r = invoke("sdxl-turbo", "--image", "vllm:0.14.0-gpu", "--fail-on", "warning", *SCOPE)
+    assert r.exit_code == 1 and "KND003 [name-contradicts-content]" in r.stdout
+    assert r.stdout.rstrip().endswith("FAIL: 1 path checked, 0 error(s), 1 warning(s), 0 info (failing at warning)")
+    # --exit-zero keeps the verdict in the output but exits 0
+    r = invoke("broken-qwen", "--exit-zero", *SCOPE)
+    assert r.exit_code == 0 and "FIL003 [index-shard-missing]" in r.stdout and "FIL004 [truncated-weights]" in r.stdout
+    assert r.stdout.rstrip().endswith("FAIL: 1 path checked, 2 error(s), 0 warning(s), 0 info (failing at error)")
 
 
 def test_missing_path_exits_2_with_one_line(models):
@@ -112,7 +119,8 @@ def test_unknown_instance_exits_2_with_did_you_mean(models):
 
 def test_unknown_rule_selector_exits_2(models):
     r = invoke("Qwen2.5-0.5B-Instruct", "--select", "NOPE999")
-    assert r.exit_code == 2 and r.stderr.startswith("error: unknown rule selector(s): NOPE999")
+    assert r.exit_code == 2 and r.stderr == "error: unknown rule selector(s): NOPE999 (see `check rules`)\n"
+    assert r.stdout == ""
 
 
 # -- JSON contract ---------------------------------------------------------------------------------
@@ -157,6 +165,14 @@ def test_json_memory_block_with_an_instance(models):
         "total_vram_bytes",
     ):
         assert key in mem, key
+    # Qwen2.5-0.5B in BF16 on one A10 (the driver's 22.06 GiB), vLLM 0.14 defaults
+    assert mem["engine"] == "vllm" and mem["engine_version"] == "0.14.0" and mem["status"] == "ok"
+    assert mem["weights_bytes"] == 988_065_536  # 494,032,768 BF16 parameters
+    assert mem["kv_cache_bytes_per_token"] == 24 * 2 * 2 * 64 * 2  # layers x K,V x kv heads x head dim x bytes
+    assert mem["max_model_len"] == 32768 and mem["gpu_memory_utilization"] == 0.9
+    assert mem["tensor_parallel_size"] == 1 and mem["failure"] is None
+    assert 22.0 < mem["total_vram_bytes"] / 2**30 < 22.1
+    assert mem["kv_cache_tokens"] > 32768 and mem["max_concurrency"] == round(mem["kv_cache_tokens"] / 32768, 1)
 
 
 # -- the installed console script --------------------------------------------------------------------

@@ -59,17 +59,37 @@ def test_parse_bad_number_is_config_error():
 
 
 def _examples():
-    data = yaml.safe_load((ROOT.parent / "shared" / "data" / "eas_images.yaml").read_text()) if (
-        ROOT.parent / "shared" / "data" / "eas_images.yaml").exists() else None
-    return [(e["name"], e["config"]) for e in (data or {}).get("example_service_configs", [])]
+    # a copy of the reference data's example_service_configs kept in the project: never skipped
+    data = yaml.safe_load((SPECS / "eas_examples.yaml").read_text())
+    return [(e["name"], e["config"]) for e in data["example_service_configs"]]
 
 
-@pytest.mark.parametrize(("name", "config"), _examples() or [pytest.param("none", {}, marks=pytest.mark.skip)])
+# name -> (instance, launcher, metadata_gpu) that deploy.load must read from each public example
+EXAMPLE_EXPECTED = {
+    "official_minimal_cpu": ("ecs.c7a.large", None, None),
+    "sd_webui_standard_with_oss": ("ml.gu7i.c16m60.1-gu30", None, None),
+    "vllm_oss_public_resource": ("ecs.gn7i-c16g1.4xlarge", "vllm", None),
+    "vllm_dedicated_resource_group": (None, "vllm", 1),
+    "pai_rag_gpu_multi_container": ("ml.gu7i.c16m60.1-gu30", None, 1),
+    "async_sd_api_with_queue": ("ml.gu7i.c16m60.1-gu30", None, None),
+}
+
+
+def test_eas_examples_are_all_covered():
+    assert sorted(name for name, _ in _examples()) == sorted(EXAMPLE_EXPECTED)
+
+
+@pytest.mark.parametrize(("name", "config"), _examples())
 def test_every_eas_example_loads(tmp_path, name, config):
     p = tmp_path / "service.json"
     p.write_text(json.dumps(config))
     spec = deploy.load(service=str(p))
     assert spec["image"] == config["containers"][spec["deployment"]["container_index"]]["image"]
+    instance, launcher, metadata_gpu = EXAMPLE_EXPECTED[name]
+    assert (spec["instance"], spec["deployment"]["launcher"], spec["deployment"]["metadata_gpu"]) == (
+        instance, launcher, metadata_gpu)
+    assert spec["deployment"]["source_kind"] == "eas-service"
+    assert spec["deployment"]["container_count"] == len(config["containers"])
     if name.startswith("vllm"):
         assert spec["deployment"]["launcher"] == "vllm"
         assert spec["deployment"]["model_ref"] == "/model_dir"
@@ -132,23 +152,35 @@ def test_dep001_model_path_not_mounted():
     (f,) = run_rule(dep_rules.model_path_not_mounted, FACTS, _target(BAD))
     assert f.rule == "DEP001" and "/models/qwen" in f.message and "/model_dir" in f.message
     assert f.path == "eas_bad_mount.json:containers[0].command" and "/model_dir" in f.hint
+    assert f.severity.label == "error" and "under none of the mounts (/model_dir, /model_dir/cache, /usr)" in f.message
+    assert f.data == {"model_path": "/models/qwen", "mounts": ["/model_dir", "/model_dir/cache", "/usr"]}
+    assert f.hint == "serve /model_dir in the command, or mount the model storage at /models/qwen"
 
 
 def test_dep002_dep003_mounts():
     assert run_rule(dep_rules.mounts_overlap, FACTS, _target(GOOD)) == []
     (f,) = run_rule(dep_rules.mounts_overlap, FACTS, _target(BAD))
     assert f.data["mounts"] == ["/model_dir", "/model_dir/cache"]
+    assert f.rule == "DEP002" and f.severity.label == "error" and f.path == "eas_bad_mount.json:storage[1].mount_path"
+    assert "storage[0] (/model_dir) and storage[1] (/model_dir/cache) overlap" in f.message
     assert run_rule(dep_rules.mount_on_system_path, FACTS, _target(GOOD)) == []
     (f,) = run_rule(dep_rules.mount_on_system_path, FACTS, _target(BAD))
     assert f.path.endswith("storage[2].mount_path") and "/usr" in f.message
+    assert f.rule == "DEP003" and f.severity.label == "error" and "a system path (/usr)" in f.message
+    assert f.data == {"mount_path": "/usr", "system_path": "/usr"} and "/model_dir" in f.hint
 
 
 def test_dep004_dep006_dep007_dep011_sglang_spec():
     t = _target("eas_sglang_default_port.json")
     (f,) = run_rule(dep_rules.oss_url_passed_to_engine, FACTS, t)
-    assert f.data["url"] == "oss://examplebucket/qwen/"
+    assert f.data == {"url": "oss://examplebucket/qwen/", "oss_mounts": []}
+    assert f.rule == "DEP004" and f.severity.label == "error"
+    assert f.path == "eas_sglang_default_port.json:containers[0].command"
+    assert "engines cannot read oss:// URLs" in f.message and "mount_path: /model_dir" in f.hint
     (f,) = run_rule(deploy_runtime.engine_port_mismatch, FACTS, t)
     assert f.data == {"engine_port": 30000, "container_port": 8000, "explicit": False} and "--port 8000" in f.hint
+    assert f.rule == "DEP006" and f.severity.label == "error"
+    assert f.message == "the sglang command listens on port 30000 (its default) but the spec routes to 8000"
     # the CPU instance type is reported once, by CHP001/CHP003 (chip family), not again here
     assert run_rule(deploy_runtime.gpu_image_on_cpu_spec, FACTS, t) == []
     for r in (dep_rules.oss_url_passed_to_engine, deploy_runtime.engine_port_mismatch, deploy_runtime.gpu_image_on_cpu_spec,
@@ -165,6 +197,9 @@ def test_dep011_launcher_differs(tmp_path):
     t = make_target(image=spec["image"], instance=spec["instance"], deployment=spec["deployment"])
     (f,) = run_rule(deploy_runtime.launcher_differs_from_image, FACTS, t)
     assert f.data == {"launcher": "sglang", "image_engine": "vllm"}
+    assert f.rule == "DEP011" and f.severity.label == "warning" and f.path == "s.json:containers[0].command"
+    assert f.message.startswith("the command starts sglang but the image ") and f.message.endswith("is a vllm image")
+    assert f.hint == "use a sglang image or a vllm command"
 
 
 def test_dep005_no_port(tmp_path):
@@ -175,12 +210,17 @@ def test_dep005_no_port(tmp_path):
     spec = deploy.load(service=str(p))
     (f,) = run_rule(deploy_runtime.no_service_port, FACTS, make_target(deployment=spec["deployment"]))
     assert f.rule == "DEP005" and '"port": 8000' in f.hint
+    assert f.severity.label == "error" and f.path == "s.json:containers[0].port"
+    assert "containers[0].port is missing" in f.message and f.data == {"engine_port": 8000}
     assert run_rule(deploy_runtime.no_service_port, FACTS, _target(GOOD)) == []
 
 
 def test_dep008_gpu_count():
     (f,) = run_rule(deploy_runtime.gpu_count_below_parallel, FACTS, _target(BAD))
-    assert f.data["metadata_gpu"] == 1 and f.data["tensor_parallel_size"] == 2
+    assert f.data == {"metadata_gpu": 1, "tensor_parallel_size": 2, "pipeline_parallel_size": 1}
+    assert f.rule == "DEP008" and f.severity.label == "error" and f.path == "eas_bad_mount.json:metadata.gpu"
+    assert "metadata.gpu is 1 but the command needs 2 GPUs" in f.message
+    assert f.hint == "set metadata.gpu to 2 or use --tensor-parallel-size 1"
     assert run_rule(deploy_runtime.gpu_count_below_parallel, FACTS, _target(GOOD)) == []
 
 
@@ -190,15 +230,22 @@ def test_dep009_gated(monkeypatch):
     spec = deploy.load(serve_cmd="vllm serve meta-llama/Llama-3.1-8B-Instruct")
     (f,) = run_rule(deploy_runtime.hub_model_download, FACTS, make_target(deployment=spec["deployment"]))
     assert f.severity.label == "error" and "HF_TOKEN" in f.hint and f.data["gated"] is True
+    assert f.rule == "DEP009" and "meta-llama/Llama-3.1-8B-Instruct is gated" in f.message
+    assert f.data["repo"] == "meta-llama/Llama-3.1-8B-Instruct" and f.data["hf_token_set"] is False
     spec = deploy.load(serve_cmd="HF_TOKEN=hf_x vllm serve Qwen/Qwen2.5-7B-Instruct")
     (f,) = run_rule(deploy_runtime.hub_model_download, FACTS, make_target(deployment=spec["deployment"]))
     assert f.severity.label == "info" and f.data["gated"] is False
+    assert f.rule == "DEP009" and "downloads Qwen/Qwen2.5-7B-Instruct from the hub" in f.message
+    assert f.data["hf_token_set"] is True
     assert run_rule(deploy_runtime.hub_model_download, FACTS, _target(GOOD)) == []
 
 
 def test_dep010_nas_without_vpc():
     (f,) = run_rule(dep_rules.nas_mount_without_vpc, FACTS, _target(BAD))
     assert "storage[1]" in f.message
+    assert f.rule == "DEP010" and f.severity.label == "error" and f.path == "eas_bad_mount.json:storage[1].nfs"
+    assert "cloud.networking has no vpc_id/vswitch_id" in f.message and "vpc_id" in f.hint
+    assert f.data == {"mount_path": "/model_dir/cache"}
     assert run_rule(dep_rules.nas_mount_without_vpc, FACTS, _target(GOOD)) == []
 
 
@@ -226,10 +273,13 @@ def test_cli_service_bad_mount_exits_1(tmp_path):
     out = json.loads(r.stdout)
     codes = {f["rule"]: f for f in out["results"][0]["findings"]}
     assert "DEP001" in codes and "/models/qwen" in codes["DEP001"]["message"] and "/model_dir" in codes["DEP001"]["message"]
+    assert codes["DEP001"]["severity"] == "error"
+    assert codes["DEP001"]["path"] == "eas_bad_mount.json:containers[0].command"
 
 
 def test_cli_invalid_service_exits_2(tmp_path):
     r = _cli(str(_model(tmp_path)), "--service", str(SPECS / "eas_invalid_port.json"), "--no-config")
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "containers[0].port" in lines[0]
+    assert lines == ["error: eas_invalid_port.json: containers[0].port: '8000' is not of type 'integer'"]
+    assert r.stdout == ""

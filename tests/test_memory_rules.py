@@ -53,8 +53,10 @@ def run(func, f, t, **opts):
 
 def test_mem001_weights_exceed() -> None:
     out = run(weights_exceed_vram, facts(LLAMA8B * 2), target(max_model_len=4096))
-    assert len(out) == 1
+    assert len(out) == 1 and out[0].rule == "MEM001" and out[0].severity.label == "error"
     assert "weights take 29.95 GiB per GPU but vllm may use only 19.85 GiB" in out[0].message
+    assert "(22.06 GiB x 0.9) on 1x A10" in out[0].message and out[0].path == "model.safetensors"
+    assert out[0].data["failure"] == "weights-exceed" and out[0].data["fit_tensor_parallel_size"] == 2
     assert "--tensor-parallel-size 2" in out[0].hint and "a10-2" in out[0].hint
     assert out[0].data["weights_bytes"] == LLAMA8B * 2
     assert run(weights_exceed_vram, facts(), target(max_model_len=4096)) == []
@@ -64,6 +66,10 @@ def test_mem002_no_kv_memory() -> None:
     # 18.5 GiB of weights fit in 19.85 GiB usable but leave nothing after the 1.2 GiB profiling peak
     out = run(no_kv_cache_memory, facts(int(18.5 * GIB)), target(max_model_len=4096))
     assert len(out) == 1 and "no memory left for the KV cache on 1x A10" in out[0].message
+    assert out[0].rule == "MEM002" and out[0].severity.label == "error"
+    assert "19.85 GiB usable - weights 18.53 GiB" in out[0].message and out[0].message.endswith("= -0.09 GiB")
+    assert out[0].data["failure"] == "no-kv-memory" and out[0].data["min_gpu_memory_utilization"] == 0.93
+    assert "--gpu-memory-utilization 0.93" in out[0].hint and out[0].data["kv_cache_tokens"] == 0
     assert "--gpu-memory-utilization 0.9" in out[0].hint
     assert out[0].data["kv_cache_bytes"] <= 0
     assert run(no_kv_cache_memory, facts(), target(max_model_len=4096)) == []
@@ -71,8 +77,11 @@ def test_mem002_no_kv_memory() -> None:
 
 def test_mem003_max_model_len_exceeds_kv() -> None:
     out = run(max_model_len_exceeds_kv_cache, facts(), target())
-    assert len(out) == 1
+    assert len(out) == 1 and out[0].rule == "MEM003" and out[0].severity.label == "error"
     assert out[0].message.startswith("max_model_len 131072 is larger than the ")
+    assert "28320 tokens the KV cache holds on 1x A10" in out[0].message
+    assert out[0].data["failure"] == "max-model-len-exceeds-kv" and out[0].data["kv_cache_tokens"] == 28320
+    assert out[0].data["max_model_len"] == 131072
     assert out[0].path == "config.json:max_position_embeddings"
     exact = out[0].data["fit_max_model_len"]
     fit = out[0].data["suggested_max_model_len"]
@@ -93,6 +102,9 @@ def test_round_max_model_len() -> None:
 def test_mem004_low_concurrency() -> None:
     out = run(low_concurrency, facts(), target(max_model_len=20000))
     assert len(out) == 1 and "below the floor of 2" in out[0].message
+    assert out[0].rule == "MEM004" and out[0].severity.label == "warning"
+    assert "1.42 concurrent requests of 20000 tokens on 1x A10" in out[0].message
+    assert "--max-model-len 14160" in out[0].hint and out[0].data["max_concurrency"] == 1.42
     assert out[0].data["min_concurrency"] == 2.0
     assert run(low_concurrency, facts(), target(max_model_len=8192)) == []
     assert run(low_concurrency, facts(), target(max_model_len=20000), min_concurrency=1.0) == []
@@ -102,5 +114,8 @@ def test_mem005_instance_oversized() -> None:
     t = target(H100, 8, "h100-8", max_model_len=8192, tensor_parallel_size=8)
     out = run(instance_oversized, facts(), t)
     assert len(out) == 1 and "a10-1" in out[0].message
+    assert out[0].rule == "MEM005" and out[0].severity.label == "info"
+    assert out[0].message == "h100-8 gives 515x concurrency at max_model_len 8192; a10-1 (1x A10) already gives 3.5x"
+    assert out[0].hint.startswith("consider a10-1 (3.5x)")
     assert out[0].data["smaller_instances"][0]["instance"] == "a10-1"
     assert run(instance_oversized, facts(), target(max_model_len=8192)) == []

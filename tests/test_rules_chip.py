@@ -33,14 +33,23 @@ def test_xpu_image_on_nvidia_instance():
 
 def test_gpu_image_on_cpu_and_ppu_instances():
     [f] = run(chp.image_chip_mismatch, image="vllm:0.14.0-gpu", instance="ecs.c7.xlarge")
-    assert f.severity == Severity.ERROR and f.data["instance_chip"] == "CPU" and "ecs.gn" in f.hint
+    assert f.rule == "CHP001" and f.severity == Severity.ERROR and f.data["instance_chip"] == "CPU"
+    assert "ecs.gn" in f.hint and "ecs.c7.xlarge is a CPU instance" in f.message and "finds no GPU" in f.message
     [p] = run(chp.image_chip_mismatch, image="vllm:0.14.0-gpu", instance="ecs.ebmppu.16xlarge")
-    assert p.data["instance_chip"] == "PPU" and "vllm:0.14.0-ppu" in p.hint
+    assert p.rule == "CHP001" and p.data["instance_chip"] == "PPU" and "vllm:0.14.0-ppu" in p.hint
+    assert p.severity == Severity.ERROR and "ecs.ebmppu.16xlarge is a PPU instance" in p.message
 
 
 def test_cpu_image_on_gpu_instance_is_a_warning():
     [f] = run(chp.image_chip_mismatch, image="vllm:0.14.0-cpu", instance="ecs.gn7i-c8g1.2xlarge")
     assert f.severity == Severity.WARNING and "1x A10" in f.message and "sits idle" in f.message
+    assert f.rule == "CHP001" and "vllm:0.14.0-gpu" in f.hint
+    assert f.data == {
+        "image_chip": "CPU",
+        "instance_chip": "GPU",
+        "instance": "ecs.gn7i-c8g1.2xlarge",
+        "image": "vllm:0.14.0-cpu",
+    }
 
 
 def test_matching_chips_pass():
@@ -55,6 +64,8 @@ def test_chip_flag_contradicts_image_tag_or_instance():
     assert (
         f.rule == "CHP002" and f.message == "--chip XPU contradicts the image tag vllm:0.14.0-gpu (GPU build)"
     )
+    assert f.severity == Severity.ERROR and f.hint == "drop --chip, or use the XPU build of the image"
+    assert f.data == {"chip": "XPU", "image_chip": "GPU"}
     [g] = run(
         chp.chip_flag_contradicts,
         image="vllm/vllm-openai:v0.14.0",
@@ -62,6 +73,7 @@ def test_chip_flag_contradicts_image_tag_or_instance():
         chip="PPU",
     )
     assert "contradicts the instance ecs.gn7i-c8g1.2xlarge" in g.message and g.data["instance_chip"] == "GPU"
+    assert g.rule == "CHP002" and g.data["chip"] == "PPU" and "instance with PPU chips" in g.hint
     assert run(chp.chip_flag_contradicts, image="vllm:0.14.0-gpu", chip="GPU") == []
     assert run(chp.chip_flag_contradicts, image="vllm:0.14.0-gpu", instance="ecs.gn7i-c8g1.2xlarge") == []
 
@@ -74,6 +86,7 @@ def test_gpu_engine_on_cpu_instance():
         and "ecs.c7.xlarge is a CPU instance" in f.message
     )
     assert "llama.cpp" in f.hint and f.data["engine_chips"] == ["GPU", "PPU"]
+    assert f.severity == Severity.ERROR and f.data["engine"] == "sglang" and f.data["instance_chip"] == "CPU"
     assert (
         run(chp.engine_needs_accelerator, image="lmsysorg/sglang:v0.4.6", instance="ecs.gn7i-c8g1.2xlarge")
         == []
@@ -93,4 +106,6 @@ def test_gpu_image_on_instance_without_gpus():
         and f.message
         == "my-gpu-box has 0 GPUs but the image vllm:0.14.0-gpu needs a GPU: the container fails at start-up"
     )
+    assert f.severity == Severity.ERROR and "request at least one GPU" in f.hint
+    assert f.data == {"instance": "my-gpu-box", "gpu_count": 0, "image_chip": "GPU"}
     assert run_rule(chp.gpu_image_without_gpus, FACTS, base, catalog=CAT) == []

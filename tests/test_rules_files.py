@@ -41,6 +41,7 @@ def test_missing_config_json_fails_and_passes():
     assert f.rule == "FIL001" and f.path == "config.json"
     assert "config.json is missing" in f.message and "model.safetensors" in f.message
     assert "hf download" in f.hint
+    assert f.severity == Severity.ERROR and f.data == {"weights": ["model.safetensors"]}
     assert run(fil.missing_config_json, make_facts(config=LLAMA, files=TOK)) == []
     # llama.cpp does not read config.json: the image rules speak there
     assert run(fil.missing_config_json, bad, make_target(image="llama.cpp")) == []
@@ -50,7 +51,8 @@ def test_missing_tokenizer_fails_and_passes():
     bad = make_facts(config=LLAMA, files={"model.safetensors": 100})
     [f] = run(fil.missing_tokenizer, bad)
     assert f.rule == "FIL002" and f.severity == Severity.ERROR and "no tokenizer" in f.message
-    assert "--tokenizer" in f.hint
+    assert "--tokenizer" in f.hint and f.path == "tokenizer.json"
+    assert {"tokenizer.json", "tokenizer.model", "vocab.json"} <= set(f.data["looked_for"])
     assert run(fil.missing_tokenizer, make_facts(config=LLAMA, files=TOK)) == []
     # --tokenizer elsewhere is fine
     assert (
@@ -66,6 +68,7 @@ def test_missing_tokenizer_fails_and_passes():
     assert (
         w.severity == Severity.WARNING and w.path == "tokenizer_config.json" and "chat template" in w.message
     )
+    assert w.rule == "FIL002" and "--chat-template FILE" in w.hint
 
 
 # -- FIL003 / FIL009 / FIL010: the index ---------------------------------------------------------
@@ -126,6 +129,8 @@ def test_shards_not_in_index():
     )
     [f] = run(fil.shards_not_in_index, bad)
     assert f.rule == "FIL010" and f.path == stray and f.data["unlisted"] == [stray]
+    assert f.severity == Severity.WARNING and f.data["index"] == "model.safetensors.index.json"
+    assert "not in its weight_map: model-00001-of-00003.safetensors" in f.message and "stray" in f.hint
     ok = make_facts(
         config=LLAMA,
         files={s: 10 for s in listed},
@@ -166,8 +171,12 @@ def test_lfs_pointer():
 def test_empty_file():
     [f] = run(integrity.empty_file, make_facts(config=LLAMA, files={"tokenizer.model": 0, "__init__.py": 0}))
     assert f.rule == "FIL006" and f.path == "tokenizer.model" and f.severity == Severity.ERROR
+    # __init__.py may be empty: only the tokenizer is reported
+    assert f.message == "tokenizer.model is empty (0 bytes): the engine cannot load it" and f.data == {"size": 0}
+    assert "download tokenizer.model again" in f.hint
     [w] = run(integrity.empty_file, make_facts(config=LLAMA, files={"notes.txt": 0}))
     assert w.severity == Severity.WARNING and w.path == "notes.txt"
+    assert w.rule == "FIL006" and w.message == "notes.txt is empty (0 bytes)"
     assert run(integrity.empty_file, make_facts(config=LLAMA, files={"tokenizer.model": 4})) == []
 
 
@@ -252,7 +261,9 @@ def test_invalid_json_severity_by_file():
         read_errors.invalid_json,
         make_facts(config=LLAMA, errors=[FactError("json", "runs/trainer_state.json", "bad")]),
     )
-    assert w.severity == Severity.WARNING
+    assert w.severity == Severity.WARNING and w.rule == "FIL012" and w.path == "runs/trainer_state.json"
+    assert w.message == "runs/trainer_state.json: bad" and w.data == {"kind": "json", "error": "bad"}
+    assert "valid JSON" in w.hint
 
 
 def test_header_error_of_lfs_pointer_is_not_reported_twice():

@@ -47,16 +47,18 @@ def test_kind_image_mismatch():
     )
     [f] = run(img.kind_image_mismatch, sd, "vllm:0.14.0-gpu")
     assert f.rule == "IMG001" and "image-generation (diffusion) model" in f.message and "llm" in f.message
-    assert (
-        f.data["suggested_images"][:2] == ["comfyui", "sd-webui"] or "comfyui" in f.data["suggested_images"]
-    )
-    assert "comfyui" in f.hint
+    assert f.severity == Severity.ERROR and f.data["suggested_images"] == ["comfyui", "easyanimate", "sd-webui"]
+    assert f.data["kind"] == "diffusion" and f.data["accepts_kinds"] == ["adapter", "hf-llm"]
+    assert f.hint == "deploy it on an image that serves diffusion: comfyui, easyanimate, sd-webui"
     llm = make_facts(config=QWEN)
     [g] = run(img.kind_image_mismatch, llm, "comfyui:2.2")
     assert g.data["kind"] == "hf-llm" and "vllm" in g.data["suggested_images"]
+    assert g.rule == "IMG001" and "the image comfyui:2.2 is image-generation" in g.message
+    assert "Hugging Face language model" in g.message and "vllm" in g.hint
     tts = make_facts(kind="tts", subtype="cosyvoice2")
     [t] = run(img.kind_image_mismatch, tts, "vllm:0.14.0-gpu")
     assert t.data["suggested_images"] == ["cosyvoice"]
+    assert t.rule == "IMG001" and "text-to-speech model" in t.message and t.hint.endswith("tts: cosyvoice")
     [c] = run(img.kind_image_mismatch, sd, "cosyvoice:2.2.6")
     assert c.data["category"] == "tts"
     assert run(img.kind_image_mismatch, llm, "vllm:0.14.0-gpu") == []
@@ -72,8 +74,12 @@ def test_gguf_on_vllm_versions_and_engines():
     assert e.severity == Severity.ERROR and "split GGUF" in e.message and "llama-gguf-split --merge" in e.hint
     [p] = run(image_format.gguf_on_hf_engine, gguf_facts(), "vllm/vllm-openai:v0.33.0")
     assert p.severity == Severity.ERROR and "vllm-gguf-plugin" in p.message
+    assert p.rule == "IMG002" and p.path == "qwen2.5-7b-Q4_K_M.gguf" and "pip install vllm-gguf-plugin" in p.hint
+    assert p.data == {"engine": "vllm", "version": "0.33.0", "gguf_files": ["qwen2.5-7b-Q4_K_M.gguf"], "split": False}
     [s] = run(image_format.gguf_on_hf_engine, gguf_facts(), "sglang:0.5.8-gpu")
     assert s.severity == Severity.ERROR and "serves Hugging Face folders" in s.message
+    assert s.rule == "IMG002" and "llama-server -m qwen2.5-7b-Q4_K_M.gguf" in s.hint
+    assert (s.data["engine"], s.data["version"]) == ("sglang", "0.5.8")
     assert run(image_format.gguf_on_hf_engine, gguf_facts(), "llama.cpp") == []
 
 
@@ -81,6 +87,8 @@ def test_hf_folder_on_llama_cpp():
     [f] = run(image_format.hf_folder_on_gguf_engine, make_facts(config=QWEN), "llama.cpp")
     assert f.rule == "IMG003" and "Qwen2ForCausalLM" in f.message
     assert "convert_hf_to_gguf.py" in f.hint and "llama-quantize" in f.hint
+    assert f.severity == Severity.ERROR and "llama.cpp loads GGUF files only" in f.message
+    assert f.data == {"engine": "llama.cpp", "accepts_formats": ["gguf"]}
     assert run(image_format.hf_folder_on_gguf_engine, make_facts(config=QWEN), "vllm:0.14.0-gpu") == []
 
 
@@ -105,6 +113,7 @@ def test_general_purpose_image():
     assert i.rule == "IMG005" and i.severity == Severity.INFO and "own serving code" in i.message
     [t] = run(img.general_purpose_image, make_facts(config=QWEN), "nvcr.io/nvidia/tritonserver:24.08-py3")
     assert t.severity == Severity.WARNING and t.data["accepts_kinds"] == ["custom"]
+    assert t.rule == "IMG005" and "triton 24.08 serves custom models" in t.message and "vllm" in t.hint
     triton = make_facts(kind="custom", subtype="triton", files={"config.pbtxt": 10})
     assert run(img.general_purpose_image, triton, "nvcr.io/nvidia/tritonserver:24.08-py3") == []
     assert run(img.general_purpose_image, make_facts(config=QWEN), "vllm:0.14.0-gpu") == []
@@ -113,6 +122,8 @@ def test_general_purpose_image():
 def test_unknown_image():
     [f] = run(img.unknown_image, make_facts(config=QWEN), "myorg/fancy-server:1.0")
     assert f.rule == "IMG006" and "'myorg/fancy-server:1.0'" in f.message and "--catalog" in f.hint
+    assert f.severity == Severity.WARNING and "was not checked" in f.message
+    assert f.data == {"image": "myorg/fancy-server:1.0", "engine": "fancy-server"}
     assert run(img.unknown_image, make_facts(config=QWEN), "vllm:0.14.0-gpu") == []
 
 

@@ -34,7 +34,12 @@ def test_unrecognised_folder():
         f.rule == "KND001" and "data.csv, notes.txt" in f.message and "no recognised model files" in f.message
     )
     assert "config.json" in f.hint and ".gguf" in f.hint
-    assert f.data["file_count"] == 2
+    assert f.data == {
+        "files": ["data.csv", "notes.txt"],
+        "file_count": 2,
+        "evidence": ["no recognised model files among 2 files"],
+    }
+    assert f.severity == Severity.ERROR
     # an empty folder is KND002's
     assert run(knd.unrecognised_folder, make_facts(kind="unknown")) == []
 
@@ -42,6 +47,7 @@ def test_unrecognised_folder():
 def test_empty_folder():
     [f] = run(knd.empty_folder, make_facts(kind="unknown"))
     assert f.rule == "KND002" and f.message == "the folder is empty"
+    assert f.severity == Severity.ERROR and "hf download" in f.hint and f.data == {"subfolders": []}
     assert run(knd.empty_folder, make_facts(config=LLAMA, files={"model.safetensors": 1})) == []
 
 
@@ -76,7 +82,11 @@ def test_adapter_without_base():
     )
     assert "--max-lora-rank 64" in f.hint and "merge" in f.hint
     assert f.data == {"base_model": "Qwen/Qwen2.5-7B-Instruct", "peft_type": "LORA", "r": 64}
-    assert run(knd.adapter_without_base, make_facts(kind="adapter")) != []  # still an adapter, base unnamed
+    # still an adapter when the base is unnamed: the hint names a placeholder
+    [u] = run(knd.adapter_without_base, make_facts(kind="adapter"))
+    assert u.rule == "KND004" and "LoRA adapter for an unnamed base model" in u.message
+    assert "vllm serve BASE_MODEL --enable-lora" in u.hint
+    assert u.data == {"base_model": None, "peft_type": None, "r": None}
 
 
 def test_ollama_store():
@@ -90,6 +100,8 @@ def test_ollama_store():
     [f] = run(knd.ollama_store, bad)
     assert f.rule == "KND005" and f.path == blob and "llama3:8b" in f.message
     assert f"ln {blob} model.gguf" in f.hint and "llama-server -m model.gguf" in f.hint
+    assert f.severity == Severity.WARNING and "engines other than Ollama do not find" in f.message
+    assert f.data == {"ollama_name": "llama3:8b", "model_blob": blob, "manifest": "manifests/x"}
     assert f.data["model_blob"] == blob
 
 
@@ -104,12 +116,15 @@ def test_multiple_models():
         "architectures": ["llama", "qwen2"],
     }
     assert "llama-server -m a-Q4_K_M.gguf" in f.hint
+    assert f.severity == Severity.WARNING and f.path == "a-Q4_K_M.gguf"
+    assert f.message.startswith("2 GGUF models in one folder (a-Q4_K_M.gguf, b-Q8_0.gguf;")
     # split parts of one model are one model; a projector does not count
     parts = [gguf(f"m-Q4-0000{i}-of-00002.gguf", split=2) for i in (1, 2)]
     assert run(knd.multiple_models, make_facts(kind="gguf", gguf=[*parts, gguf("mmproj.gguf", "clip")])) == []
     mixed = make_facts(config=LLAMA, files={"model.safetensors": 5}, gguf=[gguf("m.gguf")])
     [m] = run(knd.multiple_models, mixed)
-    assert "both a Hugging Face model" in m.message and m.data["hf_model"] is True
+    assert "both a Hugging Face model" in m.message and m.data == {"gguf_models": ["m.gguf"], "hf_model": True}
+    assert m.rule == "KND006" and m.path == "m.gguf" and "own folder" in m.hint
 
 
 # -- end to end ---------------------------------------------------------------------------------

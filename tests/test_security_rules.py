@@ -33,13 +33,18 @@ def test_sec001_dangerous_global() -> None:
     assert f.rule == "SEC001" and f.severity.label == "error" and f.path == "pytorch_model.bin"
     assert f.message == ("pytorch_model.bin (member archive/data.pkl) is a torch-zip pickle that imports "
                          "posix.system: loading it runs code")
-    assert f.data["globals"] == ["posix.system"] and f.data["member"] == "archive/data.pkl"
+    assert f.data == {"file": "pytorch_model.bin", "member": "archive/data.pkl", "format": "torch-zip",
+                      "globals": ["posix.system"]}
+    assert "do not deploy this file" in f.hint and "safetensors" in f.hint
 
 
 def test_sec002_unknown_global() -> None:
     assert run_rule(sec.unknown_pickle_global, make_facts(pickles=[CLEAN, EVIL])) == []
     [f] = run_rule(sec.unknown_pickle_global, make_facts(pickles=[ODD]))
     assert f.severity.label == "warning" and "transformers.training_args.TrainingArguments" in f.message
+    assert f.rule == "SEC002" and f.path == "training_args.bin"
+    assert "imports globals this checker does not know to be safe" in f.message and "review" in f.hint
+    assert f.data["globals"] == ["transformers.training_args.TrainingArguments"]
 
 
 def test_sec003_not_scanned() -> None:
@@ -47,6 +52,8 @@ def test_sec003_not_scanned() -> None:
     [f] = run_rule(sec.pickle_not_scanned,
                    make_facts(errors=[FactError("pickle", "m.pt:archive/data.pkl", "stopped after 2,000,000 opcodes")]))
     assert f.path == "m.pt" and f.message.endswith("stopped after 2,000,000 opcodes")
+    assert f.rule == "SEC003" and f.severity.label == "error" and "could not be scanned" in f.message
+    assert f.data == {"file": "m.pt", "reason": "stopped after 2,000,000 opcodes"} and "safetensors" in f.hint
 
 
 def test_sec004_remote_code() -> None:
@@ -58,6 +65,9 @@ def test_sec004_remote_code() -> None:
                          "auto_map in config.json -> modeling_x.XForCausalLM; "
                          "Python files configuration_x.py, modeling_x.py")
     assert f.data["python_files"] == ["configuration_x.py", "modeling_x.py"]
+    assert f.rule == "SEC004" and f.severity.label == "warning" and f.path == "config.json"
+    assert f.data["auto_map"] == {"config.json": {"AutoModelForCausalLM": "modeling_x.XForCausalLM"}}
+    assert "review these files" in f.hint
 
 
 def test_sec005_symlink_escape() -> None:
@@ -66,6 +76,8 @@ def test_sec005_symlink_escape() -> None:
     assert run_rule(security_paths.symlink_escapes_root, make_facts(files=[inside])) == []
     [f] = run_rule(security_paths.symlink_escapes_root, make_facts(files=[inside, outside]))
     assert f.path == "tokenizer.json" and "'/etc/shadow'" in f.message
+    assert f.rule == "SEC005" and f.severity.label == "error" and "outside the model folder" in f.message
+    assert f.data == {"target": "/etc/shadow"} and "copy the target file" in f.hint
 
 
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "/etc/passwd", "sub/../../x", "C:\\x.bin", 5])
@@ -76,6 +88,8 @@ def test_sec006_weight_map_traversal(bad: object) -> None:
     doc = {"weight_map": {"a": "model-00001.safetensors", "b": bad}}
     [f] = run_rule(security_paths.weight_map_path_traversal, make_facts(json_files={"model.safetensors.index.json": doc}))
     assert f.rule == "SEC006" and f.data["paths"] == [bad if isinstance(bad, str) else repr(bad)]
+    assert f.severity.label == "error" and f.path == "model.safetensors.index.json"
+    assert "weight_map points outside the model folder" in f.message and "weight_map" in f.hint
 
 
 def _onnx_model(tmp_path: Path, location: str) -> Path:
@@ -104,6 +118,8 @@ def test_onnx_external_locations_and_sec007(tmp_path: Path) -> None:
     assert (locs, errs) == (("../../etc/passwd",), ())
     [f] = run_rule(security_paths.onnx_external_data_escape, make_facts(extra={"onnx_external_data": {"onnx/model.onnx": list(locs)}}))
     assert f.path == "onnx/model.onnx" and f.data["locations"] == ["../../etc/passwd"]
+    assert f.rule == "SEC007" and f.severity.label == "error"
+    assert f.message == "onnx/model.onnx reads external tensor data from outside the model folder: ../../etc/passwd"
     assert run_rule(security_paths.onnx_external_data_escape,
                     make_facts(extra={"onnx_external_data": {"onnx/model.onnx": ["model.onnx_data"]}})) == []
 
@@ -129,6 +145,8 @@ def test_keras_lambda_and_sec008(tmp_path: Path) -> None:
     assert lambda_layers(str(tmp_path / "m.h5"), 0) == (("evil_lambda",), ())
     [f] = run_rule(security_code.keras_lambda_layer, make_facts(extra={"keras_lambda_layers": {"m.keras": ["evil_lambda"]}}))
     assert f.severity.label == "warning" and "evil_lambda" in f.message
+    assert f.rule == "SEC008" and f.path == "m.keras" and "loading it runs their code" in f.message
+    assert f.data == {"layers": ["evil_lambda"]} and "safe_mode=True" in f.hint
     assert run_rule(security_code.keras_lambda_layer, make_facts(extra={"keras_lambda_layers": {}})) == []
 
 
@@ -138,12 +156,15 @@ def test_sec009_pickle_weights() -> None:
     [f] = run_rule(sec.pickle_weights, make_facts(files={"pytorch_model.bin": 10, "model.safetensors": 10},
                                                   pickles=[scan]))
     assert f.severity.label == "info" and f.data == {"files": ["pytorch_model.bin"], "safetensors_present": True}
+    assert f.rule == "SEC009" and f.path == "pytorch_model.bin" and "besides safetensors weights" in f.message
 
 
 def test_sec010_side_format_errors() -> None:
     assert run_rule(security_code.model_code_scan_failed, make_facts()) == []
     [f] = run_rule(security_code.model_code_scan_failed, make_facts(errors=[FactError("onnx", "m.onnx", "truncated varint")]))
     assert f.message == "m.onnx (onnx) could not be checked: truncated varint"
+    assert f.rule == "SEC010" and f.severity.label == "error" and f.path == "m.onnx"
+    assert f.data == {"format": "onnx", "reason": "truncated varint"}
 
 
 def _hf_cache(tmp_path: Path, content: bytes, blob_name: str | None = None) -> Path:
