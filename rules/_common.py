@@ -168,8 +168,10 @@ def deployment(ctx: Context) -> dict[str, Any]:
 
 
 def spec_path(dep: dict[str, Any], key: str) -> str:
-    """A finding path inside the spec file: 'service.json:storage[0].mount_path'."""
-    return f"{dep.get('source', 'spec')}:{key}"
+    """A finding path inside the spec file: 'service.json:storage[0].mount_path'. A bare command line
+    (--serve-cmd) has no file around it: the flag itself is the path."""
+    source = dep.get("source", "spec")
+    return source if key == source else f"{source}:{key}"
 
 
 # -- smoke stage ---------------------------------------------------------------------------------

@@ -118,7 +118,10 @@ def max_model_len_exceeds_model(ctx: Context) -> Iterator[Finding]:
     where = f"config.json:{derived.key}" if derived.key and ":" not in derived.key else derived.key
     scale = (f" x rope factor {derived.factor:g} ({derived.rope_type})" if derived.factor != 1.0 else
              (f" (rope_scaling {derived.rope_type} does not multiply it)" if derived.rope_type not in (None, "default") else ""))
-    data = {"requested": req, "limit": derived.value, "key": derived.key, "base": derived.base,
+    # limit: the most lenient reading of the config; strict_limit: the strictest (they differ only where
+    # vLLM versions read yarn scaling differently)
+    data = {"requested": req, "limit": derived.value, "strict_limit": derived.strict_value, "key": derived.key,
+            "base": derived.base,
             "rope_type": derived.rope_type, "factor": derived.factor, "env_override": allowed}
     if req <= derived.value:  # only the older/newer reading of yarn refuses it
         yield Finding(

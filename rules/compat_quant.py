@@ -132,7 +132,7 @@ def quantization_flag_contradicts_checkpoint(ctx: Context) -> Iterator[Finding]:
                 f"--quantization {flag} needs a checkpoint quantized with {flag}, but config.json has no "
                 "quantization_config: vLLM finds no quantization config and stops",
                 path="engine_args.quantization",
-                hint=f"drop --quantization, use a {flag.split('_')[0].upper()} checkpoint of the model, or "
+                hint=f"drop --quantization, use a checkpoint of the model quantized with {flag.split('_')[0].upper()}, or "
                 "--quantization fp8 to quantize the bf16 weights on load",
                 data=data)
         return

@@ -272,8 +272,10 @@ def instance_oversized(ctx: Context) -> Iterator[Finding]:
 
     inst = ctx.target.instance
     here = est.total_vram_bytes * ctx.target.gpu_count
+    # smaller, useful (>= 2x), and not leaving GPUs idle (a 2-GPU box at TP 1 only costs more)
     smaller = [r for r in smallest_fits(ctx.facts, ctx.target, ctx.catalog, n=10)
-               if r.total_vram_bytes < here and (r.max_concurrency or 0) >= 2]
+               if r.total_vram_bytes < here and (r.max_concurrency or 0) >= 2
+               and r.tensor_parallel_size >= r.gpu_count]
     if not smaller:
         return
     best = smaller[0]

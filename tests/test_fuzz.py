@@ -74,12 +74,12 @@ def test_seeds_are_valid(pools, tmp_path: Path) -> None:
                 assert result[1] is None and result[0] is not None, (fmt, i, result)
 
 
-def test_pickle_scan_of_large_random_input_is_fast(tmp_path: Path) -> None:
-    import time
+def test_pickle_scan_of_large_random_input_is_bounded(tmp_path: Path) -> None:
+    from checker.facts.pickle import MAX_OPCODES
 
     p = tmp_path / "big.pkl"
     p.write_bytes(b"\x80\x02" + os.urandom(8 << 20))
-    start = time.perf_counter()
-    _scans, errors = READERS["pickle"](str(p), p.name, p.stat().st_size)
-    assert time.perf_counter() - start < 2.0
+    scans, errors = READERS["pickle"](str(p), p.name, p.stat().st_size)
+    # bounded work, not a clock: random bytes stop the walk at the opcode cap at the latest
+    assert all(s.opcodes_seen <= MAX_OPCODES for s in scans)
     assert all(isinstance(e, FactError) for e in errors)

@@ -60,10 +60,11 @@ def _execute(base: str, job: tuple[tuple[Case, ...], str]) -> Run:
     if len(cases) == 1:
         case = cases[0]
         out = runner.run(case.args, variant, as_nobody=case.as_nobody and os.geteuid() == 0, cwd=base)
-        return Run(cases, variant, out, tuple(runner.judge(case, variant, out)))
+        return Run(cases, variant, out, tuple(runner.judge(case, variant, out, max_wall_s=None)))
     args = tuple(c.args[0] for c in cases)
     out = runner.run(args, variant, cwd=base)
-    return Run(cases, variant, out, tuple(runner.judge(None, variant, out, paths={c.args[0]: c for c in cases})))
+    return Run(cases, variant, out,
+               tuple(runner.judge(None, variant, out, paths={c.args[0]: c for c in cases}, max_wall_s=None)))
 
 
 @pytest.fixture(scope="module")
@@ -146,9 +147,9 @@ def test_json_output_is_one_document(runs: dict[str, list[Run]]) -> None:
 def test_bounds_measured(runs: dict[str, list[Run]]) -> None:
     every = [r for group in runs.values() for r in group]
     worst_rss = max(every, key=lambda r: r.outcome.rss_mb)
-    worst_wall = max(every, key=lambda r: r.outcome.wall_s)
     assert worst_rss.outcome.rss_mb < runner.MAX_RSS_MB, worst_rss.cases[0].name
-    assert worst_wall.outcome.wall_s < runner.MAX_WALL_S, worst_wall.cases[0].name
+    # speed is bench/hostile.py's to report (tests never assert on wall-clock time); hangs are killed
+    # after runner.TIMEOUT_S and fail the contract above as "hung"
     assert all(r.outcome.rc in (1, 2) or r.cases[0].exit0_ok for r in every)
 
 
