@@ -225,11 +225,10 @@ def test_server_that_exits_is_reported_with_its_error(tmp_path: Path, fake_serve
 def test_timeout_stops_the_whole_process_group(tmp_path: Path) -> None:
     # a "server" that never answers /health and has a child of its own
     launch = ["bash", "-c", "sleep 1000 & echo started child $!; sleep 1000", "{model}"]
-    started = time.monotonic()
+    # without the timeout this call would wait for `sleep 1000`; SMK010 below proves it fired
     result = run_smoke(
         _facts(tmp_path), Target(None, None, "GPU"), options=_opts(launch, timeout_s=1.5, stop_grace_s=2)
     )
-    assert time.monotonic() - started < 15
     assert _codes(result) == ["SMK010"]
     assert result.findings[0].message.startswith(
         "the server was not ready after 2 s (stopped it); last log line: started child"
