@@ -1,20 +1,25 @@
 """Built-in data files (YAML, human-edited) with compiled JSON twins so a run never parses YAML.
 
 PyYAML takes ~0.1-1 s for our catalogs; JSON takes a few ms. ``load(name)`` returns the JSON twin in
-``checker/catalog/_compiled/`` when its recorded sha256 matches the YAML, else parses the YAML (so an
+``checker/catalog/_compiled/`` when its recorded CRC-32 matches the YAML, else parses the YAML (so an
 edited catalog still works, only slower). ``python -m checker.datafile`` regenerates the twins; a test
 fails when one is stale.
 """
 
 from __future__ import annotations
 
-import hashlib
+import binascii
 import json
 from pathlib import Path
 from typing import Any
 
 CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
 COMPILED_DIR = CATALOG_DIR / "_compiled"
+
+
+def _digest(raw: bytes) -> str:
+    # staleness detection, not security: CRC-32 from binascii (built in) spares importing hashlib / OpenSSL
+    return f"{binascii.crc32(raw):08x}"
 
 
 def _twin(yaml_path: Path) -> Path:
@@ -33,11 +38,11 @@ def load(name: str) -> Any:
     (callers may mutate it; the JSON parse costs about a millisecond)."""
     path = CATALOG_DIR / name
     raw = path.read_bytes()
-    digest = hashlib.sha256(raw).hexdigest()
+    digest = _digest(raw)
     twin = _twin(path)
     try:
         compiled = json.loads(twin.read_text(encoding="utf-8"))
-        if compiled.get("sha256") == digest:
+        if compiled.get("crc32") == digest:
             return compiled["data"]
     except (OSError, ValueError):
         pass
@@ -49,9 +54,9 @@ def stale() -> list[str]:
     out = []
     for path in sorted(CATALOG_DIR.glob("*.yaml")):
         twin = _twin(path)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = _digest(path.read_bytes())
         try:
-            ok = json.loads(twin.read_text(encoding="utf-8")).get("sha256") == digest
+            ok = json.loads(twin.read_text(encoding="utf-8")).get("crc32") == digest
         except (OSError, ValueError):
             ok = False
         if not ok:
@@ -65,7 +70,7 @@ def compile_all() -> list[str]:
     for path in sorted(CATALOG_DIR.glob("*.yaml")):
         raw = path.read_bytes()
         data = _parse_yaml(raw.decode("utf-8"))
-        doc = {"source": f"checker/catalog/{path.name}", "sha256": hashlib.sha256(raw).hexdigest(), "data": data}
+        doc = {"source": f"checker/catalog/{path.name}", "crc32": _digest(raw), "data": data}
         _twin(path).write_text(json.dumps(doc, separators=(",", ":"), sort_keys=True, default=str) + "\n", encoding="utf-8")
         written.append(path.name)
     return written

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import functools
 import json
 import re
 from collections.abc import Iterable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +53,8 @@ def _keypath(parts: Iterable[Any]) -> str:
 @functools.lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
     """The JSON Schema every catalog file (built-in or user) must satisfy."""
-    return json.loads(resources.files(__name__).joinpath("schema.json").read_text(encoding="utf-8"))
+    # a plain path next to this module: importlib.resources would pull tempfile & co. into every run
+    return json.loads((Path(__file__).resolve().parent / "schema.json").read_text(encoding="utf-8"))
 
 
 def validate(doc: Any, origin: str) -> None:
@@ -266,6 +265,8 @@ class Catalog:
     # -- suggestions -----------------------------------------------------------------------------
     def suggest(self, kind: str, name: str, n: int = 3) -> list[str]:
         """'did you mean' candidates for kind "gpu", "instance" or "image" (canonical names)."""
+        import difflib  # only when a name is unknown: keeps it off the default path
+
         name = (name or "").strip()
         if kind == "gpu":
             key = normalize_gpu_name(name)

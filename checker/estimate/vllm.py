@@ -197,7 +197,8 @@ def resolve_settings(
     v = version
     if v is None:
         v = (0, 21, 0)
-        notes.append("vLLM version unknown: assumed a recent V1 (>= 0.20: util 0.92, CUDA graphs reserved)")
+        notes.append("vLLM version unknown (no version in --image): computed as vLLM 0.21.0, a recent V1 "
+                     "(util 0.92, CUDA graphs reserved)")
     engine = "V0" if v < (0, 8, 0) else "V1"
     if engine == "V1" and v < (0, 11, 0):
         why = _v0_fallback(args, v, geo, cc)
