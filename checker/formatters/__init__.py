@@ -4,7 +4,6 @@ only I/O is SARIF's and GitHub's look upwards for ``.git`` to make paths relativ
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from collections.abc import Callable
 
 # format name -> module in this package exposing `format(report, *, color=False) -> str`
@@ -15,12 +14,6 @@ FORMATS = {
     "github": "github",
     "junit": "junit",
 }
-
-
-def available() -> list[str]:
-    return [
-        name for name, module in FORMATS.items() if importlib.util.find_spec(f"checker.formatters.{module}")
-    ]
 
 
 def get(name: str) -> Callable[..., str]:
