@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from checker import engine, registry
+from checker import linter, registry
 from checker.errors import CheckError, UsageError
 from checker.report import PathReport, Report
 from checker.rule import Finding, Severity
@@ -103,7 +103,7 @@ def _plugin_findings(reg: registry.Registry) -> tuple[Finding, ...]:
             f"rule plugin {name!r} failed to load: {reason}",
             hint="fix or uninstall the plugin; its rules did not run",
             data={"plugin": name},
-        ).stamped(engine.PLUGIN_LOAD_CODE, "plugin-load-failed", Severity.WARNING)
+        ).stamped(linter.PLUGIN_LOAD_CODE, "plugin-load-failed", Severity.WARNING)
         for name, reason in reg.load_errors
     )
 
@@ -157,11 +157,11 @@ def check_path(path: str, options: Options) -> PathReport:
         facts.extra["verify"] = [dataclasses.asdict(r) for r in results]
     reg = registry.load()
     selected = registry.select(reg.rules, list(options.select), list(options.ignore))
-    settings = engine.Settings(severity_overrides=dict(options.severity_overrides), options=dict(options.rule_options))
-    result = engine.run(selected, facts, target, estimate, settings, catalog=cat)
+    settings = linter.Settings(severity_overrides=dict(options.severity_overrides), options=dict(options.rule_options))
+    result = linter.run(selected, facts, target, estimate, settings, catalog=cat)
     extra = _plugin_findings(reg)
     if extra:
-        result = engine.Result(findings=extra + result.findings, skipped=result.skipped, ran=result.ran)
+        result = linter.Result(findings=extra + result.findings, skipped=result.skipped, ran=result.ran)
     if options.config_file is not None or options.use_config:
         result = _apply_suppressions(path, options, result)
     smoke_result = None
@@ -189,7 +189,7 @@ def _looks_like_repo_id(path: str) -> bool:
     return len(parts) == 2 and all(parts) and not path.startswith((".", "~")) and ":" not in path
 
 
-def _apply_suppressions(path: str, options: Options, result: engine.Result) -> engine.Result:
+def _apply_suppressions(path: str, options: Options, result: linter.Result) -> linter.Result:
     try:
         from checker import config as config_mod
     except ImportError:

@@ -295,7 +295,7 @@ def rules_command(fmt: str, show_all: bool) -> None:
 
         data += [
             {"code": c.code, "name": c.name, "severity": c.severity.label, "summary": c.summary, "kinds": None,
-             "needs": [], "options": {}, "module": "checker.engine"}
+             "needs": [], "options": {}, "module": "checker.linter"}
             for c in ENGINE_CODES.values()
         ]
         data.sort(key=lambda d: d["code"])
@@ -307,7 +307,7 @@ def rules_command(fmt: str, show_all: bool) -> None:
     width = max((len(r.name) for r in items), default=10)
     lines = []
     for r in items:
-        extra = f"  ({getattr(r, 'module', 'checker.engine')})" if show_all else ""
+        extra = f"  ({getattr(r, 'module', 'checker.linter')})" if show_all else ""
         lines.append(f"{r.code}  {r.name:<{width}}  {r.severity.label:<7}  {r.summary}{extra}\n")
     _emit("".join(lines))
     for name, reason in reg.load_errors:

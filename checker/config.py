@@ -593,7 +593,7 @@ def apply_suppressions(path: str, options: Any, result: Any) -> Any:
     Only suppressions whose ``paths`` cover this model are considered, so one model's check never
     calls another model's suppression unused.
     """
-    from checker.engine import Result
+    from checker.linter import Result
     from checker.rule import Finding, Severity
 
     if not options.use_config and not options.config_file:

@@ -80,10 +80,10 @@ def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image
 
 def _min_cc(image: ImageRef | None) -> int | None:
     """The lowest compute capability the engine runs on (vLLM of any version: 7.0)."""
-    from checker import engines
+    from checker.catalog import support
 
     engine = image.engine if image else "vllm"
-    found = engines.min_compute_capability(engine, image.version if image else None)
+    found = support.min_compute_capability(engine, image.version if image else None)
     if found is not None:
         return found.cc
     return 70 if engine == "vllm" else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from checker.engine import Result, Skip
+from checker.linter import Result, Skip
 from checker.model import Estimate, ModelFacts, Target
 from checker.rule import Finding, Severity
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from checker import engines
+from checker.catalog import support
 from checker.errors import CheckError
 from checker.rule import Context
 
@@ -52,7 +52,7 @@ def image_engine(ctx: Context) -> tuple[str | None, tuple[int, ...] | None]:
     img = ctx.target.image
     if img is None:
         return None, None
-    return img.engine, engines.vt(img.version)
+    return img.engine, support.vt(img.version)
 
 
 def serving_engine(ctx: Context) -> tuple[str | None, tuple[int, ...] | None]:
@@ -78,10 +78,10 @@ def quant_method(ctx: Context) -> tuple[str | None, bool]:
     """(method, explicit): --quantization wins over config.json quantization_config."""
     flag = ctx.target.engine_args.get("quantization")
     if isinstance(flag, str) and flag.strip():
-        return engines.normalize_quant_method(flag), True
+        return support.normalize_quant_method(flag), True
     if ctx.facts.kind == "gguf":
         return "gguf", False
-    return engines.quant_method_from_config(ctx.facts.config), False
+    return support.quant_method_from_config(ctx.facts.config), False
 
 
 # -- image family (catalog data: checker/catalog/images.yaml) -------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker import engines
+from checker.catalog import support
 from checker.rule import Context, Finding, Severity, rule
 from rules._common import deployment, spec_path
 
@@ -43,7 +43,7 @@ def no_service_port(ctx: Context) -> Iterator[Finding]:
     dep = deployment(ctx)
     if dep.get("source_kind") != "eas-service" or dep.get("container_port") is not None:
         return
-    port = dep.get("engine_port") or engines.default_port(dep.get("launcher"))
+    port = dep.get("engine_port") or support.default_port(dep.get("launcher"))
     yield Finding(f"{dep.get('container_port_key', 'port')} is missing: the service has no port to route requests to",
                   path=spec_path(dep, dep.get("container_port_key", "port")), hint=f"add \"port\": {port or 8000}",
                   data={"engine_port": port})
@@ -67,7 +67,7 @@ def engine_port_mismatch(ctx: Context) -> Iterator[Finding]:
         return
     eport = dep.get("engine_port")
     explicit = eport is not None
-    eport = eport if explicit else engines.default_port(launcher)
+    eport = eport if explicit else support.default_port(launcher)
     if eport is None or eport == cport:
         return
     yield Finding(

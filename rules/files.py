@@ -1,8 +1,8 @@
 """FIL: is everything the engine loads in the folder? config.json, the tokenizer, every shard the
 weight index lists, and no weights stored twice or left out of the index.
 
-The other FIL rules: ``rules/integrity.py`` (is each file whole: truncated, git-lfs pointer, empty,
-unfinished download, special file, broken link) and ``rules/read_errors.py`` (what could not be read).
+The other FIL rules: ``rules/files_integrity.py`` (is each file whole: truncated, git-lfs pointer, empty,
+unfinished download, special file, broken link) and ``rules/files_read.py`` (what could not be read).
 """
 
 from __future__ import annotations

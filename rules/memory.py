@@ -45,11 +45,11 @@ def _model_limit(ctx: Context) -> int | None:
     if ctx.facts.config is None:
         return None
     try:
-        from checker import engines
+        from checker.catalog import support
 
         img = ctx.target.image
-        d = engines.derive_max_model_len(ctx.facts.config, ctx.facts.json_files.get("tokenizer_config.json"),
-                                         engines.vt(img.version) if img else None, ctx.facts.model_type)
+        d = support.derive_max_model_len(ctx.facts.config, ctx.facts.json_files.get("tokenizer_config.json"),
+                                         support.vt(img.version) if img else None, ctx.facts.model_type)
     except Exception:  # noqa: BLE001 - a hint must never break the check
         return None
     return d.value if d is not None and isinstance(d.value, int) else None

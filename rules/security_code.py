@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from checker import engines
+from checker.catalog import support
 from checker.model import ModelFacts
 from checker.rule import Context, Finding, Severity, rule
 
@@ -43,7 +43,7 @@ def remote_code_required(ctx: Context) -> Iterator[Finding]:
     if py_files:
         parts.append(f"Python files {', '.join(py_files[:10])}" + (" ..." if len(py_files) > 10 else ""))
     cfg = ctx.facts.config or {}
-    optional = (cfg.get("model_type") in engines.TRANSFORMERS_NATIVE_MODEL_TYPES
+    optional = (cfg.get("model_type") in support.TRANSFORMERS_NATIVE_MODEL_TYPES
                 and "tokenizer_config.json" not in auto_maps
                 and ctx.target.engine_args.get("trust_remote_code") is not True)
     if optional:  # e.g. Phi-3: transformers has the class, the shipped code never runs without the flag

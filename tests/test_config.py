@@ -11,7 +11,7 @@ import pytest
 
 from checker import config, registry
 from checker.api import Options
-from checker.engine import Result
+from checker.linter import Result
 from checker.errors import ConfigError, PluginError
 from checker.rule import Finding, Severity, rule, rules_in
 

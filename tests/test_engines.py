@@ -1,8 +1,8 @@
-"""checker.engines: per-version answers from the packaged vllm_support.yaml."""
+"""checker.catalog.support: per-version answers from the packaged vllm_support.yaml."""
 
 from __future__ import annotations
 
-from checker import engines as e
+from checker.catalog import support as e
 
 
 def test_arch_support_certain_and_uncertain():

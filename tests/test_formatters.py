@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from checker import registry
-from checker.engine import Result, Skip
+from checker.linter import Result, Skip
 from checker.formatters import github, junit, sarif
 from checker.model import GPU, ImageRef, Instance, Target
 from checker.report import PathReport, Report

@@ -311,7 +311,7 @@ def test_rules_and_explain_as_a_user_types_them(tmp_path: Path) -> None:
     rules = json.loads(_sh([*check, "rules", "--format", "json"], tmp_path, env).stdout)
     by_code = {r["code"]: r for r in rules}
     assert (
-        by_code["MEM001"]["name"] == "weights-exceed-vram" and by_code["CHK003"]["module"] == "checker.engine"
+        by_code["MEM001"]["name"] == "weights-exceed-vram" and by_code["CHK003"]["module"] == "checker.linter"
     )
     assert [r["code"] for r in rules] == sorted(by_code)
     for query in ("MEM003", "mem003", "max-model-len-exceeds-kv-cache"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from checker import catalog as catalog_mod
-from checker import engine, registry
+from checker import linter, registry
 from checker.model import FactError
 from checker.testing import make_facts, make_target
 
@@ -72,7 +72,7 @@ def test_each_fact_error_kind_is_reported_by_exactly_one_rule(kind):
         errors=[FactError(kind, path, marker)],
     )
     target = make_target(image="vllm:0.14.0-gpu", gpu="A10")
-    result = engine.run(RULES, facts, target, catalog=catalog_mod.load())
+    result = linter.run(RULES, facts, target, catalog=catalog_mod.load())
     assert not [f for f in result.findings if f.rule.startswith("CHK")], result.findings
     mentions = [
         f.rule
@@ -87,7 +87,7 @@ def rule_modules() -> list[Path]:
 
 
 def test_rule_modules_are_found():
-    assert {"files.py", "compat.py", "security.py", "smoke.py"} <= {p.name for p in rule_modules()}
+    assert {"files.py", "engine_arch.py", "security.py", "smoke.py"} <= {p.name for p in rule_modules()}
 
 
 @pytest.mark.parametrize("path", rule_modules(), ids=lambda p: p.name)

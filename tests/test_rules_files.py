@@ -14,7 +14,7 @@ from checker.rule import Severity
 from checker.testing import make_facts, make_target, run_rule
 from fixtures import builders
 from rules import files as fil
-from rules import integrity, read_errors
+from rules import files_integrity as integrity, files_read as read_errors
 
 CAT = catalog.load()
 LLAMA = {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}
@@ -298,11 +298,11 @@ def tokenizer_json(d: Path) -> None:
 
 
 def codes(path: Path, image: str | None = "vllm:0.14.0-gpu") -> dict[str, list]:
-    from checker import engine, registry
+    from checker import linter, registry
 
     fa = facts.gather(str(path))
     rules = tuple(r for r in registry.load(plugins=False).rules if r.family in ("FIL", "KND", "IMG", "CHP"))
-    res = engine.run(rules, fa, make_target(image=image) if image else make_target(), catalog=CAT)
+    res = linter.run(rules, fa, make_target(image=image) if image else make_target(), catalog=CAT)
     out: dict[str, list] = {}
     for f in res.findings:
         out.setdefault(f.rule, []).append(f)

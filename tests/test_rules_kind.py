@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from checker import catalog, engine, facts, registry
+from checker import catalog, facts, linter, registry
 from checker.model import GGUFInfo
 from checker.rule import Severity
 from checker.testing import make_facts, make_target, run_rule
@@ -133,7 +133,7 @@ def test_multiple_models():
 def kind_findings(path: Path, image: str | None = None) -> dict[str, list]:
     fa = facts.gather(str(path))
     rules = tuple(r for r in registry.load(plugins=False).rules if r.family == "KND")
-    res = engine.run(rules, fa, make_target(image=image), catalog=CAT)
+    res = linter.run(rules, fa, make_target(image=image), catalog=CAT)
     out: dict[str, list] = {}
     for f in res.findings:
         out.setdefault(f.rule, []).append(f)

@@ -3,7 +3,7 @@
 ``compute(facts, target, catalog)`` returns an :class:`~checker.model.Estimate` (or None when the model
 kind or engine has no memory model, or no GPU is declared). It is pure arithmetic: vLLM's accounting per
 version lives in :mod:`checker.estimate.vllm`, llama.cpp / SGLang / diffusion / TTS in
-:mod:`checker.estimate.engines`. Every figure that rests on an assumption records it in
+:mod:`checker.estimate.simple`. Every figure that rests on an assumption records it in
 ``Estimate.assumptions``.
 """
 
@@ -79,7 +79,7 @@ def compute(facts: ModelFacts, target: Target, catalog: Any = None, *, fixes: bo
             est = compute_vllm(facts, target, fixes=fixes)
             if est is not None:
                 return est
-        from checker.estimate import engines as E
+        from checker.estimate import simple as E
 
         if engine in ("llama.cpp", "llamacpp", "ollama") or (facts.kind == "gguf" and engine == "vllm"):
             return E.llama_cpp(facts, target)

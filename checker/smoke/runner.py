@@ -304,7 +304,7 @@ def _findings(
     facts: ModelFacts, target: Target, estimate: Estimate | None, obs: SmokeObservation, settings: Any
 ) -> tuple[Finding, ...]:
     """Run the SMK rules over the observation with the ordinary engine (stamping, overrides, crashes)."""
-    from checker import engine as rule_engine
+    from checker import linter as rule_engine
     from checker import registry
 
     # every SMK rule, whichever rules/ module it lives in (rules/smoke.py, rules/smoke_log.py)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from checker import engines
+from checker.catalog import support
 from checker.rule import Context, Finding, Severity, rule
 from rules._common import serving_engine
 
@@ -20,7 +20,7 @@ def _remote_code(ctx: Context) -> tuple[list[str], bool]:
     am = cfg.get("auto_map")
     # transformers' own class wins for a model_type it knows: the repo's AutoConfig is then optional
     config_needs = (isinstance(am, dict) and "AutoConfig" in am
-                    and cfg.get("model_type") not in engines.TRANSFORMERS_NATIVE_MODEL_TYPES)
+                    and cfg.get("model_type") not in support.TRANSFORMERS_NATIVE_MODEL_TYPES)
     if isinstance(am, dict) and am:
         reasons.append("config.json auto_map (" + ", ".join(sorted(am)[:4]) + ")")
     tok = ctx.facts.json_files.get("tokenizer_config.json") or {}
@@ -54,7 +54,7 @@ def trust_remote_code_needed(ctx: Context) -> Iterator[Finding]:
     if not reasons or not any("auto_map" in r for r in reasons):
         return
     arch = ctx.facts.architectures[0] if ctx.facts.architectures else None
-    native = arch is not None and engine in (None, "vllm") and engines.arch_support(arch, v).status == "registered"
+    native = arch is not None and engine in (None, "vllm") and support.arch_support(arch, v).status == "registered"
     tokenizer_needs = any(r.startswith("tokenizer_config.json") for r in reasons)
     if native and not config_needs and not tokenizer_needs:
         return

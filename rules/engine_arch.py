@@ -1,17 +1,17 @@
 """ENG rules, engine version vs model and GPU: architectures, compute capability and float dtypes the
 image's engine will refuse at start-up.
 
-Knowledge comes from ``checker.engines`` (vLLM sdists, per sampled release). Where the data brackets a
+Knowledge comes from ``checker.catalog.support`` (vLLM sdists, per sampled release). Where the data brackets a
 version without pinning it, the finding is a warning that says so; errors are reserved for certainty.
-The rest of the family: ``rules/compat_quant.py`` (quantization), ``rules/compat_args.py`` (engine
-arguments), ``rules/compat_features.py`` (repo code, chat template, image inputs).
+The rest of the family: ``rules/engine_quant.py`` (quantization), ``rules/engine_flags.py`` (engine
+arguments), ``rules/engine_features.py`` (repo code, chat template, image inputs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker import engines
+from checker.catalog import support
 from checker.rule import Context, Finding, Severity, rule
 from rules._common import image_engine, model_types, quant_method
 
@@ -33,13 +33,13 @@ def architecture_not_in_engine(ctx: Context) -> Iterator[Finding]:
     if engine != "vllm" or not ctx.facts.architectures:
         return
     arch = ctx.facts.architectures[0]
-    s = engines.arch_support(arch, v)
+    s = support.arch_support(arch, v)
     where = "config.json:architectures"
-    ver = engines.fmt(v)
+    ver = support.fmt(v)
     if s.status == "registered":
         return
     if s.status == "not-yet":
-        exact = s.added_after is None or engines.first_release_known(arch)
+        exact = s.added_after is None or support.first_release_known(arch)
         first = (f"first registered in {s.present_since}" if exact
                  else f"first registered in a release in ({s.added_after}, {s.present_since}]")
         yield Finding(
@@ -87,7 +87,7 @@ def gpu_below_engine_minimum(ctx: Context) -> Iterator[Finding]:
     """
     engine, v = image_engine(ctx)
     gpu = ctx.target.gpu
-    m = engines.min_compute_capability(engine, v)
+    m = support.min_compute_capability(engine, v)
     if m is None or gpu is None or gpu.cc_int >= m.cc:
         return
     need = f"{m.cc // 10}.{m.cc % 10}"
@@ -95,10 +95,10 @@ def gpu_below_engine_minimum(ctx: Context) -> Iterator[Finding]:
             + (" or a vLLM <= 0.19 image (the last documented for 7.0)" if engine == "vllm" and gpu.cc_int >= 70 else ""))
     yield Finding(
         f"{gpu.name} has compute capability {gpu.compute_capability}, below the {need} {engine} "
-        f"{engines.fmt(v)} needs: {m.note}",
+        f"{support.fmt(v)} needs: {m.note}",
         severity=None if m.certain else Severity.WARNING, hint=hint,
         data={"gpu": gpu.name, "compute_capability": gpu.compute_capability, "min": need, "engine": engine,
-              "version": engines.fmt(v)},
+              "version": support.fmt(v)},
     )
 
 
@@ -126,9 +126,9 @@ def bf16_on_gpu_without_bf16(ctx: Context) -> Iterator[Finding]:
     if engine not in (None, "vllm", "sglang"):
         return
     asked = ctx.target.engine_args.get("dtype")
-    canon = engines.canonical_dtype(asked) if isinstance(asked, str) else None
-    ckpt = engines.checkpoint_dtype(ctx.facts.config, ctx.facts.weights.dominant_dtype)
-    forbidden = any(engines.float16_forbidden(mt, v) for mt in model_types(ctx))
+    canon = support.canonical_dtype(asked) if isinstance(asked, str) else None
+    ckpt = support.checkpoint_dtype(ctx.facts.config, ctx.facts.weights.dominant_dtype)
+    forbidden = any(support.float16_forbidden(mt, v) for mt in model_types(ctx))
     fix = ("--dtype float32 (the model refuses float16; doubles weight memory) or a GPU with bfloat16 "
            "(compute capability >= 8.0)" if forbidden else "--dtype half")
     data = {"gpu": gpu.name, "compute_capability": gpu.compute_capability, "checkpoint_dtype": ckpt,
@@ -142,12 +142,12 @@ def bf16_on_gpu_without_bf16(ctx: Context) -> Iterator[Finding]:
         return
     if quant_method(ctx)[0] in ("awq", "gptq", "gguf"):
         return  # these run in float16 activations anyway
-    fallback = engines.bf16_auto_fallback(v) if engine == "vllm" else None
+    fallback = support.bf16_auto_fallback(v) if engine == "vllm" else None
     cfg = "config.json:torch_dtype"
     if fallback is True:
         target = "float32" if forbidden else "float16"
         yield Finding(
-            f"the checkpoint is bfloat16 and {gpu.name} has no bfloat16: vLLM {engines.fmt(v)} falls back to "
+            f"the checkpoint is bfloat16 and {gpu.name} has no bfloat16: vLLM {support.fmt(v)} falls back to "
             f"{target} by itself" + (" (the model refuses float16), doubling weight memory" if forbidden else
                                      "; outputs can differ slightly from bfloat16"),
             path=cfg, severity=Severity.WARNING if forbidden else Severity.INFO,
@@ -157,12 +157,12 @@ def bf16_on_gpu_without_bf16(ctx: Context) -> Iterator[Finding]:
     elif fallback is False:
         yield Finding(
             f"the checkpoint is bfloat16 and {gpu.name} (compute capability {gpu.compute_capability}) has no "
-            f"bfloat16: vLLM {engines.fmt(v)} with --dtype auto refuses to start", path=cfg, hint=f"pass {fix}",
+            f"bfloat16: vLLM {support.fmt(v)} with --dtype auto refuses to start", path=cfg, hint=f"pass {fix}",
             data=data)
     else:
         yield Finding(
             f"the checkpoint is bfloat16 and {gpu.name} has no bfloat16: {engine or 'the engine'} "
-            f"{engines.fmt(v)} either refuses to start or falls back to float16 (vLLM <= 0.8.4 refuses, >= 0.14 "
+            f"{support.fmt(v)} either refuses to start or falls back to float16 (vLLM <= 0.8.4 refuses, >= 0.14 "
             "falls back)", path=cfg, severity=Severity.WARNING, hint=f"pass {fix}", data=data)
 
 
@@ -178,10 +178,10 @@ def float16_refused_by_model(ctx: Context) -> Iterator[Finding]:
     Use `--dtype bfloat16` on a GPU with compute capability >= 8.0, or `--dtype float32` on T4/V100.
     """
     asked = ctx.target.engine_args.get("dtype")
-    if engines.canonical_dtype(asked if isinstance(asked, str) else None) != "float16":
+    if support.canonical_dtype(asked if isinstance(asked, str) else None) != "float16":
         return
     _, v = image_engine(ctx)
-    bad = [mt for mt in model_types(ctx) if engines.float16_forbidden(mt, v)]
+    bad = [mt for mt in model_types(ctx) if support.float16_forbidden(mt, v)]
     if not bad:
         return
     gpu = ctx.target.gpu

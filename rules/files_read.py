@@ -1,7 +1,7 @@
 """FIL: what could not be read. Every FactError the facts carry is reported here exactly once, except
 kinds "pickle", "onnx" and "keras", which the security rules own (``rules/security.py``,
 ``rules/security_code.py``). A file whose root cause is already explained (a git-lfs pointer, an empty
-file: ``rules/integrity.py``) does not get a second finding for its unreadable header.
+file: ``rules/files_integrity.py``) does not get a second finding for its unreadable header.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """ENG rules, engine arguments vs the model and the instance: dtype names, context length,
-parallelism, the GPU memory fraction. Same family and knowledge source as ``rules/compat.py``."""
+parallelism, the GPU memory fraction. Same family and knowledge source as ``rules/engine_arch.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from checker import engines
+from checker.catalog import support
 from checker.rule import Context, Finding, Severity, rule
 from rules._common import serving_engine
 
@@ -36,17 +36,17 @@ def invalid_dtype(ctx: Context) -> Iterator[Finding]:
     asked = ctx.target.engine_args.get("dtype")
     engine, _ = serving_engine(ctx)
     yield from _invalid_kv_cache_dtype(ctx, engine)
-    if asked is None or engine == "llama.cpp" or engines.canonical_dtype(str(asked)) is not None:
+    if asked is None or engine == "llama.cpp" or support.canonical_dtype(str(asked)) is not None:
         return
     low = str(asked).strip().lower()
-    instead = engines.NOT_A_DTYPE.get(low)
+    instead = support.NOT_A_DTYPE.get(low)
     yield Finding(
         f"--dtype {asked!r} is not a dtype the engine accepts"
         + (f" ({low} is a quantization/KV-cache setting, not a dtype)" if instead and low in (
             "int8", "int4", "fp8", "fp8_e4m3", "fp8_e5m2", "fp4", "nf4", "awq", "gptq") else ""),
         path="engine_args.dtype",
-        hint=(f"use {instead.strip()}" if instead else "use one of: " + ", ".join(engines.valid_dtypes())),
-        data={"dtype": asked, "valid": list(engines.valid_dtypes())},
+        hint=(f"use {instead.strip()}" if instead else "use one of: " + ", ".join(support.valid_dtypes())),
+        data={"dtype": asked, "valid": list(support.valid_dtypes())},
     )
 
 
@@ -106,7 +106,7 @@ def max_model_len_exceeds_model(ctx: Context) -> Iterator[Finding]:
                 path=g.path if g else None, severity=Severity.WARNING if engine == "llama.cpp" else None,
                 hint=f"use {flag} {limit} or less", data={"requested": req, "limit": limit})
         return
-    derived = engines.derive_max_model_len(ctx.facts.config, ctx.facts.json_files.get("tokenizer_config.json"),
+    derived = support.derive_max_model_len(ctx.facts.config, ctx.facts.json_files.get("tokenizer_config.json"),
                                            v, ctx.facts.model_type)
     if derived is None or req <= derived.strict_value:
         return

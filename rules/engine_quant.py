@@ -1,11 +1,11 @@
 """ENG rules, quantization: is the checkpoint's (or --quantization's) method known to the engine version,
-runnable on the GPU, consistent with the checkpoint and with --dtype? Data from ``checker.engines``."""
+runnable on the GPU, consistent with the checkpoint and with --dtype? Data from ``checker.catalog.support``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker import engines
+from checker.catalog import support
 from checker.rule import Context, Finding, Severity, rule
 from rules._common import image_engine, quant_method
 
@@ -27,21 +27,21 @@ def quantization_needs_newer_gpu(ctx: Context) -> Iterator[Finding]:
     method, explicit = quant_method(ctx)
     if engine != "vllm" or gpu is None or not method:
         return
-    eff = engines.effective_quant_method(method, gpu.cc_int, v, explicit)
-    s = engines.quant_support(eff, v)
+    eff = support.effective_quant_method(method, gpu.cc_int, v, explicit)
+    s = support.quant_support(eff, v)
     if not s.present or s.min_cc is None or gpu.cc_int >= s.min_cc:
         return
     certain = s.min_cc_low == s.min_cc or gpu.cc_int < (s.min_cc_low or 0)
     need = f"{s.min_cc // 10}.{s.min_cc % 10}"
     src = "--quantization" if explicit else "config.json:quantization_config"
     yield Finding(
-        f"quantization {eff} ({src}) needs compute capability {need} in vLLM {engines.fmt(v)}; {gpu.name} has "
+        f"quantization {eff} ({src}) needs compute capability {need} in vLLM {support.fmt(v)}; {gpu.name} has "
         f"{gpu.compute_capability}, so vLLM stops at start-up" + ("" if certain else f" ({s.note})"),
         path="config.json:quantization_config.quant_method" if not explicit else "engine_args.quantization",
         severity=None if certain else Severity.WARNING,
         hint=f"use a GPU with compute capability >= {need}, or a checkpoint quantized with a method this GPU runs",
         data={"method": eff, "min_capability": s.min_cc, "gpu": gpu.name, "compute_capability": gpu.compute_capability,
-              "vllm": engines.fmt(v)},
+              "vllm": support.fmt(v)},
     )
 
 
@@ -64,15 +64,15 @@ def quantization_not_in_engine(ctx: Context) -> Iterator[Finding]:
         return
     if ctx.facts.kind == "gguf" and not explicit:
         return  # GGUF on vLLM (experimental, plugin from 0.33) is IMG002's: one cause, one finding
-    s = engines.quant_support(method, v)
+    s = support.quant_support(method, v)
     src = "engine_args.quantization" if explicit else (
         "config.json:quantization_config.quant_method" if ctx.facts.kind != "gguf" else None)
-    ver = engines.fmt(v)
+    ver = support.fmt(v)
     if not s.known:
         yield Finding(
             f"quantization method {method!r} is unknown to vLLM {ver}" + (" (--quantization)" if explicit else ""),
             path=src, severity=None if explicit else Severity.WARNING,
-            hint=f"use one of vLLM {ver}'s --quantization values: " + ", ".join(engines.quant_methods(v)[:30]),
+            hint=f"use one of vLLM {ver}'s --quantization values: " + ", ".join(support.quant_methods(v)[:30]),
             data={"method": method, "vllm": ver})
         return
     if s.present is True:
@@ -123,8 +123,8 @@ def quantization_flag_contradicts_checkpoint(ctx: Context) -> Iterator[Finding]:
     flag = ctx.target.engine_args.get("quantization")
     if engine != "vllm" or not isinstance(flag, str) or not flag.strip():
         return
-    flag = engines.normalize_quant_method(flag)
-    ckpt = engines.quant_method_from_config(ctx.facts.config)
+    flag = support.normalize_quant_method(flag)
+    ckpt = support.quant_method_from_config(ctx.facts.config)
     data = {"flag": flag, "checkpoint": ckpt}
     if ckpt is None:
         if flag in _NEEDS_QUANTIZED_CHECKPOINT:
@@ -161,12 +161,12 @@ def quantization_dtype_mismatch(ctx: Context) -> Iterator[Finding]:
     engine, v = image_engine(ctx)
     method, explicit = quant_method(ctx)
     asked = ctx.target.engine_args.get("dtype")
-    canon = engines.canonical_dtype(asked) if isinstance(asked, str) else None
+    canon = support.canonical_dtype(asked) if isinstance(asked, str) else None
     if engine != "vllm" or not method or canon in (None, "auto"):
         return
     gpu = ctx.target.gpu
-    eff = engines.effective_quant_method(method, gpu.cc_int if gpu else None, v, explicit)
-    allowed, sampled = engines.quant_act_dtypes(eff, v)
+    eff = support.effective_quant_method(method, gpu.cc_int if gpu else None, v, explicit)
+    allowed, sampled = support.quant_act_dtypes(eff, v)
     if not allowed or canon in allowed:
         return
     yield Finding(
@@ -194,14 +194,14 @@ def fp8_weight_only_on_gpu(ctx: Context) -> Iterator[Finding]:
         return
     qc = (ctx.facts.config or {}).get("quantization_config") or {}
     block = isinstance(qc, dict) and qc.get("weight_block_size") is not None
-    data = {"gpu": gpu.name, "compute_capability": gpu.compute_capability, "block_quant": block, "vllm": engines.fmt(v)}
+    data = {"gpu": gpu.name, "compute_capability": gpu.compute_capability, "block_quant": block, "vllm": support.fmt(v)}
     if block and v is not None and v < (0, 9, 0):
         yield Finding(
-            f"block-wise FP8 checkpoint (weight_block_size) on {gpu.name}: vLLM {engines.fmt(v)} cannot use the "
+            f"block-wise FP8 checkpoint (weight_block_size) on {gpu.name}: vLLM {support.fmt(v)} cannot use the "
             "Marlin fallback below compute capability 8.9 and fails", path="config.json:quantization_config",
             severity=Severity.ERROR, hint="use vLLM >= 0.9.0 or a GPU with FP8 (compute capability >= 8.9)", data=data)
         return
-    online = engines.quant_method_from_config(ctx.facts.config) is None  # --quantization fp8 on bf16 weights
+    online = support.quant_method_from_config(ctx.facts.config) is None  # --quantization fp8 on bf16 weights
     yield Finding(
         (f"--quantization fp8 on {gpu.name}" if online else f"FP8 checkpoint on {gpu.name}")
         + f" (compute capability {gpu.compute_capability}): runs as weight-only FP8 through Marlin, no FP8 "
