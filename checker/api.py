@@ -42,7 +42,7 @@ def check_path(path: str, flags: Options) -> PathReport:
     model = facts.gather(path, online=options.online, verify=options.verify)
     view = engines.view(model, target)
     est = estimate.compute(model, target, view)
-    alternatives = plan.alternatives(model, target, cat, view)
+    alternatives = plan.alternatives(model, target, cat)
     reg = registry.load()
     selected = registry.select(reg.rules, list(options.select), list(options.ignore))
     settings = linter.Settings(

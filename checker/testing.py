@@ -183,7 +183,7 @@ def run_rule(
     spec = rule_spec(func)
     ctx = Context(
         facts=facts, target=target or Target(image=None, instance=None, chip=None), estimate=estimate,
-        catalog=catalog, view=view, alternatives=tuple(alternatives), observation=observation,
+        catalog=catalog, view=view, alternatives=alternatives, observation=observation,
     )
     settings = linter.Settings(options={spec.code: dict(options or {})})
     result = linter.run((spec,), ctx, settings)
