@@ -342,12 +342,54 @@ def version_tuple(version: str | None) -> tuple[int, ...] | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Mount:
+    """One storage mount of a deployment spec."""
+
+    mount_path: str
+    type: str  # oss | nfs | dataset | git | image | empty_dir | pvc | host | s3 | other
+    source: str | None = None
+    read_only: bool | None = None
+    key: str = ""  # its key path in the spec ("storage[0]", "mounts[1]")
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A deployment spec as the DEP rules read it (checker.deploy.load: service JSON, deploy YAML, start command)."""
+
+    source: str  # the spec's name as findings show it: "service.json", "--serve-cmd"
+    source_kind: str  # eas-service | deploy-yaml | serve-cmd
+    launcher: str | None = None  # the engine the start command runs: vllm | sglang | llama.cpp
+    command: str | None = None
+    command_key: str = "command"  # where the command sits in the spec
+    argv: tuple[str, ...] = ()
+    container_index: int | None = None
+    container_count: int | None = None
+    container_port: int | None = None
+    container_port_key: str = "port"
+    engine_port: int | None = None  # the port the command makes the engine listen on
+    mounts: tuple[Mount, ...] = ()
+    mounts_declared: bool = False
+    env: dict[str, Any] = field(default_factory=dict)
+    metadata_gpu: int | None = None
+    resource_group: str | None = None
+    instance_types: tuple[str, ...] = ()
+    networking: dict[str, Any] = field(default_factory=dict)
+    hf_token_set: bool = False
+    model_ref: str | None = None
+    model_ref_kind: str | None = None  # checker.facts.source.classify_ref
+    is_hub_id: bool = False
+    hub_id: str | None = None
+    hub_gated: Any = None  # --online: False | "auto" | "manual"
+    hub_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     image: ImageRef | None
     instance: Instance | None  # may be synthesised from --gpu / --gpu-count
     chip: str | None  # effective chip (flag > image tag > catalog)
     engine_args: dict[str, Any] = field(default_factory=dict)  # vLLM-style names, underscores
-    deployment: dict[str, Any] = field(default_factory=dict)  # parsed spec (service json, serve command)
+    deployment: Deployment | None = None  # the deployment spec, when one was given
 
     @property
     def engine(self) -> str | None:

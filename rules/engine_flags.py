@@ -12,7 +12,7 @@ from rules._common import serving_engine
 
 
 def _env(ctx: Context) -> dict[str, Any]:
-    env = ctx.target.deployment.get("env") if ctx.target.deployment else None
+    env = ctx.target.deployment.env if ctx.target.deployment else None
     return env if isinstance(env, dict) else {}
 
 
