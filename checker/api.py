@@ -140,13 +140,16 @@ def check_path(path: str, options: Options) -> PathReport:
     if options.deployment:
         target = replace(target, deployment=dict(options.deployment))
     facts = facts_mod.gather(_local_path(path, options))
+    from checker import engines
+
+    view = engines.view(facts, target)
     estimate = None
     try:
         from checker import estimate as estimate_mod
     except ImportError:
         estimate_mod = None
     if estimate_mod is not None:
-        estimate = estimate_mod.compute(facts, target, cat)
+        estimate = estimate_mod.compute(facts, target, cat, view=view)
     if options.verify:
         # reads every weight byte: only on request. SEC011 reports what the hashes say.
         import dataclasses
@@ -158,7 +161,7 @@ def check_path(path: str, options: Options) -> PathReport:
     reg = registry.load()
     selected = registry.select(reg.rules, list(options.select), list(options.ignore))
     settings = linter.Settings(severity_overrides=dict(options.severity_overrides), options=dict(options.rule_options))
-    result = linter.run(selected, facts, target, estimate, settings, catalog=cat)
+    result = linter.run(selected, facts, target, estimate, settings, catalog=cat, view=view)
     extra = _plugin_findings(reg)
     if extra:
         result = linter.Result(findings=extra + result.findings, skipped=result.skipped, ran=result.ran)

@@ -64,6 +64,7 @@ def run(
     estimate: Estimate | None = None,
     settings: Settings | None = None,
     catalog: Any = None,
+    view: Any = None,
 ) -> Result:
     settings = settings or Settings()
     findings: list[Finding] = []
@@ -75,7 +76,7 @@ def run(
             skipped.append(Skip(r.code, r.name, reason))
             continue
         options = {**r.options, **settings.options.get(r.code, {})}
-        ctx = Context(facts=facts, target=target, estimate=estimate, options=options, catalog=catalog)
+        ctx = Context(facts=facts, target=target, estimate=estimate, options=options, catalog=catalog, view=view)
         default = settings.severity_overrides.get(r.code, r.severity)
         ran.append(r.code)
         try:

@@ -68,6 +68,7 @@ class Context:
     estimate: Estimate | None = None
     options: dict[str, Any] = field(default_factory=dict)  # this rule's options (defaults merged)
     catalog: Any = None  # checker.catalog.Catalog, for rules that suggest alternatives
+    view: Any = None  # checker.engines.EngineView: what the engine derives from this model (None: no engine)
 
 
 RuleFunc = Callable[[Context], Iterable[Finding]]

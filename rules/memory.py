@@ -44,15 +44,10 @@ def _model_limit(ctx: Context) -> int | None:
     """The model's own context limit as vLLM derives it from config.json, or None."""
     if ctx.facts.config is None:
         return None
-    try:
-        from checker.catalog import support
+    from checker import engines
 
-        img = ctx.target.image
-        d = support.derive_max_model_len(ctx.facts.config, ctx.facts.json_files.get("tokenizer_config.json"),
-                                         support.vt(img.version) if img else None, ctx.facts.model_type)
-    except Exception:  # noqa: BLE001 - a hint must never break the check
-        return None
-    return d.value if d is not None and isinstance(d.value, int) else None
+    ev = engines.of(ctx)
+    return ev.max_len.value if ev is not None and ev.max_len is not None else None
 
 
 def round_max_model_len(n: int) -> int:

@@ -98,6 +98,13 @@ class EngineView:
         return self.max_len.default if self.max_len else None
 
 
+def of(ctx: Any) -> EngineView | None:
+    """The view on a rule Context (computed by the API once per path; computed here for a Context built
+    without one, as unit tests do)."""
+    v = getattr(ctx, "view", None)
+    return v if v is not None else view(ctx.facts, ctx.target)
+
+
 def view(facts: ModelFacts, target: Target) -> EngineView | None:
     """The engine view for this model on this target, or None when there is no engine to model.
 
@@ -122,4 +129,4 @@ def view(facts: ModelFacts, target: Target) -> EngineView | None:
     )
 
 
-__all__ = ["EngineView", "GgufLoad", "LayerPattern", "MaxLen", "QuantView", "view"]
+__all__ = ["EngineView", "GgufLoad", "LayerPattern", "MaxLen", "QuantView", "of", "view"]

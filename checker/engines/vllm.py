@@ -200,14 +200,18 @@ def derive_max_len(
     defaults = CLASS_LENGTH_DEFAULTS.get(str(text.get("model_type") or mt), {})
     derived = math.inf
     key_used: str | None = None
+    class_default: int | None = None
     for key in MAX_LEN_KEYS:
         val = _num(text.get(key)) if key in text else _num(defaults.get(key))
         if key == "max_target_positions" and v is not None and v < (0, 8, 0):
             continue  # added to the key list between 0.7.0 and 0.8.5 (Whisper)
         if val is not None:
             if val < derived:
-                key_used = key if key in text else f"{key} (transformers {mt or '?'} config default)"
+                key_used = key
+                class_default = None if key in text else int(val)
             derived = min(derived, val)
+    if class_default is not None and key_used:
+        notes.append(f"config.json has no {key_used}: transformers' {mt} config class default {class_default} applies")
     mml = _num(text.get("model_max_length"))
     if mml:  # Command-R / Cohere: config model_max_length wins (config.py@0.8.5 onward)
         derived, key_used = mml, "model_max_length"
@@ -233,7 +237,8 @@ def derive_max_len(
     elif tml is not None and v is None and pooling and absolute and tml < derived:
         derived, key_used = tml, "tokenizer_config.json:model_max_length"
     if derived == math.inf:
-        derived, key_used = 2048.0, "none of the length keys (vLLM assumes 2048)"
+        derived, key_used = 2048.0, None
+        notes.append("config.json has none of the length keys: vLLM assumes 2048")
     base = int(derived)
     params = rope_params(text)
     factor_new = factor_old = 1.0

@@ -62,7 +62,8 @@ def _image_serves(target: Target, kind: str) -> bool:
     return img is None or img.category in _SERVES.get(kind, ())
 
 
-def compute(facts: ModelFacts, target: Target, catalog: Any = None, *, fixes: bool = True) -> Estimate | None:
+def compute(facts: ModelFacts, target: Target, catalog: Any = None, *, fixes: bool = True,
+            view: Any = None) -> Estimate | None:
     """The memory estimate for this model on this target, or None when there is nothing to model.
 
     ``fixes=False`` skips the search for the settings that would make a failing start work (the
@@ -73,7 +74,7 @@ def compute(facts: ModelFacts, target: Target, catalog: Any = None, *, fixes: bo
     engine = _engine_of(facts, target)
     try:
         if engine == "vllm" and facts.kind in ("hf-llm", "unknown", "custom") and facts.config is not None:
-            return compute_vllm(facts, target, fixes=fixes)
+            return compute_vllm(facts, target, fixes=fixes, view=view)
         if engine == "vllm" and facts.kind == "gguf":
             # vLLM serves a GGUF file with its own budget (util x total, paged KV), not llama.cpp's
             est = compute_vllm(facts, target, fixes=fixes)
@@ -94,9 +95,15 @@ def compute(facts: ModelFacts, target: Target, catalog: Any = None, *, fixes: bo
 
 
 def compute_vllm(
-    facts: ModelFacts, target: Target, args_override: dict[str, Any] | None = None, *, fixes: bool = True
+    facts: ModelFacts, target: Target, args_override: dict[str, Any] | None = None, *, fixes: bool = True,
+    view: Any = None,
 ) -> Estimate | None:
+    from checker import engines
+    from checker.estimate.geometry import with_view
+
     geo = geometry(facts)
+    if geo is not None and target.engine in (None, "vllm"):
+        geo = with_view(geo, view if view is not None else engines.view(facts, target))
     gpu = target.gpu
     if geo is None or gpu is None:
         return None
