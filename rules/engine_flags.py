@@ -96,7 +96,7 @@ def max_model_len_exceeds_model(ctx: Context) -> Iterator[Finding]:
     req, key = _requested_len(ctx)
     if req is None or req <= 0:
         return
-    engine, v = serving_engine(ctx)
+    engine, _ = serving_engine(ctx)
     flag = {"max_model_len": "--max-model-len", "context_length": "--context-length", "ctx_size": "--ctx-size"}[key]
     if ctx.facts.kind == "gguf":
         g = ctx.facts.gguf[0] if ctx.facts.gguf else None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from checker.testing import make_facts, make_target, run_rule
 from rules import engine_arch as c
+from rules import engine_features as compat_features
 from rules import engine_flags as a
-from rules import engine_features as compat_features, engine_quant as compat_quant
+from rules import engine_quant as compat_quant
 
 QWEN = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "num_attention_heads": 28,
         "max_position_embeddings": 32768, "torch_dtype": "bfloat16"}

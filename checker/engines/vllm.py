@@ -221,12 +221,12 @@ def derive_max_len(
         window = 4096.0
     backend = (attention_backend or "").upper()
     capped_backends = ("XFORMERS", "FLASHINFER") if v is None or v >= (0, 7, 3) else ("XFORMERS",)
-    if mt in ("gemma2", "gemma3_text", "cohere2", "gemma3") and window and derived != math.inf:
-        if (v is not None and v <= GEMMA2_CAP_LAST and mt == "gemma2") or backend in capped_backends:
-            if window < derived:
-                derived, key_used = window, "sliding_window"
-                notes.append(f"vLLM {fmt(v)} disables {mt}'s interleaved sliding window and caps the length at "
-                             f"the window ({int(window)})" + (f" with VLLM_ATTENTION_BACKEND={backend}" if backend else ""))
+    interleaved = mt in ("gemma2", "gemma3_text", "cohere2", "gemma3") and bool(window) and derived != math.inf
+    capped = (v is not None and v <= GEMMA2_CAP_LAST and mt == "gemma2") or backend in capped_backends
+    if interleaved and capped and window and window < derived:
+        derived, key_used = window, "sliding_window"
+        notes.append(f"vLLM {fmt(v)} disables {mt}'s interleaved sliding window and caps the length at "
+                     f"the window ({int(window)})" + (f" with VLLM_ATTENTION_BACKEND={backend}" if backend else ""))
     # tokenizer_config.json model_max_length, before the rope factor (>= 0.9.2)
     tml = _num((tokenizer_config or {}).get("model_max_length")) if isinstance(tokenizer_config, dict) else None
     absolute = str(text.get("position_embedding_type") or ("absolute" if mt in ABSOLUTE_POSITION_TYPES else "")) == "absolute"
@@ -264,10 +264,7 @@ def derive_max_len(
     new_val = derived * factor_new
     old_val = old_base * factor_old
     certain = True
-    if new_val == old_val:
-        value = strict = new_val
-        factor = factor_new
-    elif v is not None and v >= YARN_NO_FACTOR_FROM:
+    if new_val == old_val or (v is not None and v >= YARN_NO_FACTOR_FROM):
         value = strict = new_val
         factor = factor_new
     elif v is not None:

@@ -65,7 +65,7 @@ def test_embedder_uses_sentence_transformers_length(tmp_path: Path):
 def test_gemma2_without_layer_types_is_hybrid(tmp_path: Path):
     d = R.folder("gemma-2-9b-it", tmp_path)
     code, mem, found = check(d, "--image", "vllm:0.17.0-gpu", *L20)
-    assert code == 0 and mem["max_model_len"] == 8192
+    assert code == 0 and mem["max_model_len"] == 8192 and "MEM003" not in found
     assert any("21 full-attention and 21 sliding-window layers (window 4096)" in a for a in mem["assumptions"])
     code, mem, _ = check(d, "--image", "vllm:0.6.3-gpu", *L20)  # capped at the window in 0.6.3-0.6.4
     assert code == 0 and mem["max_model_len"] == 4096
