@@ -74,7 +74,7 @@ def compute(facts: ModelFacts, target: Target, view: Any = None, *, fixes: bool 
     engine = _engine_of(facts, target)
     try:
         if engine == "vllm" and facts.kind in ("hf-llm", "unknown", "custom") and facts.config is not None:
-            return compute_vllm(facts, target, fixes=fixes)
+            return compute_vllm(facts, target, fixes=fixes, view=view)
         if engine == "vllm" and facts.kind == "gguf":
             # vLLM serves a GGUF file with its own budget (util x total, paged KV), not llama.cpp's
             est = compute_vllm(facts, target, fixes=fixes)
@@ -95,9 +95,15 @@ def compute(facts: ModelFacts, target: Target, view: Any = None, *, fixes: bool 
 
 
 def compute_vllm(
-    facts: ModelFacts, target: Target, args_override: dict[str, Any] | None = None, *, fixes: bool = True
+    facts: ModelFacts, target: Target, args_override: dict[str, Any] | None = None, *, fixes: bool = True,
+    view: Any = None,
 ) -> Estimate | None:
+    from checker import engines
+    from checker.estimate.geometry import with_view
+
     geo = geometry(facts)
+    if geo is not None and target.engine in (None, "vllm"):
+        geo = with_view(geo, view if view is not None else engines.view(facts, target))
     gpu = target.gpu
     if geo is None or gpu is None:
         return None
