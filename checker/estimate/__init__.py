@@ -130,6 +130,10 @@ def _vllm_estimate(
     checkpoint_total = weights_total
     weights_total = V.loaded_weight_bytes(weights_total, weights_by_dtype or {}, weights_dtype, dbytes,
                                           _quantized(geo, args))
+    weights_total, qnote = V.quantized_at_load(geo, args, weights_total, dbytes, s.version or (0, 21, 0), cc,
+                                               s.tensor_parallel_size, weights_dtype)
+    if qnote:
+        notes.append(qnote)
     if weights_total != checkpoint_total:
         notes.append(f"weights load in {dname}: {checkpoint_total / GIB:.2f} GiB on disk -> "
                      f"{weights_total / GIB:.2f} GiB on the GPU")
@@ -139,7 +143,7 @@ def _vllm_estimate(
     usable = int(total * s.gpu_memory_utilization)
     fwd = V.forward_activation_bytes(geo, s.max_num_batched_tokens, tp, dbytes)
     rows = s.sampler_rows or min(s.max_num_seqs, s.max_num_batched_tokens)
-    smp = V.sampler_bytes(geo, rows, s.sampler_bytes_per_logit)
+    smp = V.sampler_bytes(geo, rows, s.sampler_bytes_per_logit, s.sampler_scratch_rows)
     if s.engine == "V1":
         # profile_run keeps the batch's hidden states alive while the sampler runs (gpu_model_runner.py)
         activation = max(fwd, s.max_num_batched_tokens * geo.hidden_size * dbytes + smp)

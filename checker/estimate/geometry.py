@@ -49,6 +49,8 @@ class Geometry:
     model_type: str | None = None  # config.json model_type (top level for VLMs)
     quant_method: str | None = None  # config.json quantization_config.quant_method
     source: str = "config.json"
+    moe_experts: int = 0  # routed experts per MoE layer (num_local_experts / num_experts / n_routed_experts)
+    tie_word_embeddings: bool = False  # lm_head shares embed_tokens (one vocab x hidden matrix, not two)
 
 
 def _derived_max_len(cfg: dict[str, Any]) -> int | None:
@@ -114,11 +116,17 @@ def geometry_from_config(config: dict[str, Any] | None, text_config: dict[str, A
     max_len = _derived_max_len(cfg)
     if window and sliding_layers == layers and max_len:
         pass  # vLLM keeps max_model_len; the window only bounds what is cached
-    experts_per_tok = _int(cfg.get("num_experts_per_tok")) or _int(cfg.get("moe_topk")) or 0
+    experts_per_tok = (_int(cfg.get("num_experts_per_tok")) or _int(cfg.get("experts_per_token"))
+                       or _int(cfg.get("moe_topk")) or 0)
     moe_inter = _int(cfg.get("moe_intermediate_size")) or (inter if experts_per_tok else 0)
     shared = _int(cfg.get("shared_expert_intermediate_size")) or 0
     if not shared and _int(cfg.get("n_shared_experts")) and moe_inter:
         shared = cfg["n_shared_experts"] * moe_inter
+    experts = (_int(cfg.get("num_local_experts")) or _int(cfg.get("num_experts"))
+               or _int(cfg.get("n_routed_experts")) or 0) if experts_per_tok else 0
+    tie = cfg.get("tie_word_embeddings")
+    if tie is None and isinstance(config, dict):
+        tie = config.get("tie_word_embeddings")
     dtype = cfg.get("torch_dtype") or cfg.get("dtype")
     if not isinstance(dtype, str) and isinstance(config, dict):
         dtype = config.get("torch_dtype") or config.get("dtype")
@@ -133,6 +141,7 @@ def geometry_from_config(config: dict[str, Any] | None, text_config: dict[str, A
         multimodal=multimodal,
         model_type=str((config if isinstance(config, dict) else cfg).get("model_type") or "") or None,
         quant_method=_quant_method(config if isinstance(config, dict) else cfg),
+        moe_experts=experts, tie_word_embeddings=tie is True,
     )
 
 

@@ -114,6 +114,8 @@ class VllmSettings:
     cudagraphs_reserved: bool
     sampler_bytes_per_logit: int = SAMPLER_BYTES_PER_LOGIT
     sampler_rows: int = 0  # rows of logits the profile samples (0: min(max_num_seqs, batch))
+    sampler_scratch_rows: int = 0  # fp32 [rows, vocab] scratch of the Triton top-k/top-p (0.17+)
+    entrypoint: str = "serve"  # "serve" (OPENAI_API_SERVER) | "llm-class" (LLM_CLASS usage context)
     non_torch_bytes: int = NON_TORCH_V1
     hybrid_kv: bool = True  # V1 hybrid allocator (per-layer-type groups)
     assumptions: tuple[str, ...] = field(default_factory=tuple)
@@ -141,30 +143,86 @@ def nvlink_class(gpu_name: str) -> bool:
                                 "gh200", "hgx"))
 
 
-def _batch_defaults(v: tuple[int, ...], total_bytes: int, gpu_name: str) -> tuple[int, int]:
-    """V1 ``vllm serve`` defaults (max_num_batched_tokens, max_num_seqs): EngineArgs, arg_utils.py per version."""
+ENTRYPOINTS = ("serve", "llm-class")
+_ENTRYPOINT_ALIASES = {"serve": "serve", "vllm-serve": "serve", "api-server": "serve", "openai": "serve",
+                       "openai-api-server": "serve", "llm-class": "llm-class", "llm": "llm-class",
+                       "offline": "llm-class", "python": "llm-class", "langchain": "llm-class"}
+
+
+def resolve_entrypoint(value: Any) -> str | None:
+    """``serve`` (``vllm serve`` / ``python -m vllm.entrypoints.openai.api_server``: UsageContext.OPENAI_API_SERVER)
+    or ``llm-class`` (``vllm.LLM(...)``, LangChain's VLLM wrapper: UsageContext.LLM_CLASS, entrypoints/llm.py);
+    None when the value is neither."""
+    if value is None:
+        return "serve"
+    return _ENTRYPOINT_ALIASES.get(str(value).strip().lower().replace("_", "-").replace(" ", "-"))
+
+
+def _batch_defaults(v: tuple[int, ...], total_bytes: int, gpu_name: str, entrypoint: str = "serve") -> tuple[int, int]:
+    """V1 defaults (max_num_batched_tokens, max_num_seqs) per usage context: EngineArgs._set_default_args_v1 /
+    get_batch_defaults, arg_utils.py per version. The LLM class gets twice (or 4x) the batch of ``vllm serve``
+    (dict keyed by UsageContext.LLM_CLASS / OPENAI_API_SERVER since @0.8.0); max_num_seqs is the same."""
     name = gpu_name.lower()
+    llm = entrypoint == "llm-class"
     if v < (0, 8, 5):  # 0.8.0-0.8.4: by device name, max_num_seqs 1024 everywhere (arg_utils.py@0.8.0/@0.8.3)
-        return (8192 if ("h100" in name or "h200" in name) else 2048), 1024
-    if v >= (0, 28, 0) and total_bytes >= 160 * GIB:  # arg_utils.py@0.28.0 (absent @0.27.1)
+        if "h100" in name or "h200" in name:
+            return (16384 if llm else 8192), 1024
+        return (8192 if llm else 2048), 1024
+    if v >= (0, 28, 0) and total_bytes >= 160 * GIB:  # arg_utils.py@0.28.0: 16384 for both (absent @0.27.1)
         return 16384, 1024
     large = total_bytes >= 70 * GIB and (v < (0, 9, 0) or "a100" not in name)  # A100 excluded from 0.9.0
-    return (8192, 1024) if large else (2048, 256)
+    if large:  # arg_utils.py@0.8.5/@0.11.0/@0.17.0/@0.20.0: {LLM_CLASS: 16384, OPENAI_API_SERVER: 8192}, 1024
+        return (16384 if llm else 8192), 1024
+    return (8192 if llm else 2048), 256  # {LLM_CLASS: 8192, OPENAI_API_SERVER: 2048}, 256
 
 
-def _sampler_per_logit(engine: str, v: tuple[int, ...], chunked: bool, notes: list[str]) -> int:
+def _sampler_per_logit(engine: str, v: tuple[int, ...], chunked: bool, notes: list[str], rows: int = 1024) -> int:
+    """Bytes per logit the profile's dummy sampler run peaks at (``_dummy_sampler_run``: temperature 0.5,
+    top_p 0.9, top_k vocab-1, no penalties, so no [rows, vocab] penalty tensors)."""
     if engine == "V0":
         return SAMPLER_BYTES_PER_LOGIT_V0_CHUNKED if chunked else SAMPLER_BYTES_PER_LOGIT
     if v >= (0, 21, 0):
+        # topk_topp_sampler.py@0.21.0: FlashInfer top-k/top-p is default-on (VLLM_USE_FLASHINFER_SAMPLER
+        # unset) where FlashInferBackend supports the capability; elsewhere forward_native, which is the
+        # Triton path below: the same in-place footprint either way
         notes.append("sampler profiled with FlashInfer top-k/top-p (default from vLLM 0.21, envs.py)")
         return SAMPLER_BYTES_PER_LOGIT_INPLACE
-    if v >= (0, 20, 0):
-        notes.append("sampler profiled with the in-place Triton top-k/top-p (vLLM 0.20)")
+    if v >= (0, 17, 0) and rows >= TRITON_TOPK_MIN_ROWS:
+        # topk_topp_sampler.py@0.17.0 apply_top_k_top_p: ``if HAS_TRITON and logits.shape[0] >= 8: return
+        # apply_top_k_top_p_triton(logits, k, p)`` (topk_topp_triton.py@0.17.0, masks the fp32 logits in
+        # place) instead of the sort: no sort values/indices, masks or scatter copy (same in @0.19.1, @0.20.0)
+        notes.append("sampler profiled with the in-place Triton top-k/top-p (vLLM 0.17+, >= 8 rows)")
         return SAMPLER_BYTES_PER_LOGIT_INPLACE
     if v < (0, 12, 0):
         notes.append("sampler profiled with PyTorch sort; an image with FlashInfer installed uses it by default "
                      "in vLLM 0.8-0.11 and needs ~2/3 less for the sampler")
     return SAMPLER_BYTES_PER_LOGIT
+
+
+# topk_topp_triton.py@0.17.0 apply_top_k_top_p_triton: one [min(next_pow2(min(SMs, rows)), SMs), vocab] fp32
+# scratch buffer per device (``_TRITON_BUFFER_CACHE``). Streaming-multiprocessor counts of common cards
+# (NVIDIA data sheets); 128 when the card is not listed.
+SM_COUNTS = {"h100 pcie": 114, "h100": 132, "h200": 132, "h20": 78, "h800": 132, "gh200": 132, "a100": 108,
+             "a800": 108, "l40s": 142, "l40": 142, "a10g": 80, "a10": 72, "l4": 58, "l20": 92, "a40": 84,
+             "a6000": 84, "rtx 4090": 128, "rtx 3090": 82, "b200": 148, "b300": 148, "gb200": 152, "t4": 40,
+             "v100": 80, "rtx pro 6000": 188, "5090": 170}
+TRITON_TOPK_MIN_ROWS = 8
+
+
+def sm_count(gpu_name: str) -> int:
+    n = gpu_name.lower()
+    for key in sorted(SM_COUNTS, key=len, reverse=True):
+        if key in n:
+            return SM_COUNTS[key]
+    return 128
+
+
+def triton_scratch_rows(gpu_name: str, rows: int) -> int:
+    """Rows of the Triton top-k/top-p scratch buffer (topk_topp_triton.py@0.17.0: NUM_PROGRAMS = min(SMs,
+    batch); buffer = logits.new_empty((min(next_power_of_2(NUM_PROGRAMS), SMs), vocab)))."""
+    sms = sm_count(gpu_name)
+    programs = min(sms, rows)
+    return min(1 << max(0, programs - 1).bit_length(), sms)
 
 
 def _v0_fallback(args: dict[str, Any], v: tuple[int, ...], geo: Geometry, cc: int | None) -> str | None:
@@ -229,9 +287,15 @@ def resolve_settings(
     mnbt = _arg(args, "max_num_batched_tokens")
     chunked_arg = _arg(args, "enable_chunked_prefill")
     sampler_rows = 0
+    entry_arg = _arg(args, "entrypoint")
+    entrypoint = resolve_entrypoint(entry_arg)
+    if entrypoint is None:
+        notes.append(f"entrypoint {entry_arg!r} is neither 'serve' nor 'llm-class': estimated as vllm serve")
+        entrypoint = "serve"
+    starter = "vllm serve" if entrypoint == "serve" else "the Python LLM class"
     if engine == "V1":
         chunked = True if chunked_arg is None else _as_bool(chunked_arg)
-        d_tokens, d_seqs = _batch_defaults(v, total_bytes, gpu_name)
+        d_tokens, d_seqs = _batch_defaults(v, total_bytes, gpu_name, entrypoint)
         if mnbt is None:
             mnbt = d_tokens
             if not chunked and mml:
@@ -240,7 +304,9 @@ def resolve_settings(
                 mnbt = min(int(mns or d_seqs) * mml, mnbt)
         if mns is None:
             mns = min(d_seqs, int(mnbt)) if v >= (0, 11, 0) else d_seqs
-        notes.append(f"vllm serve profiles max_num_batched_tokens={mnbt}, max_num_seqs={mns} (V1)")
+        how = "" if entry_arg is not None else " (entrypoint serve assumed; the Python LLM class defaults to a " \
+            "larger batch)"
+        notes.append(f"{starter} profiles max_num_batched_tokens={mnbt}, max_num_seqs={mns} (V1){how}")
     else:
         if mns is None:
             mns = 256
@@ -268,7 +334,13 @@ def resolve_settings(
     cudagraphs_reserved = engine == "V1" and v >= (0, 20, 0) and not eager
     if engine == "V1" and not cudagraphs_reserved and not eager:
         notes.append("CUDA-graph memory is not reserved before vLLM 0.20: it lands on top of total x util")
-    per_logit = _sampler_per_logit(engine, v, chunked, notes)
+    profile_rows = sampler_rows or min(int(mns), int(mnbt))
+    per_logit = _sampler_per_logit(engine, v, chunked, notes, profile_rows)
+    scratch_rows = 0
+    # the Triton path's scratch buffer: 0.17-0.20, and 0.21+ where FlashInfer's sampler cannot run (< SM75)
+    triton_path = v < (0, 21, 0) or (cc is not None and cc < 75)
+    if engine == "V1" and v >= (0, 17, 0) and triton_path and profile_rows >= TRITON_TOPK_MIN_ROWS:
+        scratch_rows = triton_scratch_rows(gpu_name, profile_rows)
 
     # non-torch memory inside the budget
     ranks = tp * pp
@@ -289,6 +361,7 @@ def resolve_settings(
         max_num_batched_tokens=int(mnbt), chunked_prefill=chunked, tensor_parallel_size=tp,
         pipeline_parallel_size=pp, kv_cache_dtype=kv_dtype, block_size=block, enforce_eager=eager,
         cudagraphs_reserved=cudagraphs_reserved, sampler_bytes_per_logit=per_logit, sampler_rows=sampler_rows,
+        sampler_scratch_rows=scratch_rows, entrypoint=entrypoint,
         non_torch_bytes=non_torch, hybrid_kv=engine == "V1" and v >= (0, 9, 2), assumptions=tuple(notes),
     )
 
@@ -310,8 +383,8 @@ def forward_activation_bytes(geo: Geometry, tokens: int, tp: int, dtype_bytes: i
     return tokens * dtype_bytes * (3 * geo.hidden_size + 3 * geo.intermediate_size // tp)
 
 
-def sampler_bytes(geo: Geometry, rows: int, per_logit: int = SAMPLER_BYTES_PER_LOGIT) -> int:
-    return rows * geo.vocab_size * per_logit
+def sampler_bytes(geo: Geometry, rows: int, per_logit: int = SAMPLER_BYTES_PER_LOGIT, scratch_rows: int = 0) -> int:
+    return rows * geo.vocab_size * per_logit + scratch_rows * geo.vocab_size * 4
 
 
 def cudagraph_bytes(geo: Geometry, s: VllmSettings) -> int:
@@ -467,3 +540,83 @@ def loaded_weight_bytes(total: int, by_dtype: dict[str, int], dominant: str | No
         return total if cast == raw else total * cast // raw
     src = _FLOAT_TENSOR_BYTES.get(str(dominant or "").upper())
     return total * dtype_bytes // src if src else total
+
+
+# -- quantization at load ------------------------------------------------------------------------------
+
+ONLINE_FP8 = ("fp8", "fp8_e4m3", "ptpc_fp8")
+
+
+def _round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+def mxfp4_backend(version: tuple[int, ...], cc: int | None) -> str:
+    """Mxfp4MoEMethod's kernel backend with the default environment (``get_mxfp4_backend``,
+    model_executor/layers/quantization/mxfp4.py@0.10.2/@0.11.0/@0.17.0): FlashInfer MXFP4-BF16 on SM100
+    (FlashInfer ships with the CUDA image), the OpenAI Triton kernels on SM90 (and, up to 0.11, any
+    capability >= 9; from 0.14 only 9.0 <= cc < 11.0), Marlin below SM90 (A100, L40S, A10...)."""
+    c = cc or 90
+    if c // 10 == 10:
+        return "flashinfer-sm100"
+    if c < 90:
+        return "marlin"
+    if c >= 110 and version >= (0, 14, 0):
+        return "marlin"
+    return "triton"
+
+
+def mxfp4_padded_expert_bytes(geo: Geometry, tp: int, backend: str) -> tuple[int, int]:
+    """(checkpoint, loaded) bytes of the mxfp4 expert tensors on one GPU. create_weights (mxfp4.py@0.17.0)
+    pads per backend: Marlin intermediate -> 128, hidden -> 256; FlashInfer SM100 both -> 256; Triton
+    intermediate -> 64. Per expert: w13 [2I, H/2] u8 + scales [2I, H/32] + bias [2I] bf16; w2 [H, I/2] +
+    [H, I/32] + [H]. The Triton backend casts both biases to float32 (process_weights_after_loading)."""
+    e, h = geo.moe_experts, geo.hidden_size
+    i = geo.moe_intermediate // max(1, tp)
+
+    def size(i_: int, h_: int, bias_bytes: int) -> int:
+        return e * (2 * i_ * h_ // 2 + 2 * i_ * h_ // 32 + h_ * i_ // 2 + h_ * i_ // 32 + (2 * i_ + h_) * bias_bytes)
+
+    if backend == "marlin":
+        ip, hp = _round_up(i, 128), _round_up(h, 256)
+    elif backend == "flashinfer-sm100":
+        ip, hp = _round_up(i, 256), _round_up(h, 256)
+    else:
+        ip, hp = _round_up(i, 64), h
+    return size(i, h, 2), size(ip, hp, 4 if backend == "triton" else 2)
+
+
+def quantized_at_load(geo: Geometry, args: dict[str, Any], checkpoint_bytes: int, dtype_bytes: int,
+                      version: tuple[int, ...], cc: int | None, tp: int,
+                      checkpoint_dtype: str | None = None) -> tuple[int, str | None]:
+    """Weight bytes (whole model) after vLLM's load-time quantization or repacking, and a note.
+
+    - ``--quantization fp8`` on a 16-bit checkpoint (online FP8, ``Fp8LinearMethod`` with
+      ``is_checkpoint_fp8_serialized`` False, quantization/fp8.py@0.11.0/@0.17.0): every LinearBase weight
+      and the FusedMoE experts are quantized to float8 in ``process_weights_after_loading`` (one fp32
+      scale per tensor) before ``model_memory_usage`` is taken; embed_tokens / lm_head
+      (VocabParallelEmbedding) and the norms keep the model dtype.
+    - mxfp4 MoE checkpoints (gpt-oss): the expert tensors are padded per kernel backend
+      (:func:`mxfp4_padded_expert_bytes`).
+    """
+    q = str(_arg(args, "quantization") or "").lower()
+    if q in ONLINE_FP8 and geo.quant_method in (None, "", "none"):
+        src = _FLOAT_TENSOR_BYTES.get(str(checkpoint_dtype or "").upper(), dtype_bytes)
+        params = checkpoint_bytes // src
+        kept = min(params, geo.vocab_size * geo.hidden_size * (1 if geo.tie_word_embeddings else 2)
+                   + (2 * geo.num_layers + 1) * geo.hidden_size)
+        loaded = kept * dtype_bytes + (params - kept)  # 1 byte per float8 weight
+        return loaded, (f"--quantization {q} on a {dtype_bytes * 8}-bit checkpoint: vLLM quantizes the linear "
+                        f"and expert weights to FP8 at load ({checkpoint_bytes / GIB:.2f} -> {loaded / GIB:.2f} "
+                        "GiB; embeddings and lm_head stay 16-bit)")
+    if geo.quant_method == "mxfp4" and geo.moe_experts and geo.moe_intermediate:
+        backend = mxfp4_backend(version, cc)
+        ckpt, padded = mxfp4_padded_expert_bytes(geo, tp, backend)
+        extra = (padded - ckpt) * max(1, tp) * layers_per_gpu(geo.num_layers, 1)
+        if extra > 0:
+            note = (f"mxfp4 experts padded for the {backend} MoE kernel: +{extra / GIB:.2f} GiB over the checkpoint "
+                    "(mxfp4.py create_weights)")
+            if backend == "triton":
+                note += "; the Hopper swizzle layout of triton_kernels may pad further (not modelled)"
+            return checkpoint_bytes + extra, note
+    return checkpoint_bytes, None
