@@ -60,6 +60,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checker.estimate.geometry import (
+    embedding_params,
+    layer_params,
     GIB,
     MIB,
     Geometry,
@@ -410,7 +412,7 @@ class KvLayout:
     note: str | None = None
 
 
-def kv_layout(geo: Geometry, s: VllmSettings, dtype_bytes: int) -> KvLayout:
+def kv_layout(geo: Geometry, s: VllmSettings, dtype_bytes: int, layers: int | None = None) -> KvLayout:
     """vLLM's KV cache groups (v1/core/kv_cache_utils.py@0.14.0 _get_kv_cache_groups_uniform_page_size).
 
     Layers are grouped by spec; group size is the smallest layer count, or the largest when it is under
@@ -422,7 +424,8 @@ def kv_layout(geo: Geometry, s: VllmSettings, dtype_bytes: int) -> KvLayout:
     """
     kvb = kv_dtype_bytes(s.kv_cache_dtype, dtype_bytes)
     per_layer = layer_kv_bytes_per_token(geo, s.tensor_parallel_size, kvb)
-    layers = layers_per_gpu(geo.attention_layers or geo.num_layers, s.pipeline_parallel_size)
+    if layers is None:
+        layers = layers_per_gpu(geo.attention_layers or geo.num_layers, s.pipeline_parallel_size)
     block = s.block_size
     mml = s.max_model_len or 1
     full_blocks = -(-mml // block)
@@ -586,9 +589,26 @@ def mxfp4_padded_expert_bytes(geo: Geometry, tp: int, backend: str) -> tuple[int
     return size(i, h, 2), size(ip, hp, 4 if backend == "triton" else 2)
 
 
-def quantized_at_load(geo: Geometry, args: dict[str, Any], checkpoint_bytes: int, dtype_bytes: int,
-                      version: tuple[int, ...], cc: int | None, tp: int,
-                      checkpoint_dtype: str | None = None) -> tuple[int, str | None]:
+def load_adjustments(geo: Geometry, args: dict[str, Any], checkpoint_bytes: int, dtype_bytes: int,
+                     version: tuple[int, ...], cc: int | None, tp: int,
+                     checkpoint_dtype: str | None = None) -> tuple[int, list[str]]:
+    """The weights vLLM holds after loading (whole model) and notes: MTP layers skipped, then
+    :func:`_quantized_at_load`."""
+    notes: list[str] = []
+    skipped = mtp_skipped_bytes(geo, checkpoint_bytes)
+    if skipped and not _arg(args, "speculative_config"):
+        checkpoint_bytes -= skipped
+        notes.append(f"{geo.mtp_layers} multi-token-prediction layer(s) in the checkpoint are not loaded without "
+                     f"speculative decoding (-{skipped / GIB:.2f} GiB, deepseek_v2.py load_weights)")
+    loaded, note = _quantized_at_load(geo, args, checkpoint_bytes, dtype_bytes, version, cc, tp, checkpoint_dtype)
+    if note:
+        notes.append(note)
+    return loaded, notes
+
+
+def _quantized_at_load(geo: Geometry, args: dict[str, Any], checkpoint_bytes: int, dtype_bytes: int,
+                       version: tuple[int, ...], cc: int | None, tp: int,
+                       checkpoint_dtype: str | None = None) -> tuple[int, str | None]:
     """Weight bytes (whole model) after vLLM's load-time quantization or repacking, and a note.
 
     - ``--quantization fp8`` on a 16-bit checkpoint (online FP8, ``Fp8LinearMethod`` with
@@ -620,3 +640,82 @@ def quantized_at_load(geo: Geometry, args: dict[str, Any], checkpoint_bytes: int
                 note += "; the Hopper swizzle layout of triton_kernels may pad further (not modelled)"
             return checkpoint_bytes + extra, note
     return checkpoint_bytes, None
+
+
+# -- what each GPU holds -------------------------------------------------------------------------------
+
+
+def pp_partition(num_layers: int, pp: int) -> list[int]:
+    """Decoder layers per pipeline stage (distributed/utils.py@0.17.0 get_pp_indices, without
+    VLLM_PP_LAYER_PARTITION): num_layers // pp each; the remainder goes one each to the stages before the
+    last, starting from the second-to-last."""
+    pp = max(1, pp)
+    parts = [num_layers // pp] * pp
+    for i in range(2, num_layers % pp + 2):
+        parts[-i] += 1
+    return parts
+
+
+def mtp_skipped_bytes(geo: Geometry, checkpoint_bytes: int) -> int:
+    """Bytes of the multi-token-prediction layers a checkpoint stores but vLLM does not load without
+    speculative decoding (deepseek_v2.py@0.17.0 load_weights: ``get_spec_layer_idx_from_weight_name`` ->
+    ``continue``; also glm4_moe, minimax_m2...). One MTP layer = a decoder layer + eh_proj (2H x H)."""
+    if not geo.mtp_layers or checkpoint_bytes <= 0:
+        return 0
+    h = geo.hidden_size
+    layers = sum(layer_params(geo, i) for i in range(geo.num_layers))
+    embeds = embedding_params(geo) * (1 if geo.tie_word_embeddings else 2)
+    mtp = geo.mtp_layers * (layer_params(geo, geo.num_layers) + 2 * h * h)
+    return checkpoint_bytes * mtp // (layers + embeds + mtp)
+
+
+@dataclass(frozen=True, slots=True)
+class RankShare:
+    """One pipeline stage: its decoder layers and its fraction of the model's weights."""
+
+    stage: int
+    layers: int
+    weight_fraction: float
+    last: bool
+
+
+def pp_stages(geo: Geometry, pp: int) -> list[RankShare]:
+    """Each stage holds its layers (make_layers + PPMissingLayer), embed_tokens on the first stage and
+    lm_head on the last (a separate copy there when the embeddings are tied and pp > 1: the last stage has
+    no embed_tokens to tie to, models/llama.py@0.17.0)."""
+    parts = pp_partition(geo.num_layers, pp)
+    emb = embedding_params(geo)
+    per_stage, start = [], 0
+    for r, n in enumerate(parts):
+        p = sum(layer_params(geo, i) for i in range(start, start + n))
+        if r == 0:
+            p += emb
+        if r == len(parts) - 1 and (not geo.tie_word_embeddings or len(parts) > 1):
+            p += emb
+        per_stage.append((n, p))
+        start += n
+    total = sum(p for _, p in per_stage) or 1
+    return [RankShare(r, n, p / total, r == len(parts) - 1) for r, (n, p) in enumerate(per_stage)]
+
+
+def binding_pp_stage(geo: Geometry, s: VllmSettings, weights_total: int, activation_last: int, forward: int,
+                     budget: int, per_layer_block_bytes: int) -> tuple[int, int, int, str]:
+    """The pipeline stage that runs out of KV blocks first: (weights per GPU, activation, layers, note).
+
+    Every stage profiles its own memory; only the last samples (gpu_model_runner.py@0.17.0 profile_run:
+    ``if get_pp_group().is_last_rank: ... _dummy_sampler_run``), the others peak at the forward. Each then
+    fits ``available // (page x its layers)`` blocks and the engine keeps the smallest count for every stage
+    (v1/core/kv_cache_utils.py@0.17.0 get_kv_cache_configs, step 5)."""
+    tp = max(1, s.tensor_parallel_size)
+    best = None
+    for st in pp_stages(geo, s.pipeline_parallel_size):
+        w = int(weights_total * st.weight_fraction) // tp + LOAD_OVERHEAD
+        act = activation_last if st.last else forward
+        blocks = max(0, budget - w - act) // max(1, per_layer_block_bytes * max(1, st.layers))
+        if best is None or blocks < best[0]:
+            best = (blocks, w, act, st)
+    assert best is not None
+    _, w, act, st = best
+    note = (f"pipeline parallel {s.pipeline_parallel_size}: stage {st.stage} binds the KV cache ({st.layers} layers, "
+            f"{w / GIB:.2f} GiB weights per GPU; get_pp_indices + min blocks over stages)")
+    return w, act, st.layers, note
