@@ -33,8 +33,13 @@ fact below was read in the vLLM sdist of that version (PyPI ``vllm-X.tar.gz``), 
   sampler over ``min(max_num_seqs, batch)`` rows while the batch's hidden states are still alive
   (``_dummy_sampler_run``: temperature 0.5, top_p 0.9, top_k vocab-1). The sampler path depends on the
   version (``v1/sample/ops/topk_topp_sampler.py``): 0.8.0-0.11.x FlashInfer when installed (not a pip
-  dependency before 0.12.0: ``requirements/cuda.txt``), 0.12.0-0.19.x PyTorch sort (FlashInfer opt-in),
-  0.20.x an in-place Triton top-k/top-p, 0.21.0+ FlashInfer by default (``envs.py``@0.21.0).
+  dependency before 0.12.0: ``requirements/cuda.txt``), 0.12.0-0.16.x PyTorch sort (FlashInfer opt-in),
+  0.17.0-0.20.x the in-place Triton top-k/top-p for >= 8 rows (``apply_top_k_top_p``@0.17.0, not 0.20 as
+  this module once said), 0.21.0+ FlashInfer by default (``topk_topp_sampler.py``@0.21.0).
+- ``entrypoint`` (engine argument of this checker, not of vLLM): ``serve`` (default; ``vllm serve`` and
+  ``python -m vllm.entrypoints.openai.api_server``: UsageContext.OPENAI_API_SERVER) or ``llm-class``
+  (``vllm.LLM``, LangChain's VLLM wrapper: UsageContext.LLM_CLASS, ``entrypoints/llm.py``), which V1 gives
+  2x-4x the max_num_batched_tokens (:func:`_batch_defaults`).
 - non-torch memory (``vllm/utils/mem_utils.py`` memory_profiling): the increase since the worker's first
   snapshot. Up to 0.10.x the snapshot is taken before ``init_worker_distributed_environment``
   (``v1/worker/gpu_worker.py``@0.10.2), so NCCL / custom all-reduce buffers count; from 0.11.0 the
