@@ -55,6 +55,18 @@ def _present(facts: ModelFacts) -> set[str]:
     return {f.path for f in facts.files if f.type in ("file", "symlink")}
 
 
+def _mistral_format(facts: ModelFacts, names: set[str]) -> bool:
+    """A Mistral-format folder: params.json with mistral_common's tokenizer (tekken.json or
+    tokenizer.model.v*). Its tokenizer carries the chat template and special tokens itself, so no
+    tokenizer_config.json is read (vllm/tokenizers/registry.py@0.17.0: tokenizer_mode "mistral" when
+    consolidated*.safetensors and tekken.json / tokenizer.model.v* are present; vllm/tokenizers/mistral.py)."""
+    if facts.classification.subtype == "mistral-native":
+        return True
+    mistral_tok = "tekken.json" in names or any(n.startswith("tokenizer.model.v") for n in names)
+    return mistral_tok and ("params.json" in names or any(
+        n.startswith("consolidated") and n.endswith(".safetensors") for n in names))
+
+
 @rule("FIL001", severity=Severity.ERROR, kinds={"hf-llm"})
 def missing_config_json(ctx: Context) -> Iterator[Finding]:
     """A Hugging Face model folder has no config.json.
@@ -115,7 +127,7 @@ def missing_tokenizer(ctx: Context) -> Iterator[Finding]:
             "`--tokenizer ORG/NAME`",
             data={"looked_for": list(TOKENIZER_MODEL_FILES)},
         )
-    elif "tokenizer_config.json" not in names and f.classification.subtype != "mistral-native":
+    elif "tokenizer_config.json" not in names and not _mistral_format(f, names):
         yield Finding(
             "tokenizer_config.json is missing: the tokenizer loads, but its chat template and special tokens "
             "do not, so chat requests fail or are formatted wrongly",
@@ -262,3 +274,40 @@ def shards_not_in_index(ctx: Context) -> Iterator[Finding]:
                 hint="delete the stray files, or download the index that belongs to them",
                 data={"unlisted": stray, "index": rel},
             )
+
+
+# vllm/model_executor/model_loader/weight_utils.py@0.17.0 filter_files_not_needed_for_inference
+_NOT_WEIGHTS = {"training_args.bin", "optimizer.bin", "optimizer.pt", "scheduler.pt", "scaler.pt"}
+
+
+@rule("FIL018", severity=Severity.ERROR, kinds={"hf-llm"})
+def no_weight_files(ctx: Context) -> Iterator[Finding]:
+    """A Hugging Face model folder has config.json but no weight files at all.
+
+    ## Why it matters
+    vLLM globs the model folder (not its sub-folders) for `*.safetensors`, then `*.bin` / `*.pt`, drops
+    training leftovers (training_args.bin, optimizer.pt ...) and stops with "Cannot find any model
+    weights" when nothing is left (vllm/model_executor/model_loader/default_loader.py). A folder with
+    only configs and tokenizer files is a partial download (`hf download ... --include "*.json"`).
+
+    ## How to fix
+    Download the weights into the folder: `hf download ORG/NAME --local-dir PATH` (or the
+    `*.safetensors` files it lists).
+    """
+    f = ctx.facts
+    if f.config is None or not _loads_hf_folder(ctx) or f.walk_truncated:
+        return
+    top = [e for e in f.files if e.type in ("file", "symlink") and "/" not in e.path]
+    weights = [e.path for e in top if e.suffix in (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+               and e.name not in _NOT_WEIGHTS]
+    if weights or any(True for _ in _index_docs(f)):
+        return  # present (pointers and shards are judged by their own rules)
+    sub = sorted(e.path for e in f.files_with_suffix(".safetensors", ".bin") if "/" in e.path)
+    yield Finding(
+        "no weight files: the folder holds config.json but no *.safetensors, *.bin or *.pt next to it, so "
+        "the engine stops with \"Cannot find any model weights\""
+        + (f" (weights only in sub-folders, which it does not read: {', '.join(sub[:3])})" if sub else ""),
+        path="config.json",
+        hint="download the weights into the folder: `hf download ORG/NAME --local-dir .`",
+        data={"subfolder_weights": sub[:20], "files": [e.path for e in top][:20]},
+    )
