@@ -277,6 +277,7 @@ def shards_not_in_index(ctx: Context) -> Iterator[Finding]:
 
 
 # vllm/model_executor/model_loader/weight_utils.py@0.17.0 filter_files_not_needed_for_inference
+_PARTIAL = (".incomplete", ".part", ".partial", ".aria2", ".crdownload", ".download", ".tmp")
 _NOT_WEIGHTS = {"training_args.bin", "optimizer.bin", "optimizer.pt", "scheduler.pt", "scaler.pt"}
 
 
@@ -302,12 +303,13 @@ def no_weight_files(ctx: Context) -> Iterator[Finding]:
                and e.name not in _NOT_WEIGHTS]
     if weights or any(True for _ in _index_docs(f)):
         return  # present (pointers and shards are judged by their own rules)
+    if f.extra.get("hf_download_incomplete") or any(e.name.lower().endswith(_PARTIAL) for e in f.files):
+        return  # an unfinished download: incomplete-download (FIL007) says so
     sub = sorted(e.path for e in f.files_with_suffix(".safetensors", ".bin") if "/" in e.path)
     yield Finding(
         "no weight files: the folder holds config.json but no *.safetensors, *.bin or *.pt next to it, so "
         "the engine stops with \"Cannot find any model weights\""
         + (f" (weights only in sub-folders, which it does not read: {', '.join(sub[:3])})" if sub else ""),
-        path="config.json",
         hint="download the weights into the folder: `hf download ORG/NAME --local-dir .`",
         data={"subfolder_weights": sub[:20], "files": [e.path for e in top][:20]},
     )

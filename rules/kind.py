@@ -56,7 +56,8 @@ def unrecognised_folder(ctx: Context) -> Iterator[Finding]:
 
 
 def _vocab_only(ctx: Context, files: list[str]) -> Finding:
-    g = [x for x in ctx.facts.gguf if not x.tensors]
+    g = [x for x in ctx.facts.gguf if not x.tensors and ("tokenizer.ggml.tokens" in x.metadata
+                                                         or "tokenizer.ggml.model" in x.metadata)]
     archs = sorted({x.architecture or "?" for x in g})
     first = g[0].path if g else (files[0] if files else "")
     return Finding(

@@ -252,10 +252,15 @@ def classify(
         # vocab-only GGUF (llama.cpp's models/ggml-vocab-*.gguf, `convert_hf_to_gguf.py --vocab-only`): the
         # tokenizer and the hyper-parameters of a model, 0 tensors. llama.cpp opens it only with vocab_only
         # (its tokenizer tests); loading it as a model fails on the first missing tensor. Nothing to serve.
-        for g in gguf[:3]:
+        vocab = [g for g in gguf if _has_tokenizer(g)]
+        if not vocab:
+            ev.append(f"{gguf[0].path} is GGUF v{gguf[0].version} but holds no tensors and no tokenizer "
+                      "(an empty or unfinished file)")
+            return out("unknown", 0.3, "gguf-empty", ())
+        for g in vocab[:3]:
             ev.append(vocab_only_evidence(g))
-        if len(gguf) > 3:
-            ev.append(f"{len(gguf)} vocab-only GGUF files")
+        if len(vocab) > 3:
+            ev.append(f"{len(vocab)} vocab-only GGUF files")
         return out("unknown", 0.9, "gguf-vocab-only", ())
     if gguf:
         g = next((x for x in gguf if x.tensors), gguf[0])
@@ -304,6 +309,10 @@ def classify(
         return out("custom", 0.4, "safetensors")
     ev.append(f"no recognised model files among {len(real)} files")
     return out("unknown", 0.1 if hint is None else 0.2, mods=())
+
+
+def _has_tokenizer(g: GGUFInfo) -> bool:
+    return isinstance(g.metadata.get("tokenizer.ggml.model"), str) or "tokenizer.ggml.tokens" in g.metadata
 
 
 def vocab_only_evidence(g: GGUFInfo) -> str:
