@@ -124,8 +124,11 @@ class _Reader:
 
     def string(self, keep: int = KEEP_STRING) -> str:
         n = self.unpack("Q", 8)
-        if n > MAX_STRING or self.pos + n > self.size:
+        if n > MAX_STRING:
             raise _Corrupt(f"string length {n} at byte {self.pos - 8} is implausible")
+        if self.pos + n > self.size:
+            raise _Corrupt(f"unexpected end of file at byte {self.size}: a {n}-byte string starts at byte "
+                           f"{self.pos} (truncated)")
         keep = min(keep, max(0, MAX_KEPT_BYTES - self.kept))
         self.kept += min(n, keep)
         if n > keep:
