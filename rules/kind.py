@@ -30,6 +30,9 @@ def unrecognised_folder(ctx: Context) -> Iterator[Finding]:
     file, a diffusers folder, a single-file checkpoint). A folder that is none of these usually means a
     wrong path (a parent folder, a dataset) or a download that never arrived.
 
+    A vocab-only GGUF (a tokenizer and hyper-parameters, 0 tensors, like llama.cpp's
+    models/ggml-vocab-*.gguf test files) is reported here too: it is a whole file, not a model.
+
     ## How to fix
     Point at the folder that holds the model itself: config.json + *.safetensors + tokenizer files for
     vLLM/SGLang, a .gguf file for llama.cpp, a .safetensors checkpoint for SD WebUI/ComfyUI.
