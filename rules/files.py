@@ -303,7 +303,7 @@ def no_weight_files(ctx: Context) -> Iterator[Finding]:
                and e.name not in _NOT_WEIGHTS]
     if weights or any(True for _ in _index_docs(f)):
         return  # present (pointers and shards are judged by their own rules)
-    if f.extra.get("hf_download_incomplete") or any(e.name.lower().endswith(_PARTIAL) for e in f.files):
+    if f.incomplete_downloads or any(e.name.lower().endswith(_PARTIAL) for e in f.files):
         return  # an unfinished download: incomplete-download (FIL007) says so
     sub = sorted(e.path for e in f.files_with_suffix(".safetensors", ".bin") if "/" in e.path)
     yield Finding(
