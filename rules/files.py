@@ -37,7 +37,7 @@ def _join(d: str, name: str) -> str:
     return f"{d}/{name}" if d else name
 
 
-def _loads_hf_folder(ctx: Context) -> bool:
+def loads_hf_folder(ctx: Context) -> bool:
     engine = ctx.target.engine
     return engine is None or engine in HF_ENGINES
 
@@ -80,7 +80,7 @@ def missing_config_json(ctx: Context) -> Iterator[Finding]:
     `hf download ORG/NAME config.json --local-dir PATH`.
     """
     f = ctx.facts
-    if f.config is not None or f.classification.subtype == "mistral-native" or not _loads_hf_folder(ctx):
+    if f.config is not None or f.classification.subtype == "mistral-native" or not loads_hf_folder(ctx):
         return
     if f.file("config.json") is not None:
         return  # present but unreadable: the json rule reports it
@@ -112,7 +112,7 @@ def missing_tokenizer(ctx: Context) -> Iterator[Finding]:
     """
     f = ctx.facts
     args = ctx.target.engine_args
-    if args.get("tokenizer") or args.get("skip_tokenizer_init") or not _loads_hf_folder(ctx):
+    if args.get("tokenizer") or args.get("skip_tokenizer_init") or not loads_hf_folder(ctx):
         return
     names = {e.path for e in f.files if e.type in ("file", "symlink")}
     has_model = any(n in names for n in TOKENIZER_MODEL_FILES) or any(
@@ -275,41 +275,3 @@ def shards_not_in_index(ctx: Context) -> Iterator[Finding]:
                 data={"unlisted": stray, "index": rel},
             )
 
-
-# vllm/model_executor/model_loader/weight_utils.py@0.17.0 filter_files_not_needed_for_inference
-_PARTIAL = (".incomplete", ".part", ".partial", ".aria2", ".crdownload", ".download", ".tmp")
-_NOT_WEIGHTS = {"training_args.bin", "optimizer.bin", "optimizer.pt", "scheduler.pt", "scaler.pt"}
-
-
-@rule("FIL018", severity=Severity.ERROR, kinds={"hf-llm"})
-def no_weight_files(ctx: Context) -> Iterator[Finding]:
-    """A Hugging Face model folder has config.json but no weight files at all.
-
-    ## Why it matters
-    vLLM globs the model folder (not its sub-folders) for `*.safetensors`, then `*.bin` / `*.pt`, drops
-    training leftovers (training_args.bin, optimizer.pt ...) and stops with "Cannot find any model
-    weights" when nothing is left (vllm/model_executor/model_loader/default_loader.py). A folder with
-    only configs and tokenizer files is a partial download (`hf download ... --include "*.json"`).
-
-    ## How to fix
-    Download the weights into the folder: `hf download ORG/NAME --local-dir PATH` (or the
-    `*.safetensors` files it lists).
-    """
-    f = ctx.facts
-    if f.config is None or not _loads_hf_folder(ctx) or f.walk_truncated:
-        return
-    top = [e for e in f.files if e.type in ("file", "symlink") and "/" not in e.path]
-    weights = [e.path for e in top if e.suffix in (".safetensors", ".bin", ".pt", ".pth", ".gguf")
-               and e.name not in _NOT_WEIGHTS]
-    if weights or any(True for _ in _index_docs(f)):
-        return  # present (pointers and shards are judged by their own rules)
-    if f.incomplete_downloads or any(e.name.lower().endswith(_PARTIAL) for e in f.files):
-        return  # an unfinished download: incomplete-download (FIL007) says so
-    sub = sorted(e.path for e in f.files_with_suffix(".safetensors", ".bin") if "/" in e.path)
-    yield Finding(
-        "no weight files: the folder holds config.json but no *.safetensors, *.bin or *.pt next to it, so "
-        "the engine stops with \"Cannot find any model weights\""
-        + (f" (weights only in sub-folders, which it does not read: {', '.join(sub[:3])})" if sub else ""),
-        hint="download the weights into the folder: `hf download ORG/NAME --local-dir .`",
-        data={"subfolder_weights": sub[:20], "files": [e.path for e in top][:20]},
-    )
