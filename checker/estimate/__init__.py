@@ -71,6 +71,21 @@ def compute(facts: ModelFacts, target: Target, view: Any = None, *, fixes: bool 
     gpu = target.gpu
     if gpu is None or gpu.memory_bytes <= 0:
         return None
+    # Unknown is not zero: no figure without the weights' size; a declared size is used and said so.
+    w = facts.weights
+    if w.figure_bytes is None:
+        return None
+    note = None
+    if not w.complete:
+        facts = replace(facts, weights=replace(w, total_bytes=w.figure_bytes))
+        note = (f"weights {w.figure_bytes / GIB:.2f} GiB as declared by {w.declared_source}, not read "
+                f"({len(w.unread)} weight file(s) not readable here)")
+    est = _compute(facts, target, view, fixes)
+    return replace(est, assumptions=(note, *est.assumptions)) if est is not None and note else est
+
+
+def _compute(facts: ModelFacts, target: Target, view: Any, fixes: bool) -> Estimate | None:
+    gpu = target.gpu
     engine = _engine_of(facts, target)
     try:
         if engine == "vllm" and facts.kind in ("hf-llm", "unknown", "custom") and facts.config is not None:
