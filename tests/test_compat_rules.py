@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from checker.model import Deployment
 from checker.testing import make_facts, make_target, run_rule
 from rules import engine_arch as c
 from rules import engine_features as compat_features
@@ -168,7 +169,8 @@ def test_eng011_max_model_len():
     lin = facts(max_position_embeddings=8192, rope_scaling={"type": "linear", "factor": 4.0})
     assert run_rule(a.max_model_len_exceeds_model, lin, t(32768)) == []
     (f,) = run_rule(a.max_model_len_exceeds_model, facts(),
-                    t(65536, deployment={"env": {"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}}))
+                    t(65536, deployment=Deployment(source="--serve-cmd", source_kind="serve-cmd",
+                                                   env={"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"})))
     assert f.rule == "ENG011" and f.severity.label == "warning" and f.data["env_override"] is True
     assert "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 lets it start" in f.message and "nan/garbage" in f.message
     yarn = facts(rope_scaling={"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768})
@@ -182,7 +184,8 @@ def test_eng011_max_model_len():
         assert "rope_scaling yarn does not multiply it" in f.message
     # no version (a start command without an image): both readings are possible, a warning says so
     (f,) = run_rule(a.max_model_len_exceeds_model, yarn, make_target(
-        engine_args={"max_model_len": 131072}, deployment={"launcher": "vllm"}))
+        engine_args={"max_model_len": 131072}, deployment=Deployment(source="--serve-cmd", source_kind="serve-cmd",
+                                                                              launcher="vllm")))
     assert f.severity.label == "warning" and "may exceed the model's limit: yarn rope scaling" in f.message
     assert "derives 131072" in f.message and "derives 32768" in f.message
     assert f.hint == "use --max-model-len 32768 to be safe" and f.data["rope_type"] == "yarn"

@@ -8,6 +8,7 @@ from checker import catalog, facts, linter, registry
 from checker.model import GGUFInfo
 from checker.rule import Severity
 from checker.rule import Context
+from checker.model import Deployment
 from checker.testing import make_facts, make_target, run_rule
 from fixtures import builders
 from rules import _common as common
@@ -80,7 +81,8 @@ def test_gguf_on_vllm_versions_and_engines():
     assert f.severity == Severity.ERROR and "only when given the .gguf file itself" in f.message
     assert "vllm serve /path/to/qwen2.5-7b-Q4_K_M.gguf" in f.hint and f.data["loadable"] is False
     # ... unless the start command points at the file
-    pointed = make_target(image="vllm:0.14.0-gpu", deployment={"model_ref": "/models/qwen2.5-7b-Q4_K_M.gguf"})
+    pointed = make_target(image="vllm:0.14.0-gpu", deployment=Deployment(source="--serve-cmd", source_kind="serve-cmd",
+                                                                          model_ref="/models/qwen2.5-7b-Q4_K_M.gguf"))
     [w2] = run_rule(image_format.gguf_on_hf_engine, gguf_facts(), pointed, catalog=CAT)
     assert w2.severity == Severity.WARNING and "experimental" in w2.message
     [e] = run(image_format.gguf_on_hf_engine, gguf_facts(split=2, n=2), "vllm:0.14.0-gpu")

@@ -43,7 +43,7 @@ from typing import Any
 
 from checker.catalog import support
 from checker.engines import EngineView, GgufLoad, LayerPattern, MaxLen, QuantView
-from checker.model import ModelFacts
+from checker.model import Deployment, ModelFacts
 
 Version = tuple[int, ...]
 
@@ -490,7 +490,7 @@ def quant_view(facts: ModelFacts, args: dict[str, Any], version: Version | None)
 # GGUF
 
 
-def gguf_load(facts: ModelFacts, version: Version | None, deployment: dict[str, Any] | None) -> GgufLoad | None:
+def gguf_load(facts: ModelFacts, version: Version | None, deployment: Deployment | None) -> GgufLoad | None:
     """Can vLLM load this GGUF as deployed?
 
     vLLM takes a single ``.gguf`` *file* as the model (``transformers_utils/utils.py`` check_gguf_file
@@ -509,7 +509,7 @@ def gguf_load(facts: ModelFacts, version: Version | None, deployment: dict[str, 
                         f"{fmt(GGUF_LAST_PRESENT)} is the last release with it)",
                         fix="serve the GGUF with llama.cpp, or use vLLM <= 0.23 with the .gguf file path",
                         architecture=arch, data=data)
-    ref = str((deployment or {}).get("model_ref") or "")
+    ref = str((deployment.model_ref if deployment is not None else None) or "")
     points_at_file = ref.lower().endswith(".gguf") or bool(facts.single_file and facts.single_file.lower().endswith(".gguf"))
     if not points_at_file:
         where = f"the start command's model {ref!r}" if ref else "the mounted folder"
@@ -538,11 +538,11 @@ def gguf_load(facts: ModelFacts, version: Version | None, deployment: dict[str, 
 
 def view(
     facts: ModelFacts, version: Any, args: dict[str, Any] | None = None,
-    deployment: dict[str, Any] | None = None, engine: str = "vllm",
+    deployment: Deployment | None = None, engine: str = "vllm",
 ) -> EngineView:
     v = vt(version)
     args = dict(args or {})
-    env = dict((deployment or {}).get("env") or {})
+    env = dict(deployment.env if deployment is not None else {})
     notes: list[str] = []
     pooling = is_pooling(facts, args)
     max_len = None

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from checker import engines, facts
+from checker.model import Deployment
 from checker.engines import vllm as V
 from checker.model import GGUFInfo
 from checker.testing import make_facts, make_target
@@ -137,9 +138,9 @@ def _gguf(single: bool):
 
 def test_gguf_loading_per_version_and_layout():
     folder, single = _gguf(False), _gguf(True)
-    load = V.gguf_load(folder, (0, 17, 0), {})
+    load = V.gguf_load(folder, (0, 17, 0), None)
     assert (load.loadable, load.certain) == (False, True) and "the mounted folder is a folder" in load.reason
-    assert V.gguf_load(folder, (0, 17, 0), {"model_ref": "/models/m-Q4_K_M.gguf"}).loadable is True
+    assert V.gguf_load(folder, (0, 17, 0), Deployment(source="--serve-cmd", source_kind="serve-cmd", model_ref="/models/m-Q4_K_M.gguf")).loadable is True
     assert V.gguf_load(single, (0, 23, 0), None).loadable is True
     gone = V.gguf_load(single, (0, 24, 0), None)
     assert (gone.loadable, gone.certain) == (False, True) and "removed in 0.24.0" in gone.reason

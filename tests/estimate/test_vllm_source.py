@@ -73,9 +73,9 @@ def test_entrypoint_llm_class_gets_the_larger_batch() -> None:
     assert any("the Python LLM class profiles max_num_batched_tokens=8192" in a for a in cls.assumptions)
     # the same model, GPU and max_model_len: starts under vllm serve, fails in the LLM class
     fit = compute(facts, target("0.17.0", A10, max_model_len=65536)).kv_cache_tokens // 16 * 16
-    assert compute(facts, target("0.17.0", A10, max_model_len=fit)).extra["status"] == "ok"
+    assert compute(facts, target("0.17.0", A10, max_model_len=fit)).status == "ok"
     failed = compute(facts, target("0.17.0", A10, max_model_len=fit, entrypoint="llm-class"))
-    assert failed.extra["status"] == "fail" and failed.extra["failure"] == "max-model-len-exceeds-kv"
+    assert failed.status == "fail" and failed.failure == "max-model-len-exceeds-kv"
     # 0.28.0: 16384 for both on >= 160 GiB
     b200 = GPU(name="NVIDIA B200", memory_bytes=int(178.4 * GIB), nominal_gb=192, compute_capability="10.0",
                bf16=True, fp8=True)
