@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from checker.catalog import support
-from checker.facts.tokenizer import tokenizer_needs_remote_code
+from checker.catalog.tokenizers import tokenizer_needs_remote_code
 from checker.rule import Context, Finding, Severity, rule
 from rules._common import serving_engine
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from checker.cli import main
 from checker.facts import gather
-from checker.facts.tokenizer import tokenizer_needs_remote_code
+from checker.catalog.tokenizers import tokenizer_needs_remote_code
 from fixtures import builders
 from fixtures.realworld import layouts as L
 
