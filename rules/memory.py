@@ -1,4 +1,9 @@
-"""MEM: will the model fit in GPU memory, with what context and concurrency (from checker.estimate)."""
+"""MEM: will the model fit in GPU memory, with what context and concurrency (from checker.estimate).
+
+Each engine is judged by its own start-up (checker/engines/): vLLM refuses to start when one max_model_len
+request does not fit the KV cache; SGLang clamps the request length to its KV pool and starts
+(tp_worker.py max_req_len); llama-server's --fit shrinks the context or moves layers to the CPU and
+starts. Every fix a hint offers is re-estimated first and written in the target engine's flags."""
 
 from __future__ import annotations
 
@@ -20,6 +25,46 @@ def _where(ctx: Context) -> str:
     gpu = ctx.target.gpu
     n = ctx.target.gpu_count
     return f"{n}x {gpu.name}" if gpu else "the target"
+
+
+def _flag(ctx: Context, setting: str) -> str:
+    """The target engine's spelling of a setting (vLLM-style key): --context-length on SGLang, -c on llama.cpp."""
+    engine = ctx.estimate.engine if ctx.estimate else "vllm"
+    if engine == "sglang":
+        from checker.engines import sglang
+
+        return sglang.flag(setting)
+    if engine == "llama.cpp":
+        from checker.engines import llamacpp
+
+        return llamacpp.flag(setting)
+    return "--" + setting.replace("_", "-")
+
+
+def _recheck(ctx: Context, **override: object):
+    """The estimate with some engine arguments changed (None when it cannot be computed): a fix is offered
+    only when this says it starts."""
+    from dataclasses import replace
+
+    from checker.estimate import compute
+
+    try:
+        return compute(ctx.facts, replace(ctx.target, engine_args={**ctx.target.engine_args, **override}),
+                       fixes=False)
+    except Exception:  # noqa: BLE001 - a hint must never break the check
+        return None
+
+
+def _starts(est, full_context: int | None = None) -> bool:
+    """Re-estimated fix passes: the engine starts (and, when asked, holds ``full_context`` tokens)."""
+    if est is None or est.extra.get("status") != "ok":
+        return False
+    if full_context is not None:
+        if est.engine == "llama.cpp":
+            return est.max_model_len is not None and est.max_model_len >= full_context and \
+                est.extra.get("offload") in ("ok", "context-reduced")
+        return est.kv_cache_tokens >= full_context
+    return True
 
 
 def _instances_hint(ctx: Context) -> str:
@@ -70,7 +115,60 @@ def _suggested_len(ctx: Context) -> tuple[int, int]:
     return round_max_model_len(fit), fit
 
 
+def _sglang_fixes(ctx: Context, full_context: int | None = None) -> list[str]:
+    """--mem-fraction-static / --tp-size values with which SGLang starts (and holds ``full_context``)."""
+    est = ctx.estimate
+    fixes = []
+    frac = float(est.extra.get("mem_fraction_static") or est.gpu_memory_utilization)
+    # above ~0.95 nothing is left for activations and CUDA graphs: not offered
+    for pct in range(round(frac * 100) + 1, 96):
+        if _starts(_recheck(ctx, mem_fraction_static=pct / 100), full_context):
+            fixes.append(f"{_flag(ctx, 'gpu_memory_utilization')} {pct / 100:.2f}")
+            break
+    tp_now = int(est.extra.get("tensor_parallel_size") or 1)
+    heads = (ctx.facts.text_config or ctx.facts.config or {}).get("num_attention_heads")
+    for tp in (2, 4, 8, 16):
+        if tp <= tp_now or (isinstance(heads, int) and heads % tp):
+            continue
+        if _starts(_recheck(ctx, tensor_parallel_size=tp), full_context):
+            where = "" if tp <= ctx.target.gpu_count else f" on an instance with {tp} GPUs"
+            fixes.append(f"{_flag(ctx, 'tensor_parallel_size')} {tp}{where}")
+            break
+    return fixes
+
+
+def _llama_fixes(ctx: Context) -> list[str]:
+    """-c / -ngl values with which llama-server's allocation succeeds (re-planned)."""
+    est = ctx.estimate
+    x = est.extra
+    fixes = []
+    ngl_pinned = ctx.target.engine_args.get("n_gpu_layers") is not None
+    lo, hi = 0, (x.get("context_before_fit") or est.max_model_len or 0) // 256
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        alt = _recheck(ctx, ctx_size=mid * 256, max_model_len=mid * 256)
+        if alt is not None and alt.extra.get("status") == "ok" and alt.extra.get("offload") != "partial-offload":
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo * 256 >= MIN_USEFUL_MAX_MODEL_LEN:
+        fixes.append(f"{_flag(ctx, 'max_model_len')} {round_max_model_len(lo * 256)}")
+    if ngl_pinned:
+        for n in range(int(x.get("total_layers") or 0), 0, -1):
+            alt = _recheck(ctx, n_gpu_layers=n)
+            if alt is not None and alt.extra.get("status") == "ok":
+                fixes.append(f"{_flag(ctx, 'n_gpu_layers')} {n} (the other layers run on the CPU)")
+                break
+    return fixes
+
+
 def _fix_hint(ctx: Context, first: str = "") -> str:
+    engine = ctx.estimate.engine
+    if engine in ("sglang", "llama.cpp"):
+        fixes = [first] if first else []
+        fixes += _sglang_fixes(ctx) if engine == "sglang" else _llama_fixes(ctx)
+        hint = "use " + " or ".join(fixes) if fixes else "use a GPU with more memory"
+        return hint + _instances_hint(ctx)
     x = ctx.estimate.extra
     fixes = [first] if first else []
     fit, _ = _suggested_len(ctx)
@@ -124,10 +222,12 @@ def _fewer_seqs_fix(ctx: Context) -> int | None:
 
 
 def _fp8_kv_helps(ctx: Context) -> bool:
-    """An FP8 KV cache doubles the tokens: a fix only when not already FP8 and twice the tokens suffice."""
+    """An FP8 KV cache is offered only when not already FP8 and the re-estimate with it starts."""
     est = ctx.estimate
     kv = str(ctx.target.engine_args.get("kv_cache_dtype") or "auto").lower()
-    return kv in ("auto", "bfloat16") and est.max_model_len is not None and 2 * est.kv_cache_tokens >= est.max_model_len
+    if kv not in ("auto", "bfloat16") or est.max_model_len is None or 2 * est.kv_cache_tokens < est.max_model_len:
+        return False
+    return _starts(_recheck(ctx, kv_cache_dtype="fp8"))
 
 
 def _data(ctx: Context) -> dict:
@@ -139,6 +239,9 @@ def _data(ctx: Context) -> dict:
         suggested, exact = _suggested_len(ctx)
         data["suggested_max_model_len"] = suggested
         data["exact_max_model_len"] = exact
+    for key in ("clamped_max_req_len", "context_length", "offload", "fitted", "context_before_fit"):
+        if key in ctx.estimate.extra:
+            data[key] = ctx.estimate.extra[key]
     return data
 
 
@@ -156,7 +259,17 @@ def weights_exceed_vram(ctx: Context) -> Iterator[Finding]:
     instance with more GPU memory. The hint lists the smallest catalog instances where it fits.
     """
     est = ctx.estimate
+    if est.engine == "llama.cpp":
+        yield from _llama_weights(ctx)
+        return
     if est.weights_bytes_per_gpu <= est.usable_bytes:
+        return
+    if est.engine == "sglang":
+        yield Finding(
+            f"weights take {_g(est.weights_bytes_per_gpu)} per GPU but SGLang's --mem-fraction-static "
+            f"{est.gpu_memory_utilization:.3f} leaves {_g(est.usable_bytes)} for weights + KV pool on {_where(ctx)}: "
+            "it stops with \"Not enough memory. Please try to increase --mem-fraction-static\"",
+            path=_weights_path(ctx), hint=_fix_hint(ctx), data=_data(ctx))
         return
     yield Finding(
         f"weights take {_g(est.weights_bytes_per_gpu)} per GPU but {est.engine} may use only "
@@ -165,6 +278,24 @@ def weights_exceed_vram(ctx: Context) -> Iterator[Finding]:
         hint=_fix_hint(ctx),
         data=_data(ctx),
     )
+
+
+def _llama_weights(ctx: Context) -> Iterator[Finding]:
+    """llama-server: --fit moves layers to the CPU (a warning: it starts, slower); -ngl pinned fails at load."""
+    est = ctx.estimate
+    x = est.extra
+    layers, total = x.get("gpu_layers"), x.get("total_layers")
+    if x.get("offload") == "partial-offload":
+        yield Finding(
+            f"the model ({_g(est.weights_bytes)}) does not fit the {_g(est.usable_bytes * ctx.target.gpu_count)} "
+            f"llama-server may use on {_where(ctx)}: {x.get('offload_message')}",
+            path=_weights_path(ctx), severity=Severity.WARNING,
+            hint="use a GPU with more memory or a smaller quantization" + _instances_hint(ctx), data=_data(ctx))
+    elif x.get("status") == "fail" and est.weights_bytes_per_gpu > est.usable_bytes:
+        yield Finding(
+            f"{layers}/{total} layers ({_g(est.weights_bytes)}) do not fit the {_g(est.usable_bytes)} free on "
+            f"{_where(ctx)}: {x.get('offload_message')}",
+            path=_weights_path(ctx), hint=_fix_hint(ctx), data=_data(ctx))
 
 
 @rule("MEM002", severity=Severity.ERROR, kinds=LLM_KINDS, needs={"estimate"})
@@ -181,7 +312,17 @@ def no_kv_cache_memory(ctx: Context) -> Iterator[Finding]:
     pass), add GPUs with --tensor-parallel-size, or pick a larger instance.
     """
     est = ctx.estimate
+    if est.engine == "llama.cpp":
+        return  # llama-server allocates the KV cache of its context: MEM001 / MEM003 judge it
     if est.weights_bytes_per_gpu > est.usable_bytes or est.kv_cache_bytes > 0 or not est.kv_cache_bytes_per_token:
+        return
+    if est.engine == "sglang":
+        yield Finding(
+            f"no memory left for SGLang's KV pool on {_where(ctx)}: --mem-fraction-static "
+            f"{est.gpu_memory_utilization:.3f} x free memory = {_g(est.usable_bytes)} - weights "
+            f"{_g(est.weights_bytes_per_gpu)} = {_g(est.kv_cache_bytes)}: it stops with \"Not enough memory. Please "
+            "try to increase --mem-fraction-static\"",
+            hint=_fix_hint(ctx), data=_data(ctx))
         return
     yield Finding(
         f"no memory left for the KV cache on {_where(ctx)}: {_g(est.usable_bytes)} usable - weights "
@@ -208,9 +349,15 @@ def max_model_len_exceeds_kv_cache(ctx: Context) -> Iterator[Finding]:
     use --kv-cache-dtype fp8, or add GPUs.
     """
     est = ctx.estimate
+    if est.engine == "llama.cpp":
+        yield from _llama_context(ctx)
+        return
     if est.kv_cache_bytes <= 0 or est.weights_bytes_per_gpu > est.usable_bytes:
         return
     if est.max_model_len is None or est.max_concurrency is None or est.max_concurrency >= 1.0:
+        return
+    if est.engine == "sglang":
+        yield from _sglang_clamp(ctx)
         return
     fit = (est.extra.get("fit_max_model_len") or 0) >= MIN_USEFUL_MAX_MODEL_LEN
     yield Finding(
@@ -222,6 +369,43 @@ def max_model_len_exceeds_kv_cache(ctx: Context) -> Iterator[Finding]:
         hint=_fix_hint(ctx) if fit or not _fp8_kv_helps(ctx) else _fix_hint(ctx, "--kv-cache-dtype fp8"),
         data=_data(ctx),
     )
+
+
+def _sglang_clamp(ctx: Context) -> Iterator[Finding]:
+    """SGLang starts with the request length clamped to its KV pool (tp_worker.py: max_req_len =
+    min(context_len - 1, max_total_num_tokens - 1)): a warning that states the clamped length."""
+    est = ctx.estimate
+    x = est.extra
+    clamped = x.get("clamped_max_req_len") or est.kv_cache_tokens - 1
+    explicit = "max_model_len" in ctx.target.engine_args or "context_length" in ctx.target.engine_args
+    full = _sglang_fixes(ctx, full_context=est.max_model_len)
+    state = f"{_flag(ctx, 'max_model_len')} {round_max_model_len(clamped)}"
+    yield Finding(
+        f"context length {est.max_model_len} is larger than SGLang's KV pool of {est.kv_cache_tokens} tokens on "
+        f"{_where(ctx)} ({_g(est.kv_cache_bytes)} at {est.kv_cache_bytes_per_token} B/token): SGLang starts but "
+        f"clamps the longest request to {clamped} tokens",
+        path=None if explicit else "config.json:max_position_embeddings", severity=Severity.WARNING,
+        hint=f"pass {state} to state the limit clients get"
+        + (f", or {' or '.join(full)} for the full {est.max_model_len} tokens" if full else "")
+        + _instances_hint(ctx),
+        data=_data(ctx))
+
+
+def _llama_context(ctx: Context) -> Iterator[Finding]:
+    """llama-server: --fit reduced the context (a warning), or -c pinned with -ngl does not fit (an error)."""
+    est = ctx.estimate
+    x = est.extra
+    if x.get("offload") == "context-reduced":
+        yield Finding(
+            f"{x.get('offload_message')} on {_where(ctx)} (the GGUF allows {x.get('context_before_fit')})",
+            path=ctx.facts.gguf[0].path if ctx.facts.gguf else None, severity=Severity.WARNING,
+            hint=f"pass {_flag(ctx, 'max_model_len')} {round_max_model_len(est.max_model_len or 0)} to state the "
+            "context clients get, or use a GPU with more memory" + _instances_hint(ctx),
+            data=_data(ctx))
+    elif x.get("status") == "fail" and est.weights_bytes_per_gpu <= est.usable_bytes:
+        yield Finding(
+            f"context {est.max_model_len} does not fit on {_where(ctx)}: {x.get('offload_message')}",
+            path=None, hint=_fix_hint(ctx), data=_data(ctx))
 
 
 @rule("MEM004", severity=Severity.WARNING, kinds=LLM_KINDS, needs={"estimate"},
@@ -238,15 +422,21 @@ def low_concurrency(ctx: Context) -> Iterator[Finding]:
     fp8, add GPUs, or set `min_concurrency` for this rule to the floor your service needs.
     """
     est = ctx.estimate
+    if est.engine == "llama.cpp":
+        return  # llama-server allocates one context shared by its -np slots: no concurrency figure to judge
     floor = float(ctx.options.get("min_concurrency", 2.0))
     if est.max_concurrency is None or est.max_concurrency < 1.0 or est.max_concurrency >= floor:
         return
     want_tokens = int(floor * (est.max_model_len or 0))
+    shorter = int(est.kv_cache_tokens // max(floor, 1.0) // est.block_size * est.block_size)
+    alt = _recheck(ctx, max_model_len=shorter, context_length=shorter) if est.engine == "sglang" else \
+        _recheck(ctx, max_model_len=shorter)
+    ok = shorter >= MIN_USEFUL_MAX_MODEL_LEN and _starts(alt) and (alt.max_concurrency or 0) >= floor
+    fix = f"use {_flag(ctx, 'max_model_len')} {shorter} or a larger GPU" if ok else "use a larger GPU"
     yield Finding(
         f"the KV cache holds {est.kv_cache_tokens} tokens: {est.max_concurrency:.2f} concurrent requests of "
         f"{est.max_model_len} tokens on {_where(ctx)}, below the floor of {floor:g}",
-        hint=f"use --max-model-len {est.kv_cache_tokens // max(floor, 1.0) // est.block_size * est.block_size:.0f}"
-        f" or a larger GPU (needs {want_tokens} KV tokens)" + _instances_hint(ctx),
+        hint=f"{fix} (needs {want_tokens} KV tokens)" + _instances_hint(ctx),
         data={**_data(ctx), "min_concurrency": floor},
     )
 
@@ -265,6 +455,8 @@ def instance_oversized(ctx: Context) -> Iterator[Finding]:
     you need the concurrency.
     """
     est = ctx.estimate
+    if est.engine == "llama.cpp":
+        return  # no concurrency figure for llama-server (see MEM004)
     limit = float(ctx.options.get("oversized_concurrency", 64.0))
     if est.max_concurrency is None or est.max_concurrency < limit or ctx.catalog is None:
         return
