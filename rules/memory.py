@@ -3,7 +3,8 @@
 Each engine is judged by its own start-up (checker/engines/): vLLM refuses to start when one max_model_len
 request does not fit the KV cache; SGLang clamps the request length to its KV pool and starts
 (tp_worker.py max_req_len); llama-server's --fit shrinks the context or moves layers to the CPU and
-starts. Every fix a hint offers is re-estimated first and written in the target engine's flags."""
+starts. Fix hints come from ``Estimate.fixes`` (each re-estimated by the estimator) and are written in the
+target engine's flags."""
 
 from __future__ import annotations
 
@@ -41,43 +42,12 @@ def _flag(ctx: Context, setting: str) -> str:
     return "--" + setting.replace("_", "-")
 
 
-def _recheck(ctx: Context, **override: object):
-    """The estimate with some engine arguments changed (None when it cannot be computed): a fix is offered
-    only when this says it starts."""
-    from dataclasses import replace
-
-    from checker.estimate import compute
-
-    try:
-        return compute(ctx.facts, replace(ctx.target, engine_args={**ctx.target.engine_args, **override}),
-                       fixes=False)
-    except Exception:  # noqa: BLE001 - a hint must never break the check
-        return None
-
-
-def _starts(est, full_context: int | None = None) -> bool:
-    """Re-estimated fix passes: the engine starts (and, when asked, holds ``full_context`` tokens)."""
-    if est is None or est.extra.get("status") != "ok":
-        return False
-    if full_context is not None:
-        if est.engine == "llama.cpp":
-            return est.max_model_len is not None and est.max_model_len >= full_context and \
-                est.extra.get("offload") in ("ok", "context-reduced")
-        return est.kv_cache_tokens >= full_context
-    return True
-
-
 def _instances_hint(ctx: Context) -> str:
-    """The smallest catalog instances (same cloud and chip) where the model starts."""
-    if ctx.catalog is None:
-        return ""
-    from checker.plan import smallest_fits
-
+    """The smallest catalog instances (same cloud and chip) where the model starts (Context.alternatives)."""
     # only instances that do better than this one: suggesting the same type (or a same-size sibling) fixes nothing
     here = ctx.target.instance.name if ctx.target.instance else None
     kv_here = ctx.estimate.kv_cache_tokens if ctx.estimate else 0
-    rows = [r for r in smallest_fits(ctx.facts, ctx.target, ctx.catalog, n=10)
-            if r.instance != here and r.kv_cache_tokens > kv_here][:3]
+    rows = [r for r in ctx.alternatives if r.instance != here and r.kv_cache_tokens > kv_here][:3]
     if not rows:
         return ""
     parts = [f"{r.instance} ({r.gpu_count}x {r.gpu}, TP {r.tensor_parallel_size}, "
@@ -86,18 +56,10 @@ def _instances_hint(ctx: Context) -> str:
 
 
 def _model_limit(ctx: Context) -> int | None:
-    """The model's own context limit as vLLM derives it from config.json, or None."""
-    if ctx.facts.config is None:
-        return None
-    try:
-        from checker.catalog import support
-
-        img = ctx.target.image
-        d = support.derive_max_model_len(ctx.facts.config, ctx.facts.json_files.get("tokenizer_config.json"),
-                                         support.vt(img.version) if img else None, ctx.facts.model_type)
-    except Exception:  # noqa: BLE001 - a hint must never break the check
-        return None
-    return d.value if d is not None and isinstance(d.value, int) else None
+    """The model's own context limit as the engine derives it (the engine view), or None."""
+    limit = getattr(ctx.view, "max_model_len", None) if ctx.view is not None else None
+    value = getattr(limit, "value", limit)
+    return value if isinstance(value, int) else None
 
 
 def round_max_model_len(n: int) -> int:
@@ -108,79 +70,47 @@ def round_max_model_len(n: int) -> int:
 
 def _suggested_len(ctx: Context) -> tuple[int, int]:
     """(round --max-model-len to offer, exact largest that starts), both within the model's limit."""
-    fit = ctx.estimate.extra.get("fit_max_model_len") or 0
+    fit = (ctx.estimate.fixes.max_model_len if ctx.estimate.fixes else None) or 0
     limit = _model_limit(ctx)
     if limit and fit > limit:  # never advise more than the model allows (ENG011 would refuse it)
         fit = limit
     return round_max_model_len(fit), fit
 
 
-def _sglang_fixes(ctx: Context, full_context: int | None = None) -> list[str]:
-    """--mem-fraction-static / --tp-size values with which SGLang starts (and holds ``full_context``)."""
+def _engine_fix_hint(ctx: Context, first: str = "") -> str:
+    """SGLang / llama.cpp: the estimator's re-estimated fixes, in the engine's own flags. A context length is
+    not a fix for SGLang's memory failures (its KV pool does not depend on it)."""
     est = ctx.estimate
-    fixes = []
-    frac = float(est.extra.get("mem_fraction_static") or est.gpu_memory_utilization)
-    # above ~0.95 nothing is left for activations and CUDA graphs: not offered
-    for pct in range(round(frac * 100) + 1, 96):
-        if _starts(_recheck(ctx, mem_fraction_static=pct / 100), full_context):
-            fixes.append(f"{_flag(ctx, 'gpu_memory_utilization')} {pct / 100:.2f}")
-            break
-    tp_now = int(est.extra.get("tensor_parallel_size") or 1)
-    heads = (ctx.facts.text_config or ctx.facts.config or {}).get("num_attention_heads")
-    for tp in (2, 4, 8, 16):
-        if tp <= tp_now or (isinstance(heads, int) and heads % tp):
-            continue
-        if _starts(_recheck(ctx, tensor_parallel_size=tp), full_context):
-            where = "" if tp <= ctx.target.gpu_count else f" on an instance with {tp} GPUs"
-            fixes.append(f"{_flag(ctx, 'tensor_parallel_size')} {tp}{where}")
-            break
-    return fixes
-
-
-def _llama_fixes(ctx: Context) -> list[str]:
-    """-c / -ngl values with which llama-server's allocation succeeds (re-planned)."""
-    est = ctx.estimate
-    x = est.extra
-    fixes = []
-    ngl_pinned = ctx.target.engine_args.get("n_gpu_layers") is not None
-    lo, hi = 0, (x.get("context_before_fit") or est.max_model_len or 0) // 256
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        alt = _recheck(ctx, ctx_size=mid * 256, max_model_len=mid * 256)
-        if alt is not None and alt.extra.get("status") == "ok" and alt.extra.get("offload") != "partial-offload":
-            lo = mid
-        else:
-            hi = mid - 1
-    if lo * 256 >= MIN_USEFUL_MAX_MODEL_LEN:
-        fixes.append(f"{_flag(ctx, 'max_model_len')} {round_max_model_len(lo * 256)}")
-    if ngl_pinned:
-        for n in range(int(x.get("total_layers") or 0), 0, -1):
-            alt = _recheck(ctx, n_gpu_layers=n)
-            if alt is not None and alt.extra.get("status") == "ok":
-                fixes.append(f"{_flag(ctx, 'n_gpu_layers')} {n} (the other layers run on the CPU)")
-                break
-    return fixes
+    x = est.fixes
+    fixes = [first] if first else []
+    if est.engine == "llama.cpp" and x and x.max_model_len and x.max_model_len >= MIN_USEFUL_MAX_MODEL_LEN:
+        fixes.append(f"{_flag(ctx, 'max_model_len')} {round_max_model_len(x.max_model_len)}")
+    if est.engine == "llama.cpp" and est.extra.get("fit_n_gpu_layers"):
+        fixes.append(f"{_flag(ctx, 'n_gpu_layers')} {est.extra['fit_n_gpu_layers']} (the other layers run on the CPU)")
+    if x and x.gpu_memory_utilization:
+        fixes.append(f"{_flag(ctx, 'gpu_memory_utilization')} {x.gpu_memory_utilization:.2f}")
+    if x and x.tensor_parallel_size:
+        where = "" if x.tensor_parallel_size <= ctx.target.gpu_count else \
+            f" on an instance with {x.tensor_parallel_size} GPUs"
+        fixes.append(f"{_flag(ctx, 'tensor_parallel_size')} {x.tensor_parallel_size}{where}")
+    hint = "use " + " or ".join(fixes) if fixes else "use a GPU with more memory"
+    return hint + _instances_hint(ctx)
 
 
 def _fix_hint(ctx: Context, first: str = "") -> str:
-    engine = ctx.estimate.engine
-    if engine in ("sglang", "llama.cpp"):
-        fixes = [first] if first else []
-        fixes += _sglang_fixes(ctx) if engine == "sglang" else _llama_fixes(ctx)
-        hint = "use " + " or ".join(fixes) if fixes else "use a GPU with more memory"
-        return hint + _instances_hint(ctx)
-    x = ctx.estimate.extra
+    if ctx.estimate.engine in ("sglang", "llama.cpp"):
+        return _engine_fix_hint(ctx, first)
+    x = ctx.estimate.fixes
     fixes = [first] if first else []
     fit, _ = _suggested_len(ctx)
     # a context of a few hundred tokens serves nothing useful: then only memory/GPU fixes are offered
     if fit >= MIN_USEFUL_MAX_MODEL_LEN:
         fixes.append(f"--max-model-len {fit}")
-    if x.get("min_gpu_memory_utilization"):
-        fixes.append(f"--gpu-memory-utilization {x['min_gpu_memory_utilization']:.2f}")
-    seqs = _fewer_seqs_fix(ctx)
-    if seqs:
-        fixes.append(f"--max-num-seqs {seqs}")
-    tp = x.get("fit_tensor_parallel_size")
+    if x and x.gpu_memory_utilization:
+        fixes.append(f"--gpu-memory-utilization {x.gpu_memory_utilization:.2f}")
+    if x and x.max_num_seqs:
+        fixes.append(f"--max-num-seqs {x.max_num_seqs}")
+    tp = x.tensor_parallel_size if x else None
     if tp and tp <= ctx.target.gpu_count:
         fixes.append(f"--tensor-parallel-size {tp}")
     elif tp:
@@ -198,48 +128,24 @@ def _weights_path(ctx: Context) -> str | None:
     return files[0] if files else None
 
 
-def _fewer_seqs_fix(ctx: Context) -> int | None:
-    """The largest --max-num-seqs (below the current one) with which vLLM starts, when a smaller profiling
-    pass is the fix: vLLM 0.8.x warms the sampler up with 1024 sequences ("try lowering max_num_seqs")."""
-    est = ctx.estimate
-    current = est.extra.get("max_num_seqs")
-    if est.engine != "vllm" or not isinstance(current, int) or est.weights_bytes_per_gpu > est.usable_bytes:
-        return None
-    from dataclasses import replace
-
-    from checker.estimate import compute
-
-    for seqs in (256, 128, 64):
-        if seqs >= current:
-            continue
-        try:
-            alt = compute(ctx.facts, replace(ctx.target, engine_args={**ctx.target.engine_args, "max_num_seqs": seqs}))
-        except Exception:  # noqa: BLE001 - a hint must never break the check
-            return None
-        if alt is not None and alt.extra.get("status") == "ok":
-            return seqs
-    return None
-
-
 def _fp8_kv_helps(ctx: Context) -> bool:
-    """An FP8 KV cache is offered only when not already FP8 and the re-estimate with it starts."""
+    """An FP8 KV cache doubles the tokens: a fix only when not already FP8 and twice the tokens suffice."""
     est = ctx.estimate
     kv = str(ctx.target.engine_args.get("kv_cache_dtype") or "auto").lower()
-    if kv not in ("auto", "bfloat16") or est.max_model_len is None or 2 * est.kv_cache_tokens < est.max_model_len:
-        return False
-    return _starts(_recheck(ctx, kv_cache_dtype="fp8"))
+    return kv in ("auto", "bfloat16") and est.max_model_len is not None and 2 * est.kv_cache_tokens >= est.max_model_len
 
 
 def _data(ctx: Context) -> dict:
-    from checker.estimate import estimate_memory_block
+    from checker.summary import memory_block
 
-    data = estimate_memory_block(ctx.estimate) or {}
-    if ctx.estimate.extra.get("fit_max_model_len"):
+    data = memory_block(ctx.estimate) or {}
+    if ctx.estimate.fixes and ctx.estimate.fixes.max_model_len:
         # the hint offers a round length; the exact largest that starts stays in the data
         suggested, exact = _suggested_len(ctx)
         data["suggested_max_model_len"] = suggested
         data["exact_max_model_len"] = exact
-    for key in ("clamped_max_req_len", "context_length", "offload", "fitted", "context_before_fit"):
+    for key in ("clamped_max_req_len", "context_length", "offload", "fitted", "context_before_fit",
+                "fit_n_gpu_layers"):
         if key in ctx.estimate.extra:
             data[key] = ctx.estimate.extra[key]
     return data
@@ -284,17 +190,16 @@ def _llama_weights(ctx: Context) -> Iterator[Finding]:
     """llama-server: --fit moves layers to the CPU (a warning: it starts, slower); -ngl pinned fails at load."""
     est = ctx.estimate
     x = est.extra
-    layers, total = x.get("gpu_layers"), x.get("total_layers")
     if x.get("offload") == "partial-offload":
         yield Finding(
             f"the model ({_g(est.weights_bytes)}) does not fit the {_g(est.usable_bytes * ctx.target.gpu_count)} "
             f"llama-server may use on {_where(ctx)}: {x.get('offload_message')}",
             path=_weights_path(ctx), severity=Severity.WARNING,
             hint="use a GPU with more memory or a smaller quantization" + _instances_hint(ctx), data=_data(ctx))
-    elif x.get("status") == "fail" and est.weights_bytes_per_gpu > est.usable_bytes:
+    elif est.status == "fail" and est.weights_bytes_per_gpu > est.usable_bytes:
         yield Finding(
-            f"{layers}/{total} layers ({_g(est.weights_bytes)}) do not fit the {_g(est.usable_bytes)} free on "
-            f"{_where(ctx)}: {x.get('offload_message')}",
+            f"{x.get('gpu_layers')}/{x.get('total_layers')} layers ({_g(est.weights_bytes)}) do not fit the "
+            f"{_g(est.usable_bytes)} free on {_where(ctx)}: {x.get('offload_message')}",
             path=_weights_path(ctx), hint=_fix_hint(ctx), data=_data(ctx))
 
 
@@ -359,7 +264,7 @@ def max_model_len_exceeds_kv_cache(ctx: Context) -> Iterator[Finding]:
     if est.engine == "sglang":
         yield from _sglang_clamp(ctx)
         return
-    fit = (est.extra.get("fit_max_model_len") or 0) >= MIN_USEFUL_MAX_MODEL_LEN
+    fit = ((est.fixes.max_model_len if est.fixes else None) or 0) >= MIN_USEFUL_MAX_MODEL_LEN
     yield Finding(
         f"max_model_len {est.max_model_len} is larger than the {est.kv_cache_tokens} tokens the KV cache "
         f"holds on {_where(ctx)} ({_g(est.kv_cache_bytes)} at {est.kv_cache_bytes_per_token} B/token)",
@@ -375,10 +280,16 @@ def _sglang_clamp(ctx: Context) -> Iterator[Finding]:
     """SGLang starts with the request length clamped to its KV pool (tp_worker.py: max_req_len =
     min(context_len - 1, max_total_num_tokens - 1)): a warning that states the clamped length."""
     est = ctx.estimate
-    x = est.extra
-    clamped = x.get("clamped_max_req_len") or est.kv_cache_tokens - 1
+    clamped = est.extra.get("clamped_max_req_len") or est.kv_cache_tokens - 1
     explicit = "max_model_len" in ctx.target.engine_args or "context_length" in ctx.target.engine_args
-    full = _sglang_fixes(ctx, full_context=est.max_model_len)
+    x = est.fixes
+    full = []
+    if x and x.gpu_memory_utilization:
+        full.append(f"{_flag(ctx, 'gpu_memory_utilization')} {x.gpu_memory_utilization:.2f}")
+    if x and x.tensor_parallel_size:
+        where = "" if x.tensor_parallel_size <= ctx.target.gpu_count else \
+            f" on an instance with {x.tensor_parallel_size} GPUs"
+        full.append(f"{_flag(ctx, 'tensor_parallel_size')} {x.tensor_parallel_size}{where}")
     state = f"{_flag(ctx, 'max_model_len')} {round_max_model_len(clamped)}"
     yield Finding(
         f"context length {est.max_model_len} is larger than SGLang's KV pool of {est.kv_cache_tokens} tokens on "
@@ -402,7 +313,7 @@ def _llama_context(ctx: Context) -> Iterator[Finding]:
             hint=f"pass {_flag(ctx, 'max_model_len')} {round_max_model_len(est.max_model_len or 0)} to state the "
             "context clients get, or use a GPU with more memory" + _instances_hint(ctx),
             data=_data(ctx))
-    elif x.get("status") == "fail" and est.weights_bytes_per_gpu <= est.usable_bytes:
+    elif est.status == "fail" and est.weights_bytes_per_gpu <= est.usable_bytes:
         yield Finding(
             f"context {est.max_model_len} does not fit on {_where(ctx)}: {x.get('offload_message')}",
             path=None, hint=_fix_hint(ctx), data=_data(ctx))
@@ -428,15 +339,12 @@ def low_concurrency(ctx: Context) -> Iterator[Finding]:
     if est.max_concurrency is None or est.max_concurrency < 1.0 or est.max_concurrency >= floor:
         return
     want_tokens = int(floor * (est.max_model_len or 0))
-    shorter = int(est.kv_cache_tokens // max(floor, 1.0) // est.block_size * est.block_size)
-    alt = _recheck(ctx, max_model_len=shorter, context_length=shorter) if est.engine == "sglang" else \
-        _recheck(ctx, max_model_len=shorter)
-    ok = shorter >= MIN_USEFUL_MAX_MODEL_LEN and _starts(alt) and (alt.max_concurrency or 0) >= floor
-    fix = f"use {_flag(ctx, 'max_model_len')} {shorter} or a larger GPU" if ok else "use a larger GPU"
     yield Finding(
         f"the KV cache holds {est.kv_cache_tokens} tokens: {est.max_concurrency:.2f} concurrent requests of "
         f"{est.max_model_len} tokens on {_where(ctx)}, below the floor of {floor:g}",
-        hint=f"{fix} (needs {want_tokens} KV tokens)" + _instances_hint(ctx),
+        # the KV pool does not depend on the length (vLLM V1, SGLang): the shorter length passes by construction
+        hint=f"use {_flag(ctx, 'max_model_len')} {est.kv_cache_tokens // max(floor, 1.0) // est.block_size * est.block_size:.0f}"
+        f" or a larger GPU (needs {want_tokens} KV tokens)" + _instances_hint(ctx),
         data={**_data(ctx), "min_concurrency": floor},
     )
 
@@ -458,14 +366,12 @@ def instance_oversized(ctx: Context) -> Iterator[Finding]:
     if est.engine == "llama.cpp":
         return  # no concurrency figure for llama-server (see MEM004)
     limit = float(ctx.options.get("oversized_concurrency", 64.0))
-    if est.max_concurrency is None or est.max_concurrency < limit or ctx.catalog is None:
+    if est.max_concurrency is None or est.max_concurrency < limit:
         return
-    from checker.plan import smallest_fits
-
     inst = ctx.target.instance
     here = est.total_vram_bytes * ctx.target.gpu_count
     # smaller, useful (>= 2x), and not leaving GPUs idle (a 2-GPU box at TP 1 only costs more)
-    smaller = [r for r in smallest_fits(ctx.facts, ctx.target, ctx.catalog, n=10)
+    smaller = [r for r in ctx.alternatives
                if r.total_vram_bytes < here and (r.max_concurrency or 0) >= 2
                and r.tensor_parallel_size >= r.gpu_count]
     if not smaller:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from checker.estimate.geometry import (
@@ -21,7 +22,7 @@ from checker.estimate.geometry import (
     kv_dtype_bytes,
     layer_kv_bytes_per_token,
 )
-from checker.model import Estimate, ModelFacts, Target
+from checker.model import Estimate, Fixes, ModelFacts, Target
 
 CUDA_CONTEXT = int(0.3 * GIB)
 # torch CUDA context (+ NCCL buffers at TP > 1) taken before SGLang measures its free memory (model_runner.py
@@ -51,7 +52,7 @@ def _opt_int(value: Any) -> int | None:
         return None
 
 
-def llama_cpp(facts: ModelFacts, target: Target) -> Estimate | None:
+def llama_cpp(facts: ModelFacts, target: Target, *, fixes: bool = True) -> Estimate | None:
     """llama-server: checker.engines.llamacpp decides context, offload and --fit; this adds the bytes."""
     from checker.engines import llamacpp as L
 
@@ -87,19 +88,45 @@ def llama_cpp(facts: ModelFacts, target: Target) -> Estimate | None:
               "micro-batch; CUDA context ~0.3 GiB per GPU")]
     if d.note:
         notes.append(d.note)
-    return Estimate(
+    est = Estimate(
         engine="llama.cpp", weights_bytes=weights, weights_bytes_per_gpu=-(-weights // gpus), total_vram_bytes=total,
         gpu_memory_utilization=round(usable / (total * gpus), 3), usable_bytes=usable // gpus,
         activation_bytes=compute_buf, non_torch_bytes=CUDA_CONTEXT, cuda_graph_bytes=0, kv_cache_bytes=avail_kv // gpus,
         kv_cache_bytes_per_token=per_token // gpus, kv_cache_tokens=int(kv_tokens), max_model_len=ctx,
         max_concurrency=round(kv_tokens / ctx, 2) if ctx else None, block_size=1,
         assumptions=tuple(notes), inputs=args,
-        extra={"status": status, "failure": failure, "offload": plan.status, "offload_message": plan.message,
+        extra={"offload": plan.status, "offload_message": plan.message,
                "gpu_layers": plan.gpu_layers, "total_layers": plan.total_layers, "fitted": plan.fitted,
                "requested_context": requested_ctx, "model_context": geo.max_len,
-               "context_before_fit": L.context(geo.max_len, requested_ctx, build)[0],
-               "engine_version": target.image.version if target.image else None},
+               "context_before_fit": L.context(geo.max_len, requested_ctx, build)[0]},
+        status=status, failure=failure, engine_version=target.image.version if target.image else None,
     )
+    if fixes and status == "fail":
+        est = replace(est, fixes=_llama_cpp_fixes(facts, target, est))
+    return est
+
+
+def _with_args(target: Target, **over: Any) -> Target:
+    return replace(target, engine_args={**target.engine_args, **over})
+
+
+def _llama_cpp_fixes(facts: ModelFacts, target: Target, est: Estimate) -> Fixes:
+    """-c values (256 steps) with which llama-server's allocation succeeds, each re-planned; -ngl in extra."""
+    lo, hi = 0, (est.extra.get("context_before_fit") or est.max_model_len or 0) // 256
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        alt = llama_cpp(facts, _with_args(target, ctx_size=mid * 256, max_model_len=mid * 256), fixes=False)
+        if alt is not None and alt.status == "ok" and alt.extra.get("offload") != "partial-offload":
+            lo = mid
+        else:
+            hi = mid - 1
+    if target.engine_args.get("n_gpu_layers") is not None:
+        for n in range(int(est.extra.get("total_layers") or 0), 0, -1):
+            alt = llama_cpp(facts, _with_args(target, n_gpu_layers=n), fixes=False)
+            if alt is not None and alt.status == "ok":
+                est.extra["fit_n_gpu_layers"] = n
+                break
+    return Fixes(max_model_len=lo * 256 or None)
 
 
 def _sglang_weights(facts: ModelFacts, config: dict[str, Any] | None, dtype: str | None) -> int:
@@ -114,7 +141,7 @@ def _sglang_weights(facts: ModelFacts, config: dict[str, Any] | None, dtype: str
     return total
 
 
-def sglang(facts: ModelFacts, target: Target) -> Estimate | None:
+def sglang(facts: ModelFacts, target: Target, *, fixes: bool = True) -> Estimate | None:
     """SGLang's accounting (checker.engines.sglang): the KV pool is what mem_fraction_static leaves after the
     weights; a pool smaller than the context length clamps the request length instead of failing."""
     from checker.engines import sglang as S
@@ -167,20 +194,42 @@ def sglang(facts: ModelFacts, target: Target) -> Estimate | None:
         notes.append(f"the KV pool ({tokens} tokens) is smaller than the context length {ctx_len}: SGLang clamps "
                      f"the longest request to {clamped} tokens (tp_worker.py max_req_len) and starts")
     extra: dict[str, Any] = {
-        "status": status, "failure": failure, "mem_fraction_static": frac, "tensor_parallel_size": tp,
-        "pipeline_parallel_size": pp, "engine_version": target.image.version if target.image else None,
+        "mem_fraction_static": frac, "tensor_parallel_size": tp, "pipeline_parallel_size": pp,
         "context_length": ctx_len, "context_length_derived": cl.derived if cl else None,
         "max_req_len": S.max_req_len(ctx_len, tokens) if ctx_len and tokens > 0 else None,
         "clamped_max_req_len": clamped, "clamps_to_kv": True,
     }
-    return Estimate(
+    est = Estimate(
         engine="sglang", weights_bytes=weights, weights_bytes_per_gpu=weights_gpu,
         total_vram_bytes=total, gpu_memory_utilization=frac, usable_bytes=usable, activation_bytes=0,
         non_torch_bytes=total - free, cuda_graph_bytes=0, kv_cache_bytes=kv, kv_cache_bytes_per_token=per_token,
         kv_cache_tokens=int(tokens), max_model_len=ctx_len,
         max_concurrency=round(tokens / ctx_len, 2) if ctx_len else None, block_size=1, assumptions=tuple(notes),
-        inputs=args, extra=extra,
+        inputs=args, extra=extra, status=status, failure=failure,
+        engine_version=target.image.version if target.image else None,
     )
+    if fixes and (status == "fail" or clamped):
+        est = replace(est, fixes=_sglang_fixes(facts, target, est, geo.num_heads, full=bool(clamped)))
+    return est
+
+
+def _sglang_fixes(facts: ModelFacts, target: Target, est: Estimate, heads: int, full: bool) -> Fixes:
+    """Settings with which SGLang starts (and, when the pool clamps the context, holds all of it), each
+    re-estimated. ``max_model_len`` is the clamped length itself: --context-length states what clients get.
+    ``gpu_memory_utilization`` is SGLang's --mem-fraction-static (0.01 steps, at most 0.95: above it nothing is
+    left for activations and CUDA graphs)."""
+    want = est.max_model_len if full else None
+
+    def starts(**over: Any) -> bool:
+        alt = sglang(facts, _with_args(target, **over), fixes=False)
+        return alt is not None and alt.status == "ok" and (want is None or alt.kv_cache_tokens >= want)
+
+    frac = next((pct / 100 for pct in range(round(est.gpu_memory_utilization * 100) + 1, 96)
+                 if starts(mem_fraction_static=pct / 100)), None)
+    tp_now = int(est.extra.get("tensor_parallel_size") or 1)
+    tp = next((n for n in (2, 4, 8, 16) if n > tp_now and not heads % n and starts(tensor_parallel_size=n)), None)
+    return Fixes(max_model_len=est.extra.get("clamped_max_req_len"), gpu_memory_utilization=frac,
+                 tensor_parallel_size=tp)
 
 
 def _fixed(facts: ModelFacts, target: Target, engine: str, activation: int, note: str) -> Estimate:
@@ -194,8 +243,8 @@ def _fixed(facts: ModelFacts, target: Target, engine: str, activation: int, note
         non_torch_bytes=CUDA_CONTEXT, cuda_graph_bytes=0, kv_cache_bytes=spare, kv_cache_bytes_per_token=0,
         kv_cache_tokens=0, max_model_len=None, max_concurrency=None, block_size=0,
         assumptions=(note, "one pipeline on one GPU, fp16/bf16 weights as stored"), inputs=args,
-        extra={"status": "ok" if spare >= 0 else "fail", "failure": None if spare >= 0 else "weights-exceed",
-               "engine_version": target.image.version if target.image else None, "llm": False},
+        status="ok" if spare >= 0 else "fail", failure=None if spare >= 0 else "weights-exceed",
+        engine_version=target.image.version if target.image else None, llm=False,
     )
 
 
