@@ -219,7 +219,10 @@ def no_kv_cache_memory(ctx: Context) -> Iterator[Finding]:
     est = ctx.estimate
     if est.engine == "llama.cpp":
         return  # llama-server allocates the KV cache of its context: MEM001 / MEM003 judge it
-    if est.weights_bytes_per_gpu > est.usable_bytes or est.kv_cache_bytes > 0 or not est.kv_cache_bytes_per_token:
+    if est.engine == "sglang" and est.failure != "no-kv-memory":
+        return  # SGLang stops when its pool holds no token at all (max_total_num_tokens <= 0)
+    if est.engine != "sglang" and (est.weights_bytes_per_gpu > est.usable_bytes or est.kv_cache_bytes > 0
+                                   or not est.kv_cache_bytes_per_token):
         return
     if est.engine == "sglang":
         yield Finding(
