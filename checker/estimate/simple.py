@@ -82,8 +82,8 @@ def llama_cpp(facts: ModelFacts, target: Target, *, fixes: bool = True) -> Estim
     failure = None
     if status == "fail":
         failure = "weights-exceed" if weights > usable else "no-kv-memory"
-    how = L.context(geo.max_len, requested_ctx, build)[1]
-    notes = [f"llama.cpp ({d.era} defaults): context {ctx} from {how}", plan.message,
+    before, how = L.context(geo.max_len, requested_ctx, build)
+    notes = [f"llama.cpp ({d.era} defaults): context {before} from {how}", plan.message,
              (f"KV cache {kvb * 8}-bit over {geo.num_layers} layers; compute buffer for a {LLAMA_CPP_UBATCH}-token "
               "micro-batch; CUDA context ~0.3 GiB per GPU")]
     if d.note:
@@ -98,7 +98,7 @@ def llama_cpp(facts: ModelFacts, target: Target, *, fixes: bool = True) -> Estim
         extra={"offload": plan.status, "offload_message": plan.message,
                "gpu_layers": plan.gpu_layers, "total_layers": plan.total_layers, "fitted": plan.fitted,
                "requested_context": requested_ctx, "model_context": geo.max_len,
-               "context_before_fit": L.context(geo.max_len, requested_ctx, build)[0]},
+               "context_before_fit": before},
         status=status, failure=failure, engine_version=target.image.version if target.image else None,
     )
     if fixes and status == "fail":
