@@ -216,7 +216,7 @@ def evaluate(row: dict[str, Any], models: dict[str, Any], tmp: Path, cache: dict
     out["conc_rep"] = rep.get("max_concurrency")
     failed = "fail" in str(row.get("status") or "").lower()
     out["start_rep"] = "fail" if failed else "ok"
-    out["start_pred"] = est.extra.get("status")
+    out["start_pred"] = est.status
     if out["tokens_rep"] and out["tokens_pred"] is not None:
         out["tok_err"] = (out["tokens_pred"] - out["tokens_rep"]) / out["tokens_rep"]
     return out

@@ -104,7 +104,7 @@ def _launcher(seg: list[str]) -> tuple[str | None, list[str], str | None]:
 
 def _parse_args(engine: str, args: list[str], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Flags -> (engine_args, unknown), with the engine's own spellings (checker.engine_args)."""
-    parsed = engine_args.from_argv(engine, args, where)
+    parsed = engine_args.from_argv(engine, args, where, ConfigError)
     unknown = dict(parsed.unknown)
     if parsed.positional:
         unknown["_positional"] = list(parsed.positional)

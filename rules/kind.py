@@ -160,15 +160,15 @@ def ollama_store(ctx: Context) -> Iterator[Finding]:
         msg = f"Ollama store for {name}, but no readable GGUF model layer was found"
     if severity is Severity.ERROR:
         msg += f"; {img.engine} cannot start from this store"
-    others = x.get("ollama_models")
+    others = src.ollama_models
     if isinstance(others, list) and len(others) > 1:
-        msg += f" ({len(others)} models in the store; checked {x.get('ollama_manifest')})"
+        msg += f" ({len(others)} models in the store; checked {src.ollama_manifest})"
     yield Finding(
         msg,
         path=blob,
         hint=how,
         severity=severity,
-        data={"ollama_name": name, "model_blob": blob, "manifest": x.get("ollama_manifest")},
+        data={"ollama_name": name, "model_blob": blob, "manifest": src.ollama_manifest},
     )
 
 

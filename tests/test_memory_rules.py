@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from checker.estimate import compute
 from checker.model import GPU, ImageRef, Instance, Target, WeightsSummary
-from checker.plan import alternatives
-from checker.rule import Context
-from checker.testing import make_facts, rule_spec
+from checker.testing import make_facts, run_rule
 from fixtures.builders import load_config
 from rules.memory import (
     instance_oversized,
@@ -51,11 +49,11 @@ def target(gpu=A10, n=1, name="a10-1", image="vllm:0.11.0", **args) -> Target:
 
 
 def run(func, f, t, **opts):
-    """One rule through a Context as the linter builds it (estimate + catalog alternatives)."""
-    spec = rule_spec(func)
-    ctx = Context(facts=f, target=t, estimate=compute(f, t), options={**spec.options, **opts}, catalog=CAT,
-                  alternatives=alternatives(f, t, CAT))
-    return [x.stamped(spec.code, spec.name, x.severity or spec.severity) for x in (func(ctx) or ())]
+    # what the run puts on the Context once: the estimate and the catalog alternatives (checker.api)
+    from checker.plan import alternatives
+
+    return run_rule(func, f, t, compute(f, t), options=opts or None, catalog=CAT,
+                    alternatives=alternatives(f, t, CAT))
 
 
 def test_mem001_weights_exceed() -> None:

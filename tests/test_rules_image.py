@@ -5,6 +5,7 @@ from __future__ import annotations
 from checker import catalog, facts, linter, registry
 from checker.model import GGUFInfo
 from checker.rule import Severity
+from checker.rule import Context
 from checker.testing import make_facts, make_target, run_rule
 from fixtures import builders
 from rules import _common as common
@@ -150,7 +151,7 @@ def test_pickle_only_weights():
 def image_findings(path, image: str) -> dict[str, list]:
     fa = facts.gather(str(path))
     rules = tuple(r for r in registry.load(plugins=False).rules if r.family == "IMG")
-    res = linter.run(rules, fa, make_target(image=image), catalog=CAT)
+    res = linter.run(rules, Context(facts=fa, target=make_target(image=image), catalog=CAT))
     out: dict[str, list] = {}
     for f in res.findings:
         out.setdefault(f.rule, []).append(f)
