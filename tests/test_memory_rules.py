@@ -97,7 +97,7 @@ def test_mem003_max_model_len_exceeds_kv() -> None:
 
 
 def test_round_max_model_len() -> None:
-    from rules.memory import round_max_model_len
+    from rules._memory import round_max_model_len
 
     assert round_max_model_len(28432) == 27648  # 27 x 1024
     assert round_max_model_len(3900) == 3840  # 15 x 256 below 4096
