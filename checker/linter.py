@@ -104,6 +104,8 @@ def missing_need(need: str, facts: ModelFacts, target: Target, estimate: Estimat
         return estimate is None
     if need == "config":
         return facts.config is None
+    if need == "deployment":
+        return target.deployment is None
     if need == "observation":
         return True  # only the smoke stage's run supplies one (Context.observation)
     return False

@@ -59,6 +59,7 @@ NEEDS = {
     "estimate": "no memory estimate for this model and target",
     "config": "the folder has no config.json",
     "observation": "no smoke run (--smoke)",
+    "deployment": "no deployment spec (--service, --deploy or --serve-cmd)",
 }
 
 

@@ -226,7 +226,7 @@ def resolve(
     gpu: str | None = None,
     gpu_count: int | str | None = None,
     engine_args: Mapping[str, Any] | None = None,
-    deployment: Mapping[str, Any] | None = None,
+    deployment: Any = None,
 ) -> Target:
     """Build the Target from CLI-style inputs; every bad or conflicting input is a one-line UsageError."""
     image_ref = parse_image(image, catalog) if isinstance(image, str) else image
@@ -280,5 +280,5 @@ def resolve(
         instance=inst,
         chip=effective,
         engine_args=dict(engine_args or {}),
-        deployment=dict(deployment or {}),
+        deployment=deployment or None,
     )

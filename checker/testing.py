@@ -115,7 +115,7 @@ def make_target(
     gpu_count: int | None = None,
     chip: str | None = None,
     engine_args: dict[str, Any] | None = None,
-    deployment: dict[str, Any] | None = None,
+    deployment: Any = None,
 ) -> Target:
     """A Target resolved through the real catalog (so tests see real GPU / instance facts)."""
     from checker import catalog as catalog_mod
@@ -134,7 +134,7 @@ def make_target(
             instance=inst or base.instance,
             chip=chip or (inst.chip if inst else base.chip) or (img.chip if img else None),
             engine_args=dict(engine_args or {}),
-            deployment=dict(deployment or {}),
+            deployment=deployment,
         )
     t = target_mod.resolve(
         cat, image=image, chip=chip, instance=instance, gpu=gpu, gpu_count=gpu_count, engine_args=engine_args

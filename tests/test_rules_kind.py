@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from checker import catalog, facts, linter, registry
-from checker.model import GGUFInfo, SourceInfo
+from checker.model import GGUFInfo, SourceInfo, TensorInfo
 from checker.rule import Severity
 from checker.rule import Context
 from checker.testing import make_facts, make_target, run_rule
@@ -20,8 +20,10 @@ def run(func, f, target=None):
     return run_rule(func, f, target, catalog=CAT)
 
 
-def gguf(path: str, arch: str = "llama", split: int | None = None) -> GGUFInfo:
-    return GGUFInfo(path, 3, 0, 1, {"general.architecture": arch}, (), 100, 10, 100, split_count=split)
+def gguf(path: str, arch: str = "llama", split: int | None = None, *, vocab_only: bool = False) -> GGUFInfo:
+    tensors = () if vocab_only else (TensorInfo("token_embd.weight", "Q4_K", (256, 32), 4608, 32),)
+    return GGUFInfo(path, 3, len(tensors), 1, {"general.architecture": arch}, tensors, 5000, 32, 4640,
+                    split_count=split)
 
 
 def test_unrecognised_folder():
