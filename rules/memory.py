@@ -113,6 +113,9 @@ def max_model_len_exceeds_kv_cache(ctx: Context) -> Iterator[Finding]:
     vLLM checks at start-up that one request of max_model_len tokens fits and stops with "The model's
     max seq len (N) is larger than the maximum number of tokens that can be stored in KV cache (M)".
     Without --max-model-len it uses the model's own limit (often 128K), which rarely fits a 24 GB GPU.
+    SGLang starts anyway and clamps the longest request to its KV pool (a warning stating the clamped
+    length); llama-server's --fit trims an unset context to what fits (a warning), and fails only when
+    -c and -ngl are both pinned.
 
     ## How to fix
     Pass the largest --max-model-len that fits (the hint gives it), raise --gpu-memory-utilization,
