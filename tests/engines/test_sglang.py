@@ -42,7 +42,7 @@ def test_native_registry_per_release() -> None:
 
 
 def test_remote_code_phi3_auto_map_not_needed() -> None:
-    need = S.remote_code(real("phi-3.5-mini-instruct"), (0, 5, 8))
+    need = S.remote_code(real("Phi-3.5-mini-instruct"), (0, 5, 8))
     assert not need.needed and not need.config_needs and not need.model_needs
     assert "Phi3ForCausalLM is implemented natively in SGLang 0.5.8" in need.reason
     # a model_type neither transformers 4.57.1 nor SGLang knows, with its AutoConfig in auto_map: needed
@@ -59,7 +59,7 @@ def test_remote_code_phi3_auto_map_not_needed() -> None:
 
 
 @pytest.mark.parametrize(("case", "expected", "key"), [
-    ("phi-3.5-mini-instruct", 131072, "max_position_embeddings"),  # longrope: no factor; vLLM uses 4096
+    ("Phi-3.5-mini-instruct", 131072, "max_position_embeddings"),  # longrope: no factor; vLLM uses 4096
     ("llama-3.1-8b-instruct", 131072, "max_position_embeddings"),  # llama3 rope: factor ignored
     ("medgemma-27b-it", 1048576, "max_position_embeddings"),  # text_config 131072 x linear factor 8, no exception
     ("falcon-180B-chat", 2048, "max_position_embeddings"),  # transformers' FalconConfig class default
@@ -114,7 +114,7 @@ def findings(res: dict) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def phi35(tmp_path_factory) -> Path:
-    return builders.make_hf_llm(tmp_path_factory.mktemp("m") / "Phi-3.5-mini-instruct", real("phi-3.5-mini-instruct"))
+    return builders.make_hf_llm(tmp_path_factory.mktemp("m") / "Phi-3.5-mini-instruct", real("Phi-3.5-mini-instruct"))
 
 
 @pytest.fixture(scope="module")
