@@ -146,6 +146,7 @@ class Catalog:
     __slots__ = (
         "_gpu_index",
         "_gpu_raw",
+        "_families",
         "_gpus",
         "_image_index",
         "_images",
@@ -163,6 +164,7 @@ class Catalog:
         self._instances: dict[str, Instance] = {}  # lower-case name -> Instance
         self._inst_raw: dict[str, dict[str, Any]] = {}
         self._patterns: list[_Pattern] = []
+        self._families: dict[str, list[Instance]] = {}  # lower-case family -> its catalog types
         self._images: dict[str, dict[str, Any]] = {}
         self._image_index: dict[str, str] = {}  # lower-case alias -> family
         self.sources: dict[str, str] = {}
@@ -195,6 +197,9 @@ class Catalog:
         inst = self._instances.get(key)
         if inst is not None:
             return inst
+        inferred = self._from_family(name.strip(), key)
+        if inferred is not None:
+            return inferred[0]
         for pat in self._patterns:
             if pat.regex.match(key):
                 return self._from_pattern(name.strip(), key, pat)
@@ -208,8 +213,75 @@ class Catalog:
         return found
 
     def instance_info(self, name: str) -> dict[str, Any]:
-        """The raw catalog entry (confidence, illustrative, gpu_fraction, note...); {} for pattern matches."""
-        return copy.deepcopy(self._inst_raw.get(_norm_key(name), {}))
+        """The raw catalog entry (confidence, illustrative, gpu_fraction, note...); {} for pattern matches;
+        for a type resolved from its family: inferred_from="family", family, gpus_from, members, confidence."""
+        key = _norm_key(name)
+        if key in self._inst_raw:
+            return copy.deepcopy(self._inst_raw[key])
+        inferred = self._from_family(name.strip(), key)
+        return inferred[1] if inferred is not None else {}
+
+    def instance_family(self, name: str) -> str | None:
+        """The catalog family an instance type name belongs to ('ecs.gn7i-c4g1.xlarge' -> 'gn7i'), or None."""
+        key = _norm_key(name)
+        if key in self._instances:
+            return self._instances[key].family
+        fam = _family_in_name(key, self._families)
+        return fam
+
+    def _from_family(self, name: str, key: str) -> tuple[Instance, dict[str, Any]] | None:
+        """An instance type we do not list whose family we do: GPU model and chip from the family's types,
+        GPU count from the name (Alibaba '-4x' multiplier, or 'c<vCPU per GPU>g1' with the size's vCPUs),
+        else the family's smallest count. (Alibaba ECS naming, instances_alibaba.yaml; ecs_gpu_families_en.)"""
+        fam = _family_in_name(key, self._families)
+        if fam is None:
+            return None
+        members = self._families[fam]
+        gpus = {m.gpu.name if m.gpu else None for m in members}
+        chips = {m.chip for m in members}
+        if len(gpus) != 1 or len(chips) != 1:
+            return None  # vGPU slices or mixed families: the name does not say which
+        gpu = members[0].gpu
+        chip = members[0].chip
+        vcpu = _size_vcpu(key)
+        count, how = 0, "no GPU"
+        if gpu is not None:
+            middle = key.split(".")[1] if key.startswith(("ecs.", "ml.")) else key.split(".")[0]
+            mult = re.search(r"-(\d+)x$", middle)
+            per = re.search(r"-c(\d+)g1$", middle)
+            if mult:
+                count, how = int(mult.group(1)), f"the '-{mult.group(1)}x' multiplier in the name"
+            elif per and vcpu and vcpu % int(per.group(1)) == 0 and vcpu >= int(per.group(1)):
+                count = vcpu // int(per.group(1))
+                how = f"{vcpu} vCPUs at {per.group(1)} vCPUs per GPU ('c{per.group(1)}g1' in the name)"
+            else:
+                count = min(m.gpu_count for m in members)
+                how = f"assumed: the smallest {fam} type has {count}"
+        cloud = members[0].cloud
+        shown = ", ".join(m.name for m in sorted(members, key=lambda m: (m.gpu_count, m.vcpu or 0))[:3])
+        gpu_words = f"{count}x {gpu.name}" if gpu is not None else chip
+        inst = Instance(
+            name=name,
+            cloud=cloud,
+            chip=chip,
+            gpu=gpu,
+            gpu_count=count,
+            vcpu=vcpu,
+            mem_gib=None,
+            family=fam,
+            source=f"not a catalog entry: {gpu_words} inferred from the {fam} family ({shown})"
+            + (f"; GPU count from {how}" if gpu is not None else ""),
+        )
+        info = {
+            "inferred_from": "family",
+            "family": fam,
+            "gpu": gpu.name if gpu is not None else None,
+            "gpus": count,
+            "gpus_from": how,
+            "members": [m.name for m in members],
+            "confidence": "low",
+        }
+        return inst, info
 
     def instances(self, cloud: str | None = None, chip: str | None = None) -> list[Instance]:
         out = [
@@ -292,6 +364,27 @@ class Catalog:
         raise ValueError(f"unknown suggestion kind {kind!r} (gpu, instance, image)")
 
 
+def _family_in_name(key: str, families: dict[str, list[Instance]]) -> str | None:
+    """The longest catalog family the type name is built on: 'ecs.gn8v-tee-8x.16xlarge' -> 'gn8v-tee'."""
+    parts = key.split(".")
+    if len(parts) < 2:
+        return None
+    middle = parts[1] if parts[0] in ("ecs", "ml") and len(parts) >= 3 else parts[0]
+    best = None
+    for fam in families:
+        if (middle == fam or middle.startswith(fam + "-")) and (best is None or len(fam) > len(best)):
+            best = fam
+    return best
+
+
+def _size_vcpu(key: str) -> int | None:
+    size = key.rsplit(".", 1)[-1]
+    if size == "large":
+        return 2
+    m = _SIZE_VCPU.match(size)
+    return 4 * int(m.group(1) or 1) if m else None
+
+
 def _instance_family(key: str) -> str | None:
     parts = key.split(".")
     if len(parts) >= 2 and parts[0] in ("ecs", "ml"):
@@ -362,6 +455,10 @@ def _build(docs: list[tuple[str, dict[str, Any]]]) -> Catalog:
         cat._instances[key] = _instance_from(cat, e, origin, i)
         cat._inst_raw[key] = e
     cat._patterns = user_patterns + builtin_patterns  # a user's pattern may claim a family first
+    for key, inst in cat._instances.items():
+        # families resolve unlisted sizes; only where the type name carries the family (ecs.gn7i-..., g5.x)
+        if inst.family and _family_in_name(key, {inst.family.lower(): []}) == inst.family.lower():
+            cat._families.setdefault(inst.family.lower(), []).append(inst)
 
     for family, entry in cat._images.items():
         for alias in (family, *(entry.get("aliases") or ())):
