@@ -21,8 +21,12 @@ def cat():
 # ref, engine, version, chip, chip_from, variant, registry, region, known
 # fmt: off
 CASES = [
-    ("vllm", "vllm", None, "GPU", "default", None, None, None, True),
-    ("vllm-gpu", "vllm", None, "GPU", "tag", None, None, None, True),
+    # no version: the newest release the catalog knows (images.yaml latest_known)
+    ("vllm", "vllm", "0.33.0", "GPU", "default", None, None, None, True),
+    ("vllm-gpu", "vllm", "0.33.0", "GPU", "tag", None, None, None, True),
+    ("vllm:latest", "vllm", "0.33.0", "GPU", "default", None, None, None, True),
+    ("vllm/vllm-openai:latest", "vllm", "0.33.0", "GPU", "default", None, None, None, True),
+    ("lmsysorg/sglang:latest", "sglang", "0.5.8", "GPU", "default", None, None, None, True),
     ("vllm:0.14.0-gpu", "vllm", "0.14.0", "GPU", "tag", None, None, None, True),
     ("vllm:0.14.0-xpu", "vllm", "0.14.0", "XPU", "tag", None, None, None, True),
     ("vllm:0.13.0rc2.a8ec486.20260305pai-gpu", "vllm", "0.13.0rc2", "GPU", "tag", "a8ec486.20260305pai", None, None, True),
@@ -93,7 +97,7 @@ def test_parse_image_category_and_repository(cat):
 
 def test_parse_image_digests(cat):
     img = parse_image(f"vllm@{SHA}", cat)
-    assert (img.engine, img.version, img.tag, img.digest) == ("vllm", None, None, SHA)
+    assert (img.engine, img.version, img.version_from, img.tag, img.digest) == ("vllm", "0.33.0", "newest-known", None, SHA)
     img = parse_image(f"eas-registry-vpc.cn-hangzhou.cr.aliyuncs.com/pai-eas/vllm:0.14.0-gpu@{SHA}", cat)
     assert (img.engine, img.version, img.chip, img.region, img.digest) == (
         "vllm",

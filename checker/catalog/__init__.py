@@ -334,6 +334,22 @@ class Catalog:
     def image_families(self) -> list[str]:
         return sorted(self._images)
 
+    def newest_version(self, family: str) -> str | None:
+        """The newest release the catalog knows for an image family (``latest_known``), or None."""
+        name = self.image_family_name(family)
+        entry = self._images.get(name) if name else None
+        return str(entry["latest_known"]) if entry and entry.get("latest_known") else None
+
+    def close_image_name(self, name: str, cutoff: float = 0.8) -> str | None:
+        """A known engine name or repository alias ``name`` is a likely typo of ('vlm' -> 'vllm'), or None."""
+        import difflib  # only for names we do not know
+
+        key = _norm_key(name)
+        if len(key) < 3 or key in self._image_index:
+            return None
+        hits = difflib.get_close_matches(key, list(self._image_index), n=1, cutoff=cutoff)
+        return hits[0] if hits else None
+
     # -- suggestions -----------------------------------------------------------------------------
     def suggest(self, kind: str, name: str, n: int = 3) -> list[str]:
         """'did you mean' candidates for kind "gpu", "instance" or "image" (canonical names)."""
