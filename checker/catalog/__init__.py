@@ -347,8 +347,11 @@ class Catalog:
         key = _norm_key(name)
         if len(key) < 3 or key in self._image_index:
             return None
-        hits = difflib.get_close_matches(key, list(self._image_index), n=1, cutoff=cutoff)
-        return hits[0] if hits else None
+        for hit in difflib.get_close_matches(key, list(self._image_index), n=3, cutoff=cutoff):
+            # a slip (vlm, sgalng, olama), not another name that shares letters (serving / tfserving, llm / vllm)
+            if key not in hit and hit not in key and _edit_distance(key, hit) <= 2:
+                return hit
+        return None
 
     # -- suggestions -----------------------------------------------------------------------------
     def suggest(self, kind: str, name: str, n: int = 3) -> list[str]:
@@ -378,6 +381,21 @@ class Catalog:
             hits = difflib.get_close_matches(name.lower(), list(self._image_index), n=n * 4, cutoff=0.6)
             return _dedup((self._image_index[h] for h in hits), n)
         raise ValueError(f"unknown suggestion kind {kind!r} (gpu, instance, image)")
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal-string-alignment distance (insert, delete, substitute, swap neighbours)."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
 
 
 def _family_in_name(key: str, families: dict[str, list[Instance]]) -> str | None:
