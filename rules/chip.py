@@ -202,6 +202,8 @@ def instance_from_family(ctx: Context) -> Iterator[Finding]:
         return
     if not isinstance(info, dict) or info.get("inferred_from") != "family":
         return
+    if inst.source != getattr(ctx.catalog.find_instance(inst.name), "source", None):
+        return  # described by the cloud's own answer (--instance-spec), not inferred
     what = f"{inst.gpu_count}x {inst.gpu.name}" if inst.gpu and inst.gpu_count else f"a {inst.chip} instance"
     how = f"; GPU count from {info.get('gpus_from')}" if inst.gpu else ""
     members = ", ".join((info.get("members") or [])[:3])

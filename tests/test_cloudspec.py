@@ -140,3 +140,40 @@ def test_reads_are_bounded_and_files_only(tmp_path, cat):
     deep = _write(tmp_path, "[" * 100000 + "]" * 100000, "deep.json")
     with pytest.raises(UsageError, match="not valid JSON"):
         image_from_spec(deep)
+
+
+# -- through the command line ---------------------------------------------------------------------
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from checker.cli import main
+
+    return CliRunner().invoke(main, [*args, "--no-config"], catch_exceptions=False)
+
+
+def test_cli_image_spec_xpu_label_on_gpu_instance(qwen_example):
+    r = _cli(str(qwen_example), "--image-spec", str(FIX / "pai_get_image_xpu.json"),
+             "--instance", "ecs.gn7i-c8g1.2xlarge", "--format", "json")
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.output)
+    [chp] = [f for f in doc["results"][0]["findings"] if f["rule"] == "CHP001"]
+    assert chp["data"]["image_chip"] == "XPU" and chp["data"]["instance_chip"] == "GPU"
+
+
+def test_cli_instance_spec_resolves_an_unlisted_type(qwen_example):
+    r = _cli(str(qwen_example), "--image", "vllm:0.14.0-gpu", "--instance", "ecs.gn7i-c12g1.3xlarge",
+             "--instance-spec", str(FIX / "eas_describe_machine_spec.json"))
+    assert r.exit_code == 0, r.output
+    assert "instance ecs.gn7i-c12g1.3xlarge [GPU, 1x A10]" in r.output and "CHP005" not in r.output
+    r = _cli(str(qwen_example), "--instance", "x", "--instance-spec", str(FIX / "nope.json"))
+    assert r.exit_code == 2 and f"--instance-spec {FIX / 'nope.json'}: no such file" in r.output
+
+
+def test_cli_engine_declares_a_private_image(qwen_example):
+    r = _cli(str(qwen_example), "--image", "registry.example.com/team/serving:1.4", "--engine", "vllm:0.14.0",
+             "--instance", "ecs.gn7i-c8g1.2xlarge")
+    assert r.exit_code == 0 and "IMG006" not in r.output and "image vllm 0.14.0 (GPU)" in r.output
+    r = _cli(str(qwen_example), "--image", "vlm:0.14.0-gpu")
+    assert r.exit_code == 2 and "did you mean vllm:0.14.0-gpu?" in r.output
