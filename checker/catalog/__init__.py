@@ -408,7 +408,24 @@ def _family_in_name(key: str, families: dict[str, list[Instance]]) -> str | None
     for fam in families:
         if (middle == fam or middle.startswith(fam + "-")) and (best is None or len(fam) > len(best)):
             best = fam
+    if best is None or not _well_formed(parts, middle[len(best) :]):
+        return None  # a slip in the size ("2xlarg") is a typo to report, not a new size to infer
     return best
+
+
+_ECS_SUFFIX = re.compile(r"^(-c\d+g1|-\d+x)?$")
+_SIZE = re.compile(r"^(large|\d*xlarge|metal(-\d+xl)?)$")
+_ML_SIZE = re.compile(r"^(c\d+m\d+\.\d+-[a-z]+\d+|\d*xlarge-[a-z]+\d+)$")
+
+
+def _well_formed(parts: list[str], suffix: str) -> bool:
+    """A type name shaped like its cloud's names: ecs.<family>[-c<N>g1|-<N>x].<size>, <family>.<size>,
+    ml.<family>.c<vCPU>m<GiB>.<n>-<gpu> (Alibaba ECS / PAI naming, instances_alibaba.yaml; EC2 naming)."""
+    if parts[0] == "ecs":
+        return len(parts) == 3 and bool(_ECS_SUFFIX.match(suffix)) and bool(_SIZE.match(parts[2]))
+    if parts[0] == "ml":
+        return not suffix and bool(_ML_SIZE.match(".".join(parts[2:])))
+    return len(parts) == 2 and not suffix and bool(_SIZE.match(parts[1]))
 
 
 def _size_vcpu(key: str) -> int | None:
