@@ -34,7 +34,7 @@ from typing import Any
 from checker.errors import UsageError
 from checker.model import Instance
 
-__all__ = ["MAX_SPEC_BYTES", "ImageSpec", "image_from_spec", "instances_from_spec", "find_in_spec"]
+__all__ = ["MAX_SPEC_BYTES", "ImageSpec", "find_in_spec", "image_from_spec", "instances_from_spec"]
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 _CHIPS = {"GPU", "CPU", "PPU", "XPU"}

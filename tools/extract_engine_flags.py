@@ -102,11 +102,9 @@ def _bool_rule(arg_utils_src: str):
 
     def is_boolean_optional(annotation: str) -> bool:
         words = set(re.findall(r"[A-Za-z_]+", annotation))
-        if "bool" not in words:
-            return False
-        if special_bool_str and {"bool", "str", "None"} <= words or {"bool", "str", "Optional"} <= words and special_bool_str:
-            return False
-        return True
+        # bool | str | None is an optional-valued flag (nargs="?"), not BooleanOptionalAction
+        optional_valued = special_bool_str and ({"bool", "str", "None"} <= words or {"bool", "str", "Optional"} <= words)
+        return "bool" in words and not optional_valued
 
     return is_boolean_optional
 
@@ -337,9 +335,8 @@ def _matching(text: str, i: int) -> int:
                 j += 2 if text[j] == "\\" else 1
         elif c in pairs:
             stack.append(pairs[c])
-        elif c in ")}":
-            if c != stack.pop():
-                raise ValueError(f"unbalanced brackets at {j}")
+        elif c in ")}" and c != stack.pop():
+            raise ValueError(f"unbalanced brackets at {j}")
         j += 1
     return j - 1
 

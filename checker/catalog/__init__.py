@@ -144,9 +144,9 @@ class Catalog:
     """GPUs, instances and image families; build with :func:`load`. Read-only after construction."""
 
     __slots__ = (
+        "_families",
         "_gpu_index",
         "_gpu_raw",
-        "_families",
         "_gpus",
         "_image_index",
         "_images",

@@ -88,7 +88,7 @@ def _vkey(version: str) -> tuple[int, ...]:
     return (*nums[:4], stage)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _expanded(engine: str) -> dict[str, frozenset[str]]:
     body = _data()[engine]
     cur = set(body["base"])
@@ -196,7 +196,7 @@ def check_flag(engine: str, version: str | None, flag: str) -> FlagCheck:
         if len(full) == 1:
             return FlagCheck(True, full[0])  # argparse allow_abbrev: a unique prefix is accepted
         if len(full) > 1:
-            return FlagCheck(False, _closest(f, set(full)) or sorted(full)[0])  # "ambiguous option"
+            return FlagCheck(False, _closest(f, set(full)) or min(full))  # "ambiguous option"
     return FlagCheck(False, _closest(f, known))
 
 
