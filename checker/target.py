@@ -339,7 +339,7 @@ def resolve(
     gpu: str | None = None,
     gpu_count: int | str | None = None,
     engine_args: Mapping[str, Any] | None = None,
-    deployment: Mapping[str, Any] | None = None,
+    deployment: Any = None,
     engine: str | None = None,
     image_spec: Mapping[str, Any] | None = None,
     instance_spec: Sequence[Instance] | None = None,
@@ -409,5 +409,5 @@ def resolve(
         instance=inst,
         chip=effective,
         engine_args=dict(engine_args or {}),
-        deployment=dict(deployment or {}),
+        deployment=deployment or None,
     )

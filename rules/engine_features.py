@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from checker.catalog import support
+from checker.facts.tokenizer import tokenizer_needs_remote_code
 from checker.rule import Context, Finding, Severity, rule
 from rules._common import serving_engine
 
@@ -24,7 +25,8 @@ def _remote_code(ctx: Context) -> tuple[list[str], bool]:
     if isinstance(am, dict) and am:
         reasons.append("config.json auto_map (" + ", ".join(sorted(am)[:4]) + ")")
     tok = ctx.facts.json_files.get("tokenizer_config.json") or {}
-    if isinstance(tok, dict) and isinstance(tok.get("auto_map"), (dict, list)) and tok["auto_map"]:
+    # an AutoTokenizer auto_map is repo code only when tokenizer_class is not a transformers class
+    if isinstance(tok, dict) and tokenizer_needs_remote_code(tok):
         reasons.append("tokenizer_config.json auto_map")
     py = [f.path for f in ctx.facts.files if f.type == "file" and f.suffix == ".py" and "/" not in f.path]
     if py:

@@ -36,10 +36,13 @@ def _instances_hint(ctx: Context) -> str:
 
 
 def _model_limit(ctx: Context) -> int | None:
-    """The model's own context limit as the engine derives it (the engine view), or None."""
-    limit = getattr(ctx.view, "max_model_len", None) if ctx.view is not None else None
-    value = getattr(limit, "value", limit)
-    return value if isinstance(value, int) else None
+    """The model's own context limit as vLLM derives it from config.json, or None."""
+    if ctx.facts.config is None:
+        return None
+    from checker import engines
+
+    ev = engines.of(ctx)
+    return ev.max_len.value if ev is not None and ev.max_len is not None else None
 
 
 def round_max_model_len(n: int) -> int:

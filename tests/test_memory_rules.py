@@ -48,7 +48,11 @@ def target(gpu=A10, n=1, name="a10-1", **args) -> Target:
 
 
 def run(func, f, t, **opts):
-    return run_rule(func, f, t, compute(f, t, CAT), options=opts or None, catalog=CAT)
+    # what the run puts on the Context once: the estimate and the catalog alternatives (checker.api)
+    from checker.plan import alternatives
+
+    return run_rule(func, f, t, compute(f, t), options=opts or None, catalog=CAT,
+                    alternatives=alternatives(f, t, CAT))
 
 
 def test_mem001_weights_exceed() -> None:
