@@ -338,6 +338,9 @@ class ImageRef:
     tag: str | None = None
     digest: str | None = None  # "sha256:..." when pinned by digest
     chip_from: str | None = None  # where ``chip`` came from: "tag" | "default" (family default) | None
+    # where ``version`` came from: "tag" | "newest-known" (none given: the catalog's newest) | "engine" (--engine)
+    # | "spec" (--image-spec labels) | None
+    version_from: str | None = None
 
     @property
     def version_tuple(self) -> tuple[int, ...] | None:
