@@ -208,8 +208,13 @@ def _run(paths: list[str], kw: dict[str, Any]) -> None:
         color = output is None and sys.stdout.isatty() and fmt == "text" and "NO_COLOR" not in os.environ
     rendered = formatters.get(fmt)(report, color=bool(color))
     if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(rendered)
+        from checker.errors import UsageError
+
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(rendered)
+        except OSError as exc:  # a missing folder, a read-only path: the user's, not ours (exit 2)
+            raise UsageError(f"--output {output}: cannot write the report: {exc.strerror or exc}") from None
         # keep a short human summary on the terminal when the report goes to a file
         click.echo(formatters.get("text")(report, color=False).splitlines()[-1], err=True)
     else:

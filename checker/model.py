@@ -388,6 +388,7 @@ class Deployment:
     command: str | None = None
     command_key: str = "command"  # where the command sits in the spec
     argv: tuple[str, ...] = ()
+    engine_flags: tuple[str, ...] = ()  # every flag the start command passes the engine, as written
     container_index: int | None = None
     container_count: int | None = None
     container_port: int | None = None
