@@ -610,13 +610,14 @@ def apply_suppressions(path: str, options: Any, result: Any) -> Any:
         return result
     used: set[int] = set()
     kept = []
+    known = {e.path for e in getattr(getattr(result, "facts", None), "files", None) or ()}
     for f in result.findings:
         hit = None
         for i, s in entries:
             if not _rule_matches(s["rule"], f):
                 continue
             files = s.get("files")
-            if files and not any(fnmatch.fnmatchcase((f.path or "").split(":", 1)[0], g) for g in files):
+            if files and not any(fnmatch.fnmatchcase(_finding_file(f.path, known), g) for g in files):
                 continue
             hit = i
             break
@@ -668,3 +669,10 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def _finding_file(path: str | None, known: set[str]) -> str:
+    """The file a finding path names: "config.json:architectures" is config.json, but a file really named
+    "config.json:evil.pkl" is itself (never blame a file's finding on another one)."""
+    path = path or ""
+    return path if path in known else path.split(":", 1)[0]

@@ -58,7 +58,7 @@ def dangerous_pickle_global(ctx: Context) -> Iterator[Finding]:
             parts.append(f"{_shown(unlisted)}, which {'is' if len(unlisted) == 1 else 'are'} not on the allowlist of "
                          "weight-reconstruction globals (torch.load(weights_only=True) refuses them)")
         yield Finding(
-            f"{_where(scan)} is a {scan.format} pickle that imports {'; and '.join(parts)}: loading it calls them",
+            f"{_where(scan)} is a {_fmt(scan.format)} that imports {'; and '.join(parts)}: loading it calls them",
             path=scan.path,
             hint=_SAFETENSORS_HINT,
             data={"file": scan.path, "member": scan.member, "format": scan.format, "globals": names,
@@ -181,3 +181,7 @@ def weight_hash_mismatch(ctx: Context) -> Iterator[Finding]:
                 hint="make the file readable and verify again",
                 data={"reason": res.get("message")},
             )
+
+
+def _fmt(fmt: str) -> str:
+    return "pickle" if fmt == "pickle" else f"{fmt} pickle"

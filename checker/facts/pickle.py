@@ -176,10 +176,10 @@ _DANGEROUS_ROOTS = frozenset({
     "cmd", "readline", "rlcompleter", "lib2to3", "uu", "compileall", "py_compile", "_compat_pickle",
     "copyreg", "copy_reg", "_osx_support", "_aix_support", "imaplib", "poplib", "nntplib", "logging",
     "_xxsubinterpreters", "_interpreters", "interpreters", "concurrent", "uuid", "sympy", "numexpr",
-    "pandas", "cffi", "test", "unittest", "builtins", "__builtin__", "__main__", "_imp", "_io", "ensurepip",
+    "pandas", "cffi", "test", "unittest", "builtins", "__builtin__", "__main__", "_imp",
     "subprocess32", "sh", "plumbum", "pexpect", "fabric", "invoke", "docker", "keras", "tensorflow", "jax",
     "_bootlocale", "encodings", "codecs", "zipapp", "smtpd", "socketserver", "wsgiref", "sqlite3", "dbm",
-    "bz2", "lzma", "gzip", "shelve", "csv", "configparser", "netrc", "mailcap", "ctypes", "pyexpat",
+    "bz2", "lzma", "gzip", "csv", "configparser", "netrc", "mailcap", "pyexpat",
 })
 _DANGEROUS_MODULES = frozenset({
     "torch.hub", "torch.jit", "torch._inductor", "torch.utils", "torch.fx", "torch._dynamo",
@@ -953,20 +953,41 @@ _COMPRESSED = (
 )
 
 
-def _decompress(ctx: _Ctx, data: bytes, kind: str) -> tuple[bytes, bool]:
-    """Decompress within the per-run byte budget and MAX_BLOB_BYTES; (bytes, capped)."""
+def _decompress(ctx: _Ctx, data, kind: str, start: int = 0) -> tuple[bytearray, bool]:
+    """Stream-decompress ``data[start:]`` within the per-run byte budget and MAX_BLOB_BYTES, feeding 1 MiB
+    of input at a time (a big compressed file is never copied whole); (bytes, capped)."""
     want = min(MAX_BLOB_BYTES, ctx.budget.bytes_left)
     if kind in ("gzip", "zlib"):
-        out = zlib.decompressobj(31 if kind == "gzip" else 15).decompress(data, want + 1)
+        d = zlib.decompressobj(31 if kind == "gzip" else 15)
     elif kind == "bz2":
-        out = bz2.BZ2Decompressor().decompress(data, want + 1)
+        d = bz2.BZ2Decompressor()
     elif kind in ("xz", "lzma"):
-        fmt = lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE
-        out = lzma.LZMADecompressor(format=fmt, memlimit=256 << 20).decompress(data, want + 1)
+        d = lzma.LZMADecompressor(format=lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE, memlimit=256 << 20)
     else:
         raise ValueError(f"{kind} compression is not supported by this scanner")
-    ctx.take(min(len(out), want))
-    return out[:want], len(out) > want
+    out = bytearray()
+    pos, step = start, 1 << 20
+    while len(out) <= want and not d.eof:
+        room = want + 1 - len(out)
+        if kind in ("gzip", "zlib"):
+            feed = d.unconsumed_tail
+            if not feed:
+                if pos >= len(data):
+                    break
+                feed, pos = data[pos : pos + step], pos + step
+            out += d.decompress(feed, room)
+        else:
+            if d.needs_input:
+                if pos >= len(data):
+                    break
+                feed, pos = data[pos : pos + step], pos + step
+            else:
+                feed = b""
+            out += d.decompress(feed, room)
+    capped = len(out) > want
+    del out[want:]
+    ctx.take(len(out))
+    return out, capped
 
 
 def _sniff(ctx: _Ctx, data, member: str | None, depth: int, claims: bool, fileobj=None) -> None:
@@ -995,8 +1016,7 @@ def _sniff(ctx: _Ctx, data, member: str | None, depth: int, claims: bool, fileob
             ctx.error(member, f"not scanned: {ctx.budget.describe()}")
             return
         try:
-            raw = bytes(data[21:]) if kind == "zfile" else bytes(data[:MAX_BLOB_BYTES * 4])
-            inner, capped = _decompress(ctx, raw, "zlib" if kind == "zfile" else kind)
+            inner, capped = _decompress(ctx, data, "zlib" if kind == "zfile" else kind, 21 if kind == "zfile" else 0)
         except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError, MemoryError) as exc:
             if claims:
                 ctx.error(member, f"compressed ({kind}) but unreadable: {_one_line(exc)}")
@@ -1257,8 +1277,8 @@ def _scan_zip(ctx: _Ctx, fh, size: int, member: str | None, depth: int) -> None:
                             ctx.error(name, f"not scanned: {ctx.budget.describe()}")
                         continue
 
-                    def read_all(fobj=fobj, head=head, name=name):
-                        want = min(MAX_BLOB_BYTES, info.file_size) - len(head)
+                    def read_all(fobj=fobj, head=head, name=name, size=info.file_size):
+                        want = min(MAX_BLOB_BYTES, size) - len(head)
                         grant = ctx.take(max(0, want))
                         rest = fobj.read(grant + 1) if grant else b""
                         if len(rest) > grant or (want > grant):
@@ -1351,11 +1371,12 @@ def _scan_file(ctx: _Ctx, abs_path: str, claims: bool) -> None:
     except OSError as exc:
         ctx.error(None, f"could not be opened: {exc.strerror or _one_line(exc)}")
         return
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        ctx.error(None, "not a regular file; not scanned")
+        return
     with os.fdopen(fd, "rb", buffering=0) as fh:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            ctx.error(None, "not a regular file; not scanned")
-            return
         if st.st_size == 0:
             if claims:
                 ctx.error(None, "could not be scanned: the file is empty")
