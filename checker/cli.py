@@ -31,61 +31,16 @@ class DefaultGroup(click.Group):
 
 
 def _engine_arg_options(func: Any) -> Any:
-    """The vLLM flags users already type, with the names vLLM gives them."""
-    flags = [
-        click.option("--gpu-memory-utilization", type=float, help="vLLM --gpu-memory-utilization (version default if absent)."),
-        click.option("--max-model-len", type=str, help="vLLM --max-model-len (default: the model's own limit); 32k ok."),
-        click.option("--max-num-seqs", type=int, help="vLLM --max-num-seqs."),
-        click.option("--max-num-batched-tokens", type=int, help="vLLM --max-num-batched-tokens."),
-        click.option("--tensor-parallel-size", "-tp", type=int, help="vLLM --tensor-parallel-size."),
-        click.option("--pipeline-parallel-size", "-pp", type=int, help="vLLM --pipeline-parallel-size."),
-        click.option("--dtype", type=str, help="vLLM --dtype (auto, half, float16, bfloat16, float, float32)."),
-        click.option("--kv-cache-dtype", type=str, help="vLLM --kv-cache-dtype (auto, fp8, fp8_e4m3, fp8_e5m2)."),
-        click.option("--quantization", "-q", type=str, help="vLLM --quantization (default: config.json quantization_config)."),
-        click.option("--enforce-eager", is_flag=True, default=None, help="vLLM --enforce-eager (no CUDA graphs)."),
-        click.option("--trust-remote-code", is_flag=True, default=None, help="vLLM --trust-remote-code."),
-        click.option("--block-size", type=int, help="vLLM --block-size (KV cache block, default 16)."),
-        click.option(
-            "--engine-arg",
-            "engine_arg",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="Any other engine argument, e.g. --engine-arg enable_chunked_prefill=false.",
-        ),
-    ]
-    for flag in reversed(flags):
-        func = flag(func)
-    return func
+    """The engine flags users already type, generated from the one declaration (checker.engine_args)."""
+    from checker import engine_args
 
-
-_ENGINE_FLAG_KEYS = (
-    "gpu_memory_utilization",
-    "max_model_len",
-    "max_num_seqs",
-    "max_num_batched_tokens",
-    "tensor_parallel_size",
-    "pipeline_parallel_size",
-    "dtype",
-    "kv_cache_dtype",
-    "quantization",
-    "enforce_eager",
-    "trust_remote_code",
-    "block_size",
-)
+    return engine_args.click_options(func)
 
 
 def _collect_engine_args(kwargs: dict[str, Any]) -> dict[str, Any]:
-    from checker.errors import UsageError
+    from checker import engine_args
 
-    args = {k: kwargs.pop(k) for k in _ENGINE_FLAG_KEYS if kwargs.get(k) is not None}
-    for k in _ENGINE_FLAG_KEYS:
-        kwargs.pop(k, None)
-    for item in kwargs.pop("engine_arg", ()) or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--engine-arg {item!r}: expected KEY=VALUE")
-        args[key.strip().lstrip("-").replace("-", "_")] = value.strip()
-    return args
+    return engine_args.from_cli(kwargs)
 
 
 def _fail(err: CheckError, debug: bool) -> None:
@@ -189,10 +144,11 @@ def _parse_overrides(values: tuple[str, ...]) -> dict[str, Any]:
 
 def _run(paths: list[str], kw: dict[str, Any]) -> None:
     from checker import api, formatters
+    from checker.options import Options
     from checker.rule import Severity
 
     engine_args = _collect_engine_args(kw)
-    deployment: dict[str, Any] = {}
+    deployment: Any = None
     target_kw: dict[str, Any] = {k: kw.get(k) for k in ("image", "chip", "instance", "gpu", "gpu_count")}
     if kw.get("service") or kw.get("deploy_file") or kw.get("serve_cmd"):
         from checker import deploy
@@ -204,7 +160,7 @@ def _run(paths: list[str], kw: dict[str, Any]) -> None:
             if target_kw[key] is None and spec.get(key) is not None:
                 target_kw[key] = spec[key]
         engine_args = {**spec.get("engine_args", {}), **engine_args}
-        deployment = spec.get("deployment", {})
+        deployment = spec.get("deployment")
         if not paths and spec.get("model_path"):
             paths = [spec["model_path"]]
     smoke_opts = None
@@ -220,12 +176,12 @@ def _run(paths: list[str], kw: dict[str, Any]) -> None:
             force=bool(kw.get("force_smoke")),
         )
     fail_on = kw.get("fail_on")
-    options = api.Options(
+    options = Options(
         **target_kw,
         engine_args=engine_args,
         select=_split_multi(kw.get("select")),
         ignore=_split_multi(kw.get("ignore")),
-        fail_on=Severity.parse(fail_on) if fail_on else Severity.ERROR,
+        fail_on=Severity.parse(fail_on) if fail_on else None,
         severity_overrides=_parse_overrides(kw.get("severity_overrides") or ()),
         catalog_files=tuple(kw.get("catalog_files") or ()),
         deployment=deployment,
@@ -290,24 +246,13 @@ def rules_command(fmt: str, show_all: bool) -> None:
             }
             for r in reg.rules
         ]
-        # the engine's own codes (CHK001 rule-crashed, CHK003 unused-suppression...) appear in reports too
-        from checker.docs import ENGINE_CODES
-
-        data += [
-            {"code": c.code, "name": c.name, "severity": c.severity.label, "summary": c.summary, "kinds": None,
-             "needs": [], "options": {}, "module": "checker.linter"}
-            for c in ENGINE_CODES.values()
-        ]
-        data.sort(key=lambda d: d["code"])
         _emit(json.dumps(data, indent=2) + "\n")
         return
-    from checker.docs import ENGINE_CODES
-
-    items = sorted([*reg.rules, *ENGINE_CODES.values()], key=lambda r: r.code)
+    items = reg.rules
     width = max((len(r.name) for r in items), default=10)
     lines = []
     for r in items:
-        extra = f"  ({getattr(r, 'module', 'checker.linter')})" if show_all else ""
+        extra = f"  ({r.module})" if show_all else ""
         lines.append(f"{r.code}  {r.name:<{width}}  {r.severity.label:<7}  {r.summary}{extra}\n")
     _emit("".join(lines))
     for name, reason in reg.load_errors:
@@ -325,9 +270,9 @@ def explain_command(code: str) -> None:
         from checker import docs
 
         reg = registry.load()
-        r = docs.find(code, reg)  # rules and the engine's own CHK codes, by code or name
+        r = docs.find(code, reg)  # rules and the linter's own CHK codes, by code or name
         if r is None:
-            close = docs.suggest(code, reg)
+            close = registry.suggest(code, reg)
             raise UsageError(f"unknown rule {code!r}" + (f"; did you mean {close}?" if close else " (see `check rules`)"))
         click.echo(docs.explain_text(r), nl=False)
 
@@ -350,16 +295,18 @@ def plan_command(path: str, debug: bool, **kwargs: Any) -> None:
 
 
 def _plan(path: str, kw: dict[str, Any]) -> None:
-    from checker import api, catalog, facts, plan, target
+    from checker import catalog, facts, plan, target
 
-    engine_args = {k: api.coerce_engine_arg(k, v) for k, v in _collect_engine_args(kw).items()}
+    engine_args = _collect_engine_args(kw)
     cat = catalog.load()
     image = target.parse_image(kw["image"], cat) if kw.get("image") else None
     model = facts.gather(path)
     rows = plan.plan(model, cat, engine_args, image=image, clouds=tuple(kw.get("cloud") or ()) or None,
                      min_concurrency=kw.get("min_concurrency"))
-    click.echo(plan.format_rows(rows[: kw.get("limit") or 15], fmt=kw.get("fmt") or "text", model=model,
-                                min_concurrency=kw.get("min_concurrency")), nl=False)
+    from checker.formatters import plan_table
+
+    click.echo(plan_table.render(rows[: kw.get("limit") or 15], fmt=kw.get("fmt") or "text", model=model,
+                                 min_concurrency=kw.get("min_concurrency")), nl=False)
     sys.exit(0 if rows else 1)
 
 

@@ -15,68 +15,12 @@ import shlex
 from importlib import resources
 from typing import Any
 
+from checker import engine_args
 from checker.errors import ConfigError
+from checker.facts.source import classify_ref as classify_model_ref
+from checker.facts.source import hub_id
 
 # -- start-command parsing ---------------------------------------------------------------------
-
-# vLLM flags that take no value (store_true / BooleanOptionalAction); "--no-X" sets X false.
-_VLLM_BOOL = frozenset({
-    "trust_remote_code", "enforce_eager", "enable_chunked_prefill", "enable_prefix_caching",
-    "disable_log_requests", "disable_log_stats", "enable_lora", "enable_auto_tool_choice",
-    "disable_sliding_window", "language_model_only", "disable_custom_all_reduce", "enable_expert_parallel",
-    "disable_frontend_multiprocessing", "enable_log_requests", "skip_tokenizer_init", "headless",
-    "enable_sleep_mode", "async_scheduling", "disable_cascade_attn", "enable_reasoning", "disable_fastapi_docs",
-    # SGLang
-    "disable_cuda_graph", "disable_radix_cache", "enable_torch_compile", "enable_dp_attention",
-    "enable_metrics", "skip_server_warmup", "disable_overlap_schedule",
-    # llama.cpp
-    "flash_attn", "cont_batching", "no_mmap", "mlock", "embedding", "jinja", "verbose",
-})
-# Flags whose values we read but which are not engine arguments of the engine config.
-_VLLM_KNOWN = frozenset({
-    "model", "port", "host", "served_model_name", "api_key", "tokenizer", "revision", "download_dir",
-    "load_format", "chat_template", "limit_mm_per_prompt", "seed", "hf_token", "max_lora_rank",
-    "lora_modules", "distributed_executor_backend", "reasoning_parser", "tool_call_parser", "hf_overrides",
-    "generation_config", "override_generation_config", "compilation_config", "speculative_config",
-    "mm_processor_kwargs", "uvicorn_log_level", "max_logprobs", "tokenizer_mode", "config_format",
-    "data_parallel_size", "kv_cache_dtype", "max_num_seqs", "swap_space", "cpu_offload_gb", "block_size",
-    "rope_scaling", "rope_theta", "hf_config_path", "allowed_local_media_path", "root_path", "api_server_count",
-    "max_seq_len_to_capture", "num_scheduler_steps", "response_role", "tokenizer_revision", "code_revision",
-})
-_VLLM_SHORT = {"-tp": "tensor_parallel_size", "-pp": "pipeline_parallel_size", "-dp": "data_parallel_size",
-               "-q": "quantization", "-O": "compilation_config"}
-
-# SGLang names -> our (vLLM) names; SGLang's own names are kept as well.
-_SGLANG_FLAGS = {
-    "model_path": "model", "model": "model", "tp_size": "tensor_parallel_size", "tp": "tensor_parallel_size",
-    "tensor_parallel_size": "tensor_parallel_size", "dp_size": "data_parallel_size", "dp": "data_parallel_size",
-    "pp_size": "pipeline_parallel_size", "context_length": "context_length", "mem_fraction_static": "mem_fraction_static",
-    "dtype": "dtype", "quantization": "quantization", "kv_cache_dtype": "kv_cache_dtype",
-    "trust_remote_code": "trust_remote_code", "port": "port", "host": "host", "served_model_name": "served_model_name",
-    "chat_template": "chat_template", "max_running_requests": "max_num_seqs", "tokenizer_path": "tokenizer",
-    "max_total_tokens": "max_total_tokens", "chunked_prefill_size": "chunked_prefill_size", "api_key": "api_key",
-    "load_format": "load_format", "attention_backend": "attention_backend", "disable_cuda_graph": "disable_cuda_graph",
-    "reasoning_parser": "reasoning_parser", "tool_call_parser": "tool_call_parser",
-}
-# llama-server flags -> our names
-_LLAMA_FLAGS = {
-    "-m": "model", "--model": "model", "-c": "ctx_size", "--ctx-size": "ctx_size", "-ngl": "n_gpu_layers",
-    "--n-gpu-layers": "n_gpu_layers", "--gpu-layers": "n_gpu_layers", "--port": "port", "--host": "host",
-    "-np": "parallel", "--parallel": "parallel", "--mmproj": "mmproj", "-mm": "mmproj", "-hf": "hf_repo",
-    "--hf-repo": "hf_repo", "-hff": "hf_file", "--hf-file": "hf_file", "-a": "served_model_name",
-    "--alias": "served_model_name", "-t": "threads", "--threads": "threads", "-b": "batch_size",
-    "--batch-size": "batch_size", "-ts": "tensor_split", "--tensor-split": "tensor_split", "-sm": "split_mode",
-    "--split-mode": "split_mode", "-fa": "flash_attn", "--flash-attn": "flash_attn", "--chat-template": "chat_template",
-    "--jinja": "jinja", "--api-key": "api_key", "-cb": "cont_batching", "--cont-batching": "cont_batching",
-    "--embedding": "embedding", "--embeddings": "embedding", "--no-mmap": "no_mmap", "--mlock": "mlock",
-    "-v": "verbose", "--verbose": "verbose", "-mu": "model_url", "--model-url": "model_url",
-}
-_LLAMA_BOOL = frozenset({"jinja", "cont_batching", "embedding", "no_mmap", "mlock", "verbose"})
-
-_INT_KEYS = {"port", "max_model_len", "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size",
-             "max_num_seqs", "max_num_batched_tokens", "block_size", "context_length", "ctx_size", "n_gpu_layers",
-             "parallel", "threads", "batch_size", "max_total_tokens", "chunked_prefill_size"}
-_FLOAT_KEYS = {"gpu_memory_utilization", "mem_fraction_static", "swap_space", "cpu_offload_gb"}
 
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _WRAPPERS = {"exec", "nohup", "time", "sudo", "stdbuf", "nice", "numactl", "taskset", "uv", "conda"}
@@ -158,93 +102,13 @@ def _launcher(seg: list[str]) -> tuple[str | None, list[str], str | None]:
     return None, [], None
 
 
-def _typed(key: str, value: Any, where: str) -> Any:
-    if not isinstance(value, str):
-        return value
-    try:
-        if key in _INT_KEYS:
-            v = value.strip().lower()
-            if v.endswith("k"):
-                return int(float(v[:-1]) * 1024)
-            return int(v)
-        if key in _FLOAT_KEYS:
-            return float(value)
-    except ValueError:
-        raise ConfigError(f"{where}: --{key.replace('_', '-')} {value!r} is not a number") from None
-    return value
-
-
 def _parse_args(engine: str, args: list[str], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Flags -> (engine_args, unknown). Values are typed; unknown flags keep their raw value."""
-    out: dict[str, Any] = {}
-    unknown: dict[str, Any] = {}
-    i = 0
-    while i < len(args):
-        tok = args[i]
-        i += 1
-        if not tok.startswith("-") or tok == "-":
-            unknown.setdefault("_positional", []).append(tok)
-            continue
-        flag, eq, inline = tok.partition("=")
-        has_next = i < len(args) and not (args[i].startswith("-") and not re.match(r"^-\d", args[i]))
-
-        # defaults bind this token's parts: the closure must not see a later iteration's values
-        def take(eq: str = eq, inline: str = inline, has_next: bool = has_next) -> str | None:
-            nonlocal i
-            if eq:
-                return inline
-            if has_next:
-                i += 1
-                return args[i - 1]
-            return None
-
-        if engine == "llama.cpp":
-            key = _LLAMA_FLAGS.get(flag)
-            if key is None:
-                unknown[flag] = take() if has_next or eq else True
-                continue
-            if key in _LLAMA_BOOL or (key == "flash_attn" and not has_next and not eq):
-                out[key] = True
-                continue
-            out[key] = _typed(key, take(), where)
-            continue
-        if flag in _VLLM_SHORT and engine == "vllm":
-            key = _VLLM_SHORT[flag]
-        elif flag.startswith("--"):
-            key = flag[2:].replace("-", "_")
-        else:
-            unknown[flag] = take() if has_next or eq else True
-            continue
-        if engine == "sglang":
-            mapped = _SGLANG_FLAGS.get(key)
-            if mapped is None and key not in _VLLM_BOOL:
-                unknown[flag] = take() if has_next or eq else True
-                continue
-            key = mapped or key
-        negated = key.startswith("no_") and key[3:] in _VLLM_BOOL
-        if negated:
-            out[key[3:]] = False
-            continue
-        if key in _VLLM_BOOL:
-            if eq:
-                out[key] = inline.strip().lower() not in ("0", "false", "no", "off")
-            else:
-                out[key] = True
-            continue
-        from checker.api import ENGINE_ARGS
-
-        if engine == "vllm" and key not in ENGINE_ARGS and key not in _VLLM_KNOWN and key not in _INT_KEYS | _FLOAT_KEYS:
-            unknown[flag] = take() if has_next or eq else True
-            continue
-        value = take()
-        if value is None:
-            raise ConfigError(f"{where}: {flag} needs a value")
-        out[key] = _typed(key, value, where)
-    if engine == "sglang" and "context_length" in out:
-        out.setdefault("max_model_len", out["context_length"])
-    if engine == "llama.cpp" and out.get("ctx_size"):
-        out.setdefault("max_model_len", out["ctx_size"])
-    return out, unknown
+    """Flags -> (engine_args, unknown), with the engine's own spellings (checker.engine_args)."""
+    parsed = engine_args.from_argv(engine, args, where)
+    unknown = dict(parsed.unknown)
+    if parsed.positional:
+        unknown["_positional"] = list(parsed.positional)
+    return dict(parsed.args), unknown
 
 
 def parse_serve_command(cmd: str, where: str = "start command") -> dict[str, Any]:
@@ -293,35 +157,8 @@ def parse_serve_command(cmd: str, where: str = "start command") -> dict[str, Any
     return result
 
 
-# -- model references --------------------------------------------------------------------------
+# -- model references: one heuristic, in checker.facts.source ------------------------------------
 
-_HUB_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def classify_model_ref(ref: str | None) -> str | None:
-    """'oss' | 'url' | 'path' | 'hub' | 'relative' | None."""
-    if not ref:
-        return None
-    if ref.startswith("oss://"):
-        return "oss"
-    if "://" in ref:
-        return "hf" if ref.startswith("hf://") else "url"
-    if ref.startswith("/"):
-        return "path"
-    if ref.startswith(("./", "../", "~")):
-        return "relative"
-    if _HUB_RE.match(ref):
-        return "hub"
-    return "relative"
-
-
-def hub_id(ref: str | None) -> str | None:
-    kind = classify_model_ref(ref)
-    if kind == "hub":
-        return ref
-    if kind == "hf":
-        return ref[len("hf://"):].strip("/")  # type: ignore[index]
-    return None
 
 
 # -- schema validation -------------------------------------------------------------------------

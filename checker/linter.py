@@ -1,15 +1,71 @@
-"""Runs the selected rules over one Context: applicability, options, severity overrides, crashes."""
+"""The linter: runs the selected rules over one Context and owns what happens around them.
+
+Applicability (a rule's ``kinds`` / ``needs`` become a skip with a reason), option defaults, severity
+overrides, suppressions from the config (an unused one is CHK003), and crashes (a rule that raises is
+CHK001: the gate fails closed). Its own codes are declared below with ``@rule`` like any other, so
+``check rules``, ``explain``, the docs and SARIF need no special case; their functions never run.
+"""
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from checker.model import Estimate, ModelFacts, Target
-from checker.rule import NEEDS, Context, Finding, Rule, Severity
+from checker.rule import NEEDS, Context, Finding, Rule, Severity, rule
 
-ENGINE_CRASH_CODE = "CHK001"  # a rule raised: the gate fails closed
-PLUGIN_LOAD_CODE = "CHK002"  # a plugin could not be loaded
+INTERNAL_FAMILY = "CHK"  # codes the linter stamps itself; never run as rules
+
+
+@rule("CHK001", severity=Severity.ERROR)
+def rule_crashed(ctx: Context) -> Iterator[Finding]:
+    """A rule raised an exception while checking this model.
+
+    ## Why it matters
+    A crashing rule could hide a real problem, so the gate fails closed: the run fails instead of passing
+    silently.
+
+    ## How to fix
+    Report it as a modelcheck bug (or to the plugin's author) with the `--debug` traceback. Meanwhile
+    `--ignore CODE` skips the crashing rule.
+    """
+    return iter(())
+
+
+@rule("CHK002", severity=Severity.WARNING)
+def plugin_load_failed(ctx: Context) -> Iterator[Finding]:
+    """A third-party rule plugin (entry point group `modelcheck.rules`) could not be imported.
+
+    ## Why it matters
+    Its rules did not run, so the check is weaker than the configuration suggests. List the plugin under
+    `plugins-required` in the config to turn this into a hard failure (exit 2).
+
+    ## How to fix
+    Fix or reinstall the plugin (`pip install -U PACKAGE`), or uninstall it.
+    """
+    return iter(())
+
+
+@rule("CHK003", severity=Severity.WARNING)
+def unused_suppression(ctx: Context) -> Iterator[Finding]:
+    """A suppression in the config matched no finding.
+
+    ## Why it matters
+    Stale suppressions pile up and later hide a real problem that appears under the same rule and path.
+
+    ## How to fix
+    Delete the `[[tool.modelcheck.suppress]]` entry, or correct its `rule` / `paths`.
+    """
+    return iter(())
+
+
+CRASH = rule_crashed.__modelcheck_rule__  # type: ignore[attr-defined]
+PLUGIN_LOAD = plugin_load_failed.__modelcheck_rule__  # type: ignore[attr-defined]
+UNUSED_SUPPRESSION = unused_suppression.__modelcheck_rule__  # type: ignore[attr-defined]
+ENGINE_CRASH_CODE = CRASH.code
+PLUGIN_LOAD_CODE = PLUGIN_LOAD.code
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +86,9 @@ class Result:
 class Settings:
     severity_overrides: dict[str, Severity] = field(default_factory=dict)  # code -> severity
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # code -> option overrides
+    suppressions: tuple[Any, ...] = ()  # checker.config.Suppression covering this model
+    selected: tuple[Rule, ...] = ()  # the selected rules, internal codes included (decides CHK003)
+    extra_findings: tuple[Finding, ...] = ()  # stamped by the caller (CHK002 plugin load failures)
 
 
 def missing_need(need: str, facts: ModelFacts, target: Target, estimate: Estimate | None) -> bool:
@@ -45,54 +104,108 @@ def missing_need(need: str, facts: ModelFacts, target: Target, estimate: Estimat
         return estimate is None
     if need == "config":
         return facts.config is None
+    if need == "observation":
+        return True  # only the smoke stage's run supplies one (Context.observation)
     return False
 
 
-def _skip_reason(r: Rule, facts: ModelFacts, target: Target, estimate: Estimate | None) -> str | None:
-    if r.kinds is not None and facts.kind not in r.kinds:
-        return f"applies to {', '.join(sorted(r.kinds))}; this is {facts.kind}"
+def skip_reason(r: Rule, ctx: Context) -> str | None:
+    if r.kinds is not None and ctx.facts.kind not in r.kinds:
+        return f"applies to {', '.join(sorted(r.kinds))}; this is {ctx.facts.kind}"
     for need in sorted(r.needs):
-        if missing_need(need, facts, target, estimate):
+        if need == "observation" and ctx.observation is not None:
+            continue
+        if missing_need(need, ctx.facts, ctx.target, ctx.estimate):
             return NEEDS[need]
     return None
 
 
-def run(
-    rules: tuple[Rule, ...],
-    facts: ModelFacts,
-    target: Target,
-    estimate: Estimate | None = None,
-    settings: Settings | None = None,
-    catalog: Any = None,
-) -> Result:
+def run(rules: tuple[Rule, ...], ctx: Context, settings: Settings | None = None) -> Result:
+    """Run ``rules`` (internal CHK codes are skipped: the linter stamps them itself) over ``ctx``."""
     settings = settings or Settings()
-    findings: list[Finding] = []
+    findings: list[Finding] = list(settings.extra_findings)
     skipped: list[Skip] = []
     ran: list[str] = []
     for r in rules:
-        reason = _skip_reason(r, facts, target, estimate)
+        if r.family == INTERNAL_FAMILY:
+            continue
+        rule_ctx = Context(
+            facts=ctx.facts, target=ctx.target, estimate=ctx.estimate, view=ctx.view,
+            options={**r.options, **settings.options.get(r.code, {})}, catalog=ctx.catalog,
+            alternatives=ctx.alternatives, observation=ctx.observation,
+        )
+        reason = skip_reason(r, rule_ctx)
         if reason:
             skipped.append(Skip(r.code, r.name, reason))
             continue
-        options = {**r.options, **settings.options.get(r.code, {})}
-        ctx = Context(facts=facts, target=target, estimate=estimate, options=options, catalog=catalog)
-        default = settings.severity_overrides.get(r.code, r.severity)
         ran.append(r.code)
         try:
-            produced = list(r.func(ctx) or ())
+            produced = list(r.func(rule_ctx) or ())
         except Exception as exc:  # fail closed: a crashing rule is an error, never a silent pass
-            findings.append(
-                Finding(
-                    f"rule {r.code} ({r.name}) crashed: {type(exc).__name__}: {exc}".splitlines()[0],
-                    hint="report this as a modelcheck bug; run with --debug for the traceback",
-                    data={"crashed_rule": r.code},
-                ).stamped(ENGINE_CRASH_CODE, "rule-crashed", Severity.ERROR)
-            )
+            findings.append(_stamp(CRASH, settings, Finding(
+                f"rule {r.code} ({r.name}) crashed: {type(exc).__name__}: {exc}".splitlines()[0],
+                hint="report this as a modelcheck bug; run with --debug for the traceback",
+                data={"crashed_rule": r.code},
+            )))
             continue
         for f in produced:
-            # An explicit per-finding severity is a downgrade/upgrade inside the rule; a config
-            # override of the rule wins over both.
-            sev = settings.severity_overrides.get(r.code) or f.severity or default
+            # a per-finding severity is the rule's own up/downgrade; a configured override wins over both
+            sev = settings.severity_overrides.get(r.code) or f.severity or r.severity
             findings.append(f.stamped(r.code, r.name, sev))
+    findings = _suppress(findings, settings)
     findings.sort(key=lambda f: (-int(f.severity or 0), f.rule, f.path or "", f.message))
     return Result(findings=tuple(findings), skipped=tuple(skipped), ran=tuple(ran))
+
+
+def _stamp(r: Rule, settings: Settings, f: Finding) -> Finding:
+    return f.stamped(r.code, r.name, settings.severity_overrides.get(r.code) or r.severity)
+
+
+def plugin_load_findings(load_errors: tuple[tuple[str, str], ...], settings: Settings) -> tuple[Finding, ...]:
+    return tuple(
+        _stamp(PLUGIN_LOAD, settings, Finding(
+            f"rule plugin {name!r} failed to load: {reason}",
+            hint="fix or uninstall the plugin; its rules did not run",
+            data={"plugin": name},
+        ))
+        for name, reason in load_errors
+    )
+
+
+def _suppress(findings: list[Finding], settings: Settings) -> list[Finding]:
+    """Drop suppressed findings; report (CHK003) each suppression that matched none, when selected."""
+    from checker.registry import matches
+
+    if not settings.suppressions:
+        return findings
+    used: set[int] = set()
+    kept = []
+    for f in findings:
+        hit = next((i for i, s in enumerate(settings.suppressions) if _suppresses(s, f, matches)), None)
+        if hit is None:
+            kept.append(f)
+        else:
+            used.add(hit)
+    if UNUSED_SUPPRESSION in settings.selected:
+        for i, s in enumerate(settings.suppressions):
+            if i in used:
+                continue
+            scope = f", paths {', '.join(s.paths)}" if s.paths else ""
+            kept.append(_stamp(UNUSED_SUPPRESSION, settings, Finding(
+                f"suppression {s.key} in {s.config} (rule {s.rule}{scope}) matched no finding",
+                hint=f"delete it from {s.config} or fix its rule/paths (reason given: {s.reason})",
+                data={"config": s.config, "key": s.key, "rule": s.rule, "reason": s.reason},
+            )))
+    return kept
+
+
+def _suppresses(s: Any, f: Finding, matches: Any) -> bool:
+    if not matches(f.rule, f.name, s.rule):
+        return False
+    if not s.files:
+        return True
+    where = f.path or ""
+    # a finding path is a file, or "file:field"; match the whole path and each ':'-prefix, never assume
+    # that the first ':' ends the file name (a file may be called "config.json:evil.pkl")
+    candidates = [where] + [where[:i] for i, ch in enumerate(where) if ch == ":"]
+    return any(fnmatch.fnmatchcase(c, g) for c in candidates for g in s.files)

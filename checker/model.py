@@ -135,6 +135,7 @@ class WeightsSummary:
     dominant_dtype: str | None  # dtype holding most bytes ("BF16", "Q4_K", ...)
     tensor_count: int
     files: tuple[str, ...]
+    from_file_sizes: bool = False  # no tensor headers to read (pytorch .bin, onnx): total_bytes = file sizes
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,49 @@ class Classification:
     name_suggests: str | None = None  # kind the folder/file name suggests, if any
     modalities: tuple[str, ...] = ("text",)
     subtype: str | None = None  # e.g. "sdxl", "sd1", "flux", "cosyvoice", "lora", "embedding", "triton"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """Where the files came from, when not a plain folder: a Hugging Face cache snapshot or an Ollama store."""
+
+    revision: str | None = None  # HF cache: the snapshot folder name (commit)
+    ref: str | None = None  # HF cache: the ref that named it ("main")
+    cache_repo: str | None = None  # HF cache: the models--org--name folder
+    cache_snapshots: tuple[str, ...] = ()  # HF cache: every snapshot present
+    notes: tuple[str, ...] = ()  # how the resolver chose
+    ollama_manifest: str | None = None  # Ollama: the manifest (relative to the store root)
+    ollama_name: str | None = None  # Ollama: model:tag
+    ollama_models: tuple[str, ...] = ()  # Ollama: the manifests a store root holds
+    ollama_manifest_invalid: bool = False
+    ollama_model_blob: str | None = None  # Ollama: the GGUF blob of the model layer
+    ollama_layers: tuple[dict[str, Any], ...] = ()  # Ollama: the manifest's layers (path, mediaType, size)
+
+    @classmethod
+    def from_resolver(cls, notes: dict[str, Any]) -> SourceInfo:
+        return cls(
+            revision=notes.get("revision"), ref=notes.get("ref"), cache_repo=notes.get("hf_cache_repo"),
+            cache_snapshots=tuple(notes.get("hf_cache_snapshots") or ()),
+            notes=tuple(notes.get("resolve_notes") or ()), ollama_manifest=notes.get("ollama_manifest"),
+            ollama_name=notes.get("ollama_name"), ollama_models=tuple(notes.get("ollama_models") or ()),
+            ollama_manifest_invalid=bool(notes.get("ollama_manifest_invalid")),
+            ollama_model_blob=notes.get("ollama_model_blob"),
+            ollama_layers=tuple(notes.get("ollama_layers") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HashResult:
+    """One weight file hashed on request (--verify) against the digest it should have."""
+
+    path: str  # relative to the model root
+    status: str  # "ok" | "mismatch" | "no-reference" | "error"
+    algorithm: str | None  # "sha256" | "git-sha1"
+    expected: str | None
+    actual: str | None
+    source: str | None  # "hf-cache" | "sidecar" | "hub"
+    size: int
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +211,11 @@ class ModelFacts:
     yaml_files: dict[str, Any] = field(default_factory=dict)
     text_files: dict[str, str] = field(default_factory=dict)  # small text files (config.pbtxt, Modelfile...)
     source: str = "local"  # local | hf-cache | ollama | hub
-    extra: dict[str, Any] = field(default_factory=dict)  # resolver notes (snapshot revision, ollama blob...)
+    source_info: SourceInfo = field(default_factory=SourceInfo)
+    incomplete_downloads: tuple[str, ...] = ()  # .incomplete / .part files a downloader left behind
+    weights_not_in_index: tuple[str, ...] = ()  # safetensors files the index does not list (not loaded)
+    hashes: tuple[HashResult, ...] = ()  # --verify only: every weight file hashed
+    extra: dict[str, Any] = field(default_factory=dict)  # scanner results not yet typed (security scan)
     scan: CodeScan = field(default_factory=lambda: CodeScan())  # checker.facts.scan: code in the files
 
     # -- convenience views (pure, no I/O) -------------------------------------------------------
@@ -318,6 +366,16 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class Fixes:
+    """Settings that make a failing start work, each re-estimated and found to start (None: none does)."""
+
+    max_model_len: int | None = None  # the largest (a multiple of the block size) that starts
+    gpu_memory_utilization: float | None = None  # the smallest (0.01 steps) that starts at max_model_len
+    tensor_parallel_size: int | None = None  # the smallest that divides the heads and starts
+    max_num_seqs: int | None = None  # a smaller profiling batch that starts (vLLM 0.8's sampler warm-up)
+
+
+@dataclass(frozen=True, slots=True)
 class Estimate:
     """Memory prediction (see checker.estimate). All byte figures are per GPU unless named otherwise."""
 
@@ -338,7 +396,13 @@ class Estimate:
     block_size: int
     assumptions: tuple[str, ...]
     inputs: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # engine-specific detail for the JSON block
+    status: str = "ok"  # "ok" | "fail": the predicted start-up
+    failure: str | None = None  # why it fails: weights-exceed | no-kv-memory | max-model-len-exceeds-kv
+    engine_version: str | None = None  # the version the figures were computed for
+    fixes: Fixes | None = None  # only for a failing start
+    llm: bool = True  # False for diffusion / TTS pipelines: no KV cache
+
 
 
 @dataclass(frozen=True, slots=True)

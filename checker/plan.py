@@ -68,7 +68,7 @@ def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image
         est = compute(facts, target, fixes=False)
         if est is None:
             return None
-        if est.extra.get("status") == "ok" and _enough(est, min_concurrency):
+        if est.status == "ok" and _enough(est, min_concurrency):
             return PlanRow(
                 instance=inst.name, cloud=inst.cloud, gpu=inst.gpu.name, gpu_count=inst.gpu_count,
                 total_vram_bytes=inst.gpu.memory_bytes * inst.gpu_count, tensor_parallel_size=tp,
@@ -135,48 +135,23 @@ def plan(
     return [row for row, _ in rows]
 
 
-def smallest_fits(facts: ModelFacts, target: Target, catalog: Any, n: int = 3) -> list[PlanRow]:
-    """The smallest instances of the target's cloud and chip where the model starts (for fix hints)."""
-    if catalog is None or target.instance is None:
-        return []
+ALTERNATIVE_KINDS = ("hf-llm", "gguf")
+
+
+def alternatives(facts: ModelFacts, target: Target, catalog: Any, view: Any = None,
+                 n: int = 10) -> tuple[PlanRow, ...]:
+    """The smallest catalog instances of the target's cloud where the model starts on the target's image,
+    smallest first, computed once per path for the rules' fix hints (MEM, CHP). On an accelerator
+    instance: instances with that chip; on a CPU instance: GPU instances (what the chip rule offers)."""
+    if catalog is None or target.instance is None or facts.kind not in ALTERNATIVE_KINDS:
+        return ()
     inst = target.instance
     clouds = [inst.cloud] if inst.cloud not in ("user", "local") else None
+    chip = inst.chip if inst.chip in ("GPU", "PPU", "XPU") else "GPU"
     args = {k: v for k, v in target.engine_args.items() if k != "tensor_parallel_size"}
-    try:
-        rows = plan(facts, catalog, args, target.image, clouds=clouds, chip=inst.chip or "GPU")
-    except Exception:  # noqa: BLE001 - a hint must never break the check
-        return []
-    return rows[:n]
+    return tuple(plan(facts, catalog, args, target.image, clouds=clouds, chip=chip)[:n])
 
 
-__all__ = ["PlanRow", "fit_on", "plan", "smallest_fits"]
+__all__ = ["ALTERNATIVE_KINDS", "PlanRow", "alternatives", "fit_on", "plan"]
 
 
-def format_rows(rows: list[PlanRow], *, fmt: str = "text", model: ModelFacts | None = None,
-                min_concurrency: float | None = None) -> str:
-    """The `check plan` output: a table (text) or a JSON list, smallest instance first."""
-    if fmt == "json":
-        import json
-
-        return json.dumps([r.as_dict() for r in rows], indent=2) + "\n"
-    if not rows:
-        name = model.name if model else "the model"
-        if min_concurrency is not None:
-            return (f"{name}: no catalog instance reaches a max concurrency of {min_concurrency:g} (lower "
-                    "--max-model-len, use --kv-cache-dtype fp8 or a quantized checkpoint)\n")
-        return f"{name}: no catalog instance fits (try a quantized checkpoint or a larger --tensor-parallel-size)\n"
-    head = ("instance", "cloud", "gpus", "gpu", "tp", "kv tokens", "concurrency", "max_model_len")
-    table = [head]
-    for r in rows:
-        conc = f"{r.max_concurrency:.1f}x" if r.max_concurrency is not None else "?"
-        table.append((r.instance, r.cloud, str(r.gpu_count), r.gpu, str(r.tensor_parallel_size),
-                      f"{r.kv_cache_tokens:,}", conc, str(r.max_model_len or "?")))
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
-    if rows and rows[0].estimate.assumptions:
-        lines.append("")
-        lines.append("assumes: " + "; ".join(rows[0].estimate.assumptions[:4]))
-    return "\n".join(lines) + "\n"
-
-
-__all__ += ["format_rows"]

@@ -23,8 +23,10 @@ import os
 import sys
 
 from checker import config as config_mod
+from checker.repo import git_root
 
-_MARKERS = config_mod.MODEL_MARKERS
+# Files that make a folder a model folder.
+_MARKERS = ("config.json", "model_index.json", "adapter_config.json", "Modelfile", "config.pbtxt")
 
 
 def _has_marker(folder: str) -> bool:
@@ -76,7 +78,7 @@ def model_folder(filename: str, root: str | None = None) -> str | None:
     """The model folder a changed file belongs to, or None when it belongs to none."""
     absf = os.path.abspath(filename)
     start = absf if os.path.isdir(absf) else os.path.dirname(absf)
-    root = os.path.abspath(root or config_mod.repo_root(start) or os.getcwd())
+    root = os.path.abspath(root or git_root(start) or os.getcwd())
     config = config_mod.discover(start)
     if config is not None:
         for folder in _configured_folders(config):

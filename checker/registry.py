@@ -42,7 +42,8 @@ def _builtin_modules() -> list[ModuleType]:
             "another installed package shadows it"
         )
     names = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
-    return [importlib.import_module(f"rules.{name}") for name in names]
+    # the linter's own codes (CHK) are declared as rules too, so every listing sees them
+    return [importlib.import_module("checker.linter"), *(importlib.import_module(f"rules.{n}") for n in names)]
 
 
 def plugin_entry_points(group: str = ENTRY_POINT_GROUP) -> list[tuple[str, str]]:
@@ -138,30 +139,35 @@ def load(plugins: bool = True) -> Registry:
     return registry
 
 
+def matches(code: str, name: str, selector: str) -> bool:
+    """The one selector matcher (--select/--ignore, config select/ignore, suppressions): a code (MEM001),
+    a prefix (MEM, ME), a rule name (weights-exceed-vram) or ALL."""
+    s = selector.strip()
+    if not s:
+        return False
+    return s.upper() == "ALL" or code.startswith(s.upper()) or name == s.lower()
+
+
 def select(rules: tuple[Rule, ...], select: list[str] | None, ignore: list[str] | None) -> tuple[Rule, ...]:
-    """ruff-style selection: each selector is a code (MEM001), a prefix (MEM, ME), a name
-    (weights-exceed-vram) or ALL. Ignore wins over select for the same rule."""
-
-    def matches(r: Rule, selector: str) -> bool:
-        s = selector.strip()
-        if not s:
-            return False
-        if s.upper() == "ALL":
-            return True
-        return r.code.startswith(s.upper()) or r.name == s.lower()
-
-    chosen = [r for r in rules if not select or any(matches(r, s) for s in select)]
+    """ruff-style selection. Ignore wins over select for the same rule."""
+    chosen = [r for r in rules if not select or any(matches(r.code, r.name, s) for s in select)]
     if ignore:
-        chosen = [r for r in chosen if not any(matches(r, s) for s in ignore)]
+        chosen = [r for r in chosen if not any(matches(r.code, r.name, s) for s in ignore)]
     return tuple(chosen)
 
 
-def unknown_selectors(rules: tuple[Rule, ...], selectors: list[str]) -> list[str]:
-    bad = []
-    for s in selectors:
-        s = s.strip()
-        if not s or s.upper() == "ALL":
-            continue
-        if not any(r.code.startswith(s.upper()) or r.name == s.lower() for r in rules):
-            bad.append(s)
-    return bad
+def unknown_selectors(rules: tuple[Rule, ...], selectors: list[str] | tuple[str, ...]) -> list[str]:
+    """Selectors that name no rule (a mistyped selector would otherwise select nothing and pass)."""
+    return [s for s in selectors if s.strip() and not any(matches(r.code, r.name, s) for r in rules)]
+
+
+def suggest(query: str, registry: Registry | None = None) -> str | None:
+    """The closest code or name to a mistyped one (``MEM03`` -> ``MEM003``), or None."""
+    import difflib
+
+    rules = (registry or load()).rules
+    q = query.strip()
+    close = difflib.get_close_matches(q.upper(), [r.code for r in rules], n=1, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(q.lower(), [r.name for r in rules], n=1, cutoff=0.6)
+    return close[0] if close else None

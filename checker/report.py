@@ -1,8 +1,12 @@
-"""What one run produced, for every path checked, and the exit code a CI gate uses."""
+"""What one run produced, for every path checked, and the exit code a CI gate uses.
+
+Each path carries its own exit policy (``fail_on``, ``exit_zero``), resolved from its flags and config:
+the run fails when any path fails by its own policy.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from checker.linter import Result, Skip
@@ -18,6 +22,10 @@ class PathReport:
     estimate: Estimate | None
     result: Result
     smoke: Any = None  # checker.smoke.SmokeResult when the smoke stage ran
+    fail_on: Severity = Severity.ERROR
+    exit_zero: bool = False
+    config: str | None = None  # the config file that governed this path
+    repo_root: str | None = None  # the root its file paths are reported relative to (checker.repo)
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -28,14 +36,17 @@ class PathReport:
     def skipped(self) -> tuple[Skip, ...]:
         return self.result.skipped
 
+    @property
+    def failed(self) -> bool:
+        if self.exit_zero:
+            return False
+        return any((f.severity or Severity.ERROR) >= self.fail_on for f in self.findings)
+
 
 @dataclass(frozen=True, slots=True)
 class Report:
     results: tuple[PathReport, ...]
-    fail_on: Severity = Severity.ERROR
-    exit_zero: bool = False
     verbose: bool = False  # text output: show every assumption behind the memory figures
-    notes: tuple[str, ...] = field(default_factory=tuple)  # run-level notes (e.g. config files used)
 
     def counts(self) -> dict[str, int]:
         counts = {"error": 0, "warning": 0, "info": 0}
@@ -45,11 +56,14 @@ class Report:
         return counts
 
     @property
+    def fail_on(self) -> Severity:
+        """The fail level to show in summaries: the strictest of the paths' (error when none)."""
+        return min((r.fail_on for r in self.results), default=Severity.ERROR)
+
+    @property
     def failed(self) -> bool:
-        return any((f.severity or Severity.ERROR) >= self.fail_on for r in self.results for f in r.findings)
+        return any(r.failed for r in self.results)
 
     @property
     def exit_code(self) -> int:
-        if self.exit_zero:
-            return 0
         return 1 if self.failed else 0

@@ -58,16 +58,22 @@ NEEDS = {
     "vram": "no GPU memory known for the target",
     "estimate": "no memory estimate for this model and target",
     "config": "the folder has no config.json",
+    "observation": "no smoke run (--smoke)",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
+    """Everything a rule may read, computed once per model path before any rule runs."""
+
     facts: ModelFacts
     target: Target
     estimate: Estimate | None = None
     options: dict[str, Any] = field(default_factory=dict)  # this rule's options (defaults merged)
-    catalog: Any = None  # checker.catalog.Catalog, for rules that suggest alternatives
+    catalog: Any = None  # checker.catalog.Catalog: image families, instances, GPUs
+    view: Any = None  # checker.engines.EngineView: what the target engine derives from this model
+    alternatives: tuple[Any, ...] = ()  # checker.plan.PlanRow: catalog instances where the model starts
+    observation: Any = None  # checker.smoke.SmokeObservation, only in the smoke stage
 
 
 RuleFunc = Callable[[Context], Iterable[Finding]]

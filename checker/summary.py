@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from checker.model import Estimate, ModelFacts, Target
@@ -55,14 +54,85 @@ def target_summary(target: Target) -> dict[str, Any]:
     }
 
 
-def memory_block(estimate: Estimate | None) -> dict[str, Any] | None:
-    if estimate is None:
+def memory_block(est: Estimate | None) -> dict[str, Any] | None:
+    """The JSON ``memory`` block (DESIGN.md contract); rules put it in their findings' data too."""
+    if est is None:
         return None
-    try:
-        from checker.estimate import estimate_memory_block
-    except ImportError:  # estimator not installed in this build: plain field dump
-        return {k: v for k, v in dataclasses.asdict(estimate).items()}
-    return estimate_memory_block(estimate)
+    if not est.llm:
+        return _non_llm_block(est)
+    block: dict[str, Any] = {
+        "engine": est.engine,
+        "engine_version": est.engine_version,
+        "status": est.status,
+        "weights_bytes": est.weights_bytes,
+        "weights_bytes_per_gpu": est.weights_bytes_per_gpu,
+        "kv_cache_bytes_per_token": est.kv_cache_bytes_per_token,
+        "kv_cache_bytes": est.kv_cache_bytes,
+        "kv_cache_tokens": est.kv_cache_tokens,
+        "max_concurrency": est.max_concurrency,
+        "max_model_len": est.max_model_len,
+        "gpu_memory_utilization": est.gpu_memory_utilization,
+        "total_vram_bytes": est.total_vram_bytes,
+        "usable_bytes": est.usable_bytes,
+        "activation_bytes": est.activation_bytes,
+        "non_torch_bytes": est.non_torch_bytes,
+        "cuda_graph_bytes": est.cuda_graph_bytes,
+        "block_size": est.block_size,
+        "assumptions": list(est.assumptions),
+    }
+    if est.failure:
+        block["failure"] = est.failure
+    if est.fixes is not None:
+        block["fit_max_model_len"] = est.fixes.max_model_len
+        block["min_gpu_memory_utilization"] = est.fixes.gpu_memory_utilization
+        block["fit_tensor_parallel_size"] = est.fixes.tensor_parallel_size
+        block["fit_max_num_seqs"] = est.fixes.max_num_seqs
+    for key in ("vllm_engine", "num_gpu_blocks", "max_num_seqs", "max_num_batched_tokens", "tensor_parallel_size",
+                "pipeline_parallel_size", "kv_cache_dtype", "gpu_layers", "total_layers", "mem_fraction_static"):
+        if key in est.extra:
+            block[key] = est.extra[key]
+    return block
+
+
+def _non_llm_block(est: Estimate) -> dict[str, Any]:
+    """Diffusion / TTS: weights + activation + overhead against the GPU; the LLM-only fields are null."""
+    need = est.weights_bytes_per_gpu + est.activation_bytes + est.non_torch_bytes
+    return {
+        "engine": est.engine, "engine_version": est.engine_version, "status": est.status,
+        "weights_bytes": est.weights_bytes, "weights_bytes_per_gpu": est.weights_bytes_per_gpu,
+        "kv_cache_bytes_per_token": None, "kv_cache_bytes": None, "kv_cache_tokens": None,
+        "max_concurrency": None, "max_model_len": None, "gpu_memory_utilization": None,
+        "total_vram_bytes": est.total_vram_bytes, "usable_bytes": None, "activation_bytes": est.activation_bytes,
+        "non_torch_bytes": est.non_torch_bytes, "cuda_graph_bytes": None, "block_size": None,
+        "needed_bytes": need, "spare_bytes": est.total_vram_bytes - need,
+        "assumptions": list(est.assumptions),
+        **({"failure": est.failure} if est.failure else {}),
+    }
+
+
+def smoke_block(smoke: Any) -> dict[str, Any] | None:
+    """The JSON ``smoke`` block of a path (checker.smoke.SmokeResult)."""
+    if smoke is None:
+        return None
+    return {
+        "passed": smoke.passed,
+        "skipped_reason": smoke.skipped_reason,
+        "engine": smoke.engine,
+        "command": list(smoke.command),
+        "log_path": smoke.log_path,
+        "answers": [
+            {"prompt": c.prompt, "expect": c.expect, "endpoint": c.endpoint, "answer": c.answer, "passed": c.passed,
+             "error": c.error, "ttft_s": c.ttft_s, "total_s": c.total_s, "completion_tokens": c.completion_tokens,
+             "raw_answer": c.raw_answer}
+            for c in smoke.answers
+        ],
+        "metrics": dict(smoke.metrics),
+        "comparisons": [
+            {"name": c.name, "measured": c.measured, "predicted": c.predicted, "unit": c.unit, "ratio": c.ratio,
+             "disagrees": c.disagrees}
+            for c in smoke.comparisons
+        ],
+    }
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:

@@ -176,9 +176,5 @@ def spec_path(dep: dict[str, Any], key: str) -> str:
 
 # -- smoke stage ---------------------------------------------------------------------------------
 
-# The smoke runner hands its SmokeObservation to the SMK rules as this option; static runs leave it None.
-SMOKE_OPTIONS = {"observation": None}
-
-
-def observation(ctx: Context):  # -> checker.smoke.types.SmokeObservation | None
-    return ctx.options.get("observation")
+def observation(ctx: Context):  # -> checker.smoke.types.SmokeObservation (the SMK rules need one)
+    return ctx.observation

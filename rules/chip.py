@@ -21,18 +21,9 @@ def tag_chip(img) -> str | None:
     return img.chip
 
 
-def _gpu_instances_that_fit(ctx: Context, cloud: str | None, n: int) -> list[str]:
-    """The smallest GPU instances where the model starts on the image's engine (empty when unknown)."""
-    if ctx.catalog is None or ctx.facts.kind not in ("hf-llm", "gguf"):
-        return []
-    try:
-        from checker.plan import plan
-
-        args = {k: v for k, v in ctx.target.engine_args.items() if k != "tensor_parallel_size"}
-        rows = plan(ctx.facts, ctx.catalog, args, ctx.target.image, clouds=[cloud] if cloud else None, chip="GPU")
-    except Exception:  # noqa: BLE001 - a hint must never break the check
-        return []
-    return [r.instance for r in rows[:n]]
+def _gpu_instances_that_fit(ctx: Context, n: int) -> list[str]:
+    """The smallest GPU instances where the model starts on the image's engine (Context.alternatives)."""
+    return [r.instance for r in ctx.alternatives if r.gpu_count > 0][:n]
 
 
 def _instances_with(ctx: Context, chip: str, n: int = 3) -> list[str]:
@@ -40,7 +31,7 @@ def _instances_with(ctx: Context, chip: str, n: int = 3) -> list[str]:
     cloud = ctx.target.instance.cloud if ctx.target.instance else None
     if chip == "GPU":
         # the cheapest GPU instance is often a P4/P100 no current engine runs: name ones the model fits on
-        fits = _gpu_instances_that_fit(ctx, cloud if cloud not in ("user", "local") else None, n)
+        fits = _gpu_instances_that_fit(ctx, n)
         if fits:
             return fits
     try:

@@ -135,7 +135,7 @@ def incomplete_download(ctx: Context) -> Iterator[Finding]:
     """
     partial = [f for f in ctx.facts.files if f.type == "file" and f.name.lower().endswith(_PARTIAL_SUFFIXES)]
     listed = {f.path for f in partial}
-    for p in ctx.facts.extra.get("hf_download_incomplete") or ():
+    for p in ctx.facts.incomplete_downloads:
         if isinstance(p, str) and p not in listed:
             partial.append(FileEntry(p, 0))
     if not partial:
@@ -169,7 +169,7 @@ def special_file(ctx: Context) -> Iterator[Finding]:
                 f"{f.path} is a {f.type}, not a regular file",
                 path=f.path,
                 severity=Severity.ERROR
-                if _is_weight(f) or READ_AT_STARTUP.search(f.path) or f.path == ctx.facts.extra.get("ollama_model_blob")
+                if _is_weight(f) or READ_AT_STARTUP.search(f.path) or f.path == ctx.facts.source_info.ollama_model_blob
                 else None,
                 hint=f"remove {f.path} from the model folder",
                 data={"type": f.type},

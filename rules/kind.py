@@ -146,9 +146,9 @@ def ollama_store(ctx: Context) -> Iterator[Finding]:
         return  # the Ollama image reads this store as it is
     # an engine other than Ollama given the store fails to start: that is an error, not a caution
     severity = Severity.ERROR if img is not None and img.known else None
-    x = ctx.facts.extra
-    blob = x.get("ollama_model_blob") or (ctx.facts.gguf[0].path if ctx.facts.gguf else None)
-    name = x.get("ollama_name") or ctx.facts.name
+    src = ctx.facts.source_info
+    blob = src.ollama_model_blob or (ctx.facts.gguf[0].path if ctx.facts.gguf else None)
+    name = src.ollama_name or ctx.facts.name
     if blob:
         how = (
             f"in the store folder, `ln {blob} model.gguf && llama-server -m model.gguf` (llama.cpp), "

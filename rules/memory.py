@@ -23,16 +23,11 @@ def _where(ctx: Context) -> str:
 
 
 def _instances_hint(ctx: Context) -> str:
-    """The smallest catalog instances (same cloud and chip) where the model starts."""
-    if ctx.catalog is None:
-        return ""
-    from checker.plan import smallest_fits
-
+    """The smallest catalog instances (same cloud and chip) where the model starts (Context.alternatives)."""
     # only instances that do better than this one: suggesting the same type (or a same-size sibling) fixes nothing
     here = ctx.target.instance.name if ctx.target.instance else None
     kv_here = ctx.estimate.kv_cache_tokens if ctx.estimate else 0
-    rows = [r for r in smallest_fits(ctx.facts, ctx.target, ctx.catalog, n=10)
-            if r.instance != here and r.kv_cache_tokens > kv_here][:3]
+    rows = [r for r in ctx.alternatives if r.instance != here and r.kv_cache_tokens > kv_here][:3]
     if not rows:
         return ""
     parts = [f"{r.instance} ({r.gpu_count}x {r.gpu}, TP {r.tensor_parallel_size}, "
@@ -41,18 +36,10 @@ def _instances_hint(ctx: Context) -> str:
 
 
 def _model_limit(ctx: Context) -> int | None:
-    """The model's own context limit as vLLM derives it from config.json, or None."""
-    if ctx.facts.config is None:
-        return None
-    try:
-        from checker.catalog import support
-
-        img = ctx.target.image
-        d = support.derive_max_model_len(ctx.facts.config, ctx.facts.json_files.get("tokenizer_config.json"),
-                                         support.vt(img.version) if img else None, ctx.facts.model_type)
-    except Exception:  # noqa: BLE001 - a hint must never break the check
-        return None
-    return d.value if d is not None and isinstance(d.value, int) else None
+    """The model's own context limit as the engine derives it (the engine view), or None."""
+    limit = getattr(ctx.view, "max_model_len", None) if ctx.view is not None else None
+    value = getattr(limit, "value", limit)
+    return value if isinstance(value, int) else None
 
 
 def round_max_model_len(n: int) -> int:
@@ -63,7 +50,7 @@ def round_max_model_len(n: int) -> int:
 
 def _suggested_len(ctx: Context) -> tuple[int, int]:
     """(round --max-model-len to offer, exact largest that starts), both within the model's limit."""
-    fit = ctx.estimate.extra.get("fit_max_model_len") or 0
+    fit = (ctx.estimate.fixes.max_model_len if ctx.estimate.fixes else None) or 0
     limit = _model_limit(ctx)
     if limit and fit > limit:  # never advise more than the model allows (ENG011 would refuse it)
         fit = limit
@@ -71,18 +58,17 @@ def _suggested_len(ctx: Context) -> tuple[int, int]:
 
 
 def _fix_hint(ctx: Context, first: str = "") -> str:
-    x = ctx.estimate.extra
+    x = ctx.estimate.fixes
     fixes = [first] if first else []
     fit, _ = _suggested_len(ctx)
     # a context of a few hundred tokens serves nothing useful: then only memory/GPU fixes are offered
     if fit >= MIN_USEFUL_MAX_MODEL_LEN:
         fixes.append(f"--max-model-len {fit}")
-    if x.get("min_gpu_memory_utilization"):
-        fixes.append(f"--gpu-memory-utilization {x['min_gpu_memory_utilization']:.2f}")
-    seqs = _fewer_seqs_fix(ctx)
-    if seqs:
-        fixes.append(f"--max-num-seqs {seqs}")
-    tp = x.get("fit_tensor_parallel_size")
+    if x and x.gpu_memory_utilization:
+        fixes.append(f"--gpu-memory-utilization {x.gpu_memory_utilization:.2f}")
+    if x and x.max_num_seqs:
+        fixes.append(f"--max-num-seqs {x.max_num_seqs}")
+    tp = x.tensor_parallel_size if x else None
     if tp and tp <= ctx.target.gpu_count:
         fixes.append(f"--tensor-parallel-size {tp}")
     elif tp:
@@ -100,29 +86,6 @@ def _weights_path(ctx: Context) -> str | None:
     return files[0] if files else None
 
 
-def _fewer_seqs_fix(ctx: Context) -> int | None:
-    """The largest --max-num-seqs (below the current one) with which vLLM starts, when a smaller profiling
-    pass is the fix: vLLM 0.8.x warms the sampler up with 1024 sequences ("try lowering max_num_seqs")."""
-    est = ctx.estimate
-    current = est.extra.get("max_num_seqs")
-    if est.engine != "vllm" or not isinstance(current, int) or est.weights_bytes_per_gpu > est.usable_bytes:
-        return None
-    from dataclasses import replace
-
-    from checker.estimate import compute
-
-    for seqs in (256, 128, 64):
-        if seqs >= current:
-            continue
-        try:
-            alt = compute(ctx.facts, replace(ctx.target, engine_args={**ctx.target.engine_args, "max_num_seqs": seqs}))
-        except Exception:  # noqa: BLE001 - a hint must never break the check
-            return None
-        if alt is not None and alt.extra.get("status") == "ok":
-            return seqs
-    return None
-
-
 def _fp8_kv_helps(ctx: Context) -> bool:
     """An FP8 KV cache doubles the tokens: a fix only when not already FP8 and twice the tokens suffice."""
     est = ctx.estimate
@@ -131,10 +94,10 @@ def _fp8_kv_helps(ctx: Context) -> bool:
 
 
 def _data(ctx: Context) -> dict:
-    from checker.estimate import estimate_memory_block
+    from checker.summary import memory_block
 
-    data = estimate_memory_block(ctx.estimate) or {}
-    if ctx.estimate.extra.get("fit_max_model_len"):
+    data = memory_block(ctx.estimate) or {}
+    if ctx.estimate.fixes and ctx.estimate.fixes.max_model_len:
         # the hint offers a round length; the exact largest that starts stays in the data
         suggested, exact = _suggested_len(ctx)
         data["suggested_max_model_len"] = suggested
@@ -212,7 +175,7 @@ def max_model_len_exceeds_kv_cache(ctx: Context) -> Iterator[Finding]:
         return
     if est.max_model_len is None or est.max_concurrency is None or est.max_concurrency >= 1.0:
         return
-    fit = (est.extra.get("fit_max_model_len") or 0) >= MIN_USEFUL_MAX_MODEL_LEN
+    fit = ((est.fixes.max_model_len if est.fixes else None) or 0) >= MIN_USEFUL_MAX_MODEL_LEN
     yield Finding(
         f"max_model_len {est.max_model_len} is larger than the {est.kv_cache_tokens} tokens the KV cache "
         f"holds on {_where(ctx)} ({_g(est.kv_cache_bytes)} at {est.kv_cache_bytes_per_token} B/token)",
@@ -266,14 +229,12 @@ def instance_oversized(ctx: Context) -> Iterator[Finding]:
     """
     est = ctx.estimate
     limit = float(ctx.options.get("oversized_concurrency", 64.0))
-    if est.max_concurrency is None or est.max_concurrency < limit or ctx.catalog is None:
+    if est.max_concurrency is None or est.max_concurrency < limit:
         return
-    from checker.plan import smallest_fits
-
     inst = ctx.target.instance
     here = est.total_vram_bytes * ctx.target.gpu_count
     # smaller, useful (>= 2x), and not leaving GPUs idle (a 2-GPU box at TP 1 only costs more)
-    smaller = [r for r in smallest_fits(ctx.facts, ctx.target, ctx.catalog, n=10)
+    smaller = [r for r in ctx.alternatives
                if r.total_vram_bytes < here and (r.max_concurrency or 0) >= 2
                and r.tensor_parallel_size >= r.gpu_count]
     if not smaller:

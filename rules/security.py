@@ -163,23 +163,22 @@ def weight_hash_mismatch(ctx: Context) -> Iterator[Finding]:
     Delete the file and download it again (``hf download REPO FILE --force-download``), then re-run
     ``check --verify``.
     """
-    for res in ctx.facts.extra.get("verify") or ():
-        if not isinstance(res, dict):
-            continue
-        if res.get("status") == "mismatch":
+    for res in ctx.facts.hashes:
+        if res.status == "mismatch":
             yield Finding(
-                f"{res.get('path')}: {res.get('message')}",
-                path=res.get("path"),
+                f"{res.path}: {res.message}",
+                path=res.path,
                 hint="re-download the file from its source and verify again",
-                data={k: res.get(k) for k in ("algorithm", "expected", "actual", "source", "size")},
+                data={"algorithm": res.algorithm, "expected": res.expected, "actual": res.actual,
+                      "source": res.source, "size": res.size},
             )
-        elif res.get("status") == "error":
+        elif res.status == "error":
             yield Finding(
-                f"{res.get('path')} could not be hashed: {res.get('message')}",
-                path=res.get("path"),
+                f"{res.path} could not be hashed: {res.message}",
+                path=res.path,
                 severity=Severity.WARNING,
                 hint="make the file readable and verify again",
-                data={"reason": res.get("message")},
+                data={"reason": res.message},
             )
 
 

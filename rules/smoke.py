@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from checker.rule import Context, Finding, Severity, rule
-from rules._common import SMOKE_OPTIONS, observation
+from rules._common import observation
 
 
-@rule("SMK001", severity=Severity.ERROR, options=SMOKE_OPTIONS)
+@rule("SMK001", severity=Severity.ERROR, needs={"observation"})
 def smoke_answer_wrong(ctx: Context) -> Iterator[Finding]:
     """The served model's answer to a smoke prompt does not match the expected answer.
 
@@ -63,7 +63,7 @@ def smoke_answer_wrong(ctx: Context) -> Iterator[Finding]:
         )
 
 
-@rule("SMK002", severity=Severity.ERROR, options=SMOKE_OPTIONS)
+@rule("SMK002", severity=Severity.ERROR, needs={"observation"})
 def smoke_request_failed(ctx: Context) -> Iterator[Finding]:
     """The server was healthy but a smoke generation request failed.
 
@@ -90,7 +90,7 @@ def smoke_request_failed(ctx: Context) -> Iterator[Finding]:
         )
 
 
-@rule("SMK010", severity=Severity.ERROR, options=SMOKE_OPTIONS)
+@rule("SMK010", severity=Severity.ERROR, needs={"observation"})
 def server_start_timeout(ctx: Context) -> Iterator[Finding]:
     """The server did not answer /health within the smoke timeout.
 
@@ -115,7 +115,7 @@ def server_start_timeout(ctx: Context) -> Iterator[Finding]:
     )
 
 
-@rule("SMK011", severity=Severity.ERROR, options=SMOKE_OPTIONS)
+@rule("SMK011", severity=Severity.ERROR, needs={"observation"})
 def server_exited(ctx: Context) -> Iterator[Finding]:
     """The server exited during start-up for a reason no more specific SMK rule recognises.
 
@@ -143,7 +143,7 @@ def server_exited(ctx: Context) -> Iterator[Finding]:
     )
 
 
-@rule("SMK012", severity=Severity.WARNING, options=SMOKE_OPTIONS)
+@rule("SMK012", severity=Severity.WARNING, needs={"observation"})
 def prediction_disagrees(ctx: Context) -> Iterator[Finding]:
     """A figure vLLM reported differs widely from modelcheck's static prediction.
 
@@ -172,7 +172,7 @@ def prediction_disagrees(ctx: Context) -> Iterator[Finding]:
         )
 
 
-@rule("SMK013", severity=Severity.ERROR, options=SMOKE_OPTIONS)
+@rule("SMK013", severity=Severity.ERROR, needs={"observation"})
 def smoke_engine_unavailable(ctx: Context) -> Iterator[Finding]:
     """No serving engine is available here to smoke-test this kind of model.
 
@@ -193,7 +193,7 @@ def smoke_engine_unavailable(ctx: Context) -> Iterator[Finding]:
         )
 
 
-@rule("SMK014", severity=Severity.ERROR, options=SMOKE_OPTIONS)
+@rule("SMK014", severity=Severity.ERROR, needs={"observation"})
 def host_memory_too_small(ctx: Context) -> Iterator[Finding]:
     """The weights and KV cache do not fit in this machine's free memory, so the CPU server was not started.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from checker.rule import Context, Finding, Severity, rule
-from rules._common import SMOKE_OPTIONS, observation
+from rules._common import observation
 
 
 def _log_failure(ctx: Context, kind: str):
@@ -21,7 +21,7 @@ def _log_failure(ctx: Context, kind: str):
     return None
 
 
-@rule("SMK003", severity=Severity.ERROR, options=SMOKE_OPTIONS)
+@rule("SMK003", severity=Severity.ERROR, needs={"observation"})
 def kv_cache_no_memory(ctx: Context) -> Iterator[Finding]:
     """vLLM found no memory left for the KV cache blocks after loading the weights.
 
@@ -44,7 +44,7 @@ def kv_cache_no_memory(ctx: Context) -> Iterator[Finding]:
         )
 
 
-@rule("SMK004", severity=Severity.ERROR, options=SMOKE_OPTIONS)
+@rule("SMK004", severity=Severity.ERROR, needs={"observation"})
 def served_max_model_len_exceeds_kv_cache(ctx: Context) -> Iterator[Finding]:
     """vLLM refused to start: one request of max_model_len tokens does not fit in the KV cache.
 
@@ -73,7 +73,7 @@ def served_max_model_len_exceeds_kv_cache(ctx: Context) -> Iterator[Finding]:
     )
 
 
-@rule("SMK005", severity=Severity.ERROR, options=SMOKE_OPTIONS)
+@rule("SMK005", severity=Severity.ERROR, needs={"observation"})
 def cuda_out_of_memory(ctx: Context) -> Iterator[Finding]:
     """The GPU ran out of memory while vLLM loaded or profiled the model.
 
@@ -97,7 +97,7 @@ def cuda_out_of_memory(ctx: Context) -> Iterator[Finding]:
         )
 
 
-@rule("SMK006", severity=Severity.ERROR, options=SMOKE_OPTIONS)
+@rule("SMK006", severity=Severity.ERROR, needs={"observation"})
 def architecture_unsupported(ctx: Context) -> Iterator[Finding]:
     """This vLLM build does not implement the model's architecture.
 
@@ -121,7 +121,7 @@ def architecture_unsupported(ctx: Context) -> Iterator[Finding]:
         )
 
 
-@rule("SMK007", severity=Severity.ERROR, options=SMOKE_OPTIONS)
+@rule("SMK007", severity=Severity.ERROR, needs={"observation"})
 def bf16_unsupported_gpu(ctx: Context) -> Iterator[Finding]:
     """The GPU has no bfloat16 support (compute capability below 8.0) and the model loads as bf16.
 
@@ -144,7 +144,7 @@ def bf16_unsupported_gpu(ctx: Context) -> Iterator[Finding]:
         )
 
 
-@rule("SMK008", severity=Severity.ERROR, options=SMOKE_OPTIONS)
+@rule("SMK008", severity=Severity.ERROR, needs={"observation"})
 def gated_repo_without_token(ctx: Context) -> Iterator[Finding]:
     """The engine tried to download from a gated Hugging Face repository without access.
 
@@ -167,7 +167,7 @@ def gated_repo_without_token(ctx: Context) -> Iterator[Finding]:
         )
 
 
-@rule("SMK009", severity=Severity.ERROR, options=SMOKE_OPTIONS)
+@rule("SMK009", severity=Severity.ERROR, needs={"observation"})
 def tokenizer_load_failed(ctx: Context) -> Iterator[Finding]:
     """The engine could not load the model's tokenizer.
 

@@ -19,9 +19,9 @@ from checker.estimate.geometry import (
     geometry_from_config,
     geometry_from_gguf,
 )
-from checker.model import Estimate, ModelFacts, Target
+from checker.model import Estimate, Fixes, ModelFacts, Target
 
-__all__ = ["GIB", "compute", "compute_vllm", "estimate_memory_block", "format_memory_text", "geometry", "is_llm"]
+__all__ = ["GIB", "compute", "compute_vllm", "geometry"]
 
 
 def geometry(facts: ModelFacts) -> Geometry | None:
@@ -62,11 +62,12 @@ def _image_serves(target: Target, kind: str) -> bool:
     return img is None or img.category in _SERVES.get(kind, ())
 
 
-def compute(facts: ModelFacts, target: Target, catalog: Any = None, *, fixes: bool = True) -> Estimate | None:
+def compute(facts: ModelFacts, target: Target, view: Any = None, *, fixes: bool = True) -> Estimate | None:
     """The memory estimate for this model on this target, or None when there is nothing to model.
 
-    ``fixes=False`` skips the search for the settings that would make a failing start work (the
-    planner asks only "does it start?" for every catalog instance)."""
+    ``view``: what the engine derives from the model (checker.engines.view), when known. ``fixes=False``
+    skips the search for the settings that would make a failing start work (the planner asks only
+    "does it start?" for every catalog instance)."""
     gpu = target.gpu
     if gpu is None or gpu.memory_bytes <= 0:
         return None
@@ -182,10 +183,7 @@ def _vllm_estimate(
     else:
         status, reason = "ok", None
     extra: dict[str, Any] = {
-        "engine_version": ".".join(map(str, s.version)) if s.version else None,
         "vllm_engine": s.engine,
-        "status": status,
-        "failure": reason,
         "num_gpu_blocks": num_blocks,
         "max_num_seqs": s.max_num_seqs,
         "max_num_batched_tokens": s.max_num_batched_tokens,
@@ -215,146 +213,44 @@ def _vllm_estimate(
         max_model_len=s.max_model_len, max_concurrency=round(concurrency, 2) if concurrency is not None else None,
         block_size=s.block_size, assumptions=tuple(dict.fromkeys(notes)),
         inputs={k: v for k, v in args.items() if v is not None}, extra=extra,
+        status=status, failure=reason, engine_version=".".join(map(str, s.version)) if s.version else None,
     )
     if with_fixes and status == "fail":
-        est = replace(est, extra={**extra, **_vllm_fixes(geo, checkpoint_total, weights_dtype, total, gpu_name, cc,
-                                                         gpu_count, args, version, s, weights_by_dtype,
-                                                         vision)})
+        est = replace(est, fixes=_vllm_fixes(geo, checkpoint_total, weights_dtype, total, gpu_name, cc, gpu_count,
+                                             args, version, s, weights_by_dtype, vision,
+                                             weights_fit=weights_gpu <= usable))
     return est
 
 
 def _vllm_fixes(geo: Geometry, weights_total: int, weights_dtype: str | None, total: int, gpu_name: str,
                 cc: int | None, gpu_count: int, args: dict[str, Any], version: tuple[int, ...] | None,
                 s: V.VllmSettings, weights_by_dtype: dict[str, int] | None = None,
-                vision: Any = None) -> dict[str, Any]:
-    """Re-run the arithmetic with one setting changed: the largest max_model_len, the smallest util."""
+                vision: Any = None, *, weights_fit: bool = True) -> Fixes:
+    """Re-run the arithmetic with one setting changed; a setting is offered only if that run starts."""
 
-    def run(**over: Any) -> Estimate:
+    def starts(**over: Any) -> bool:
         return _vllm_estimate(geo, weights_total, weights_dtype, total, gpu_name, cc, gpu_count,
                               {**args, **over}, version, with_fixes=False, weights_by_dtype=weights_by_dtype,
-                              vision=vision)
+                              vision=vision).status == "ok"
 
-    fixes: dict[str, Any] = {}
     # largest max_model_len (multiple of the block size) that starts; activation can depend on it (V0)
     lo, hi = 0, (s.max_model_len or 0) // s.block_size
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if run(max_model_len=mid * s.block_size).extra["status"] == "ok":
+        if starts(max_model_len=mid * s.block_size):
             lo = mid
         else:
             hi = mid - 1
-    fixes["fit_max_model_len"] = lo * s.block_size if lo else None
     # smallest gpu_memory_utilization (0.01 steps) that starts at the requested max_model_len
-    fixes["min_gpu_memory_utilization"] = None
-    for pct in range(int(s.gpu_memory_utilization * 100) + 1, 100):
-        if run(gpu_memory_utilization=pct / 100, max_model_len=s.max_model_len).extra["status"] == "ok":
-            fixes["min_gpu_memory_utilization"] = pct / 100
-            break
-    # smallest tensor-parallel size that divides the heads and starts (within the GPUs the target has)
-    fixes["fit_tensor_parallel_size"] = None
-    for tp in (2, 4, 8, 16):
-        if tp <= s.tensor_parallel_size or geo.num_heads % tp:
-            continue
-        if run(tensor_parallel_size=tp, max_model_len=s.max_model_len).extra["status"] == "ok":
-            fixes["fit_tensor_parallel_size"] = tp
-            break
-    return fixes
-
-
-# -- output ------------------------------------------------------------------------------------------
-
-
-def estimate_memory_block(est: Estimate | None) -> dict[str, Any] | None:
-    """The JSON ``memory`` block (DESIGN.md contract)."""
-    if est is None:
-        return None
-    x = est.extra
-    if not is_llm(est):
-        return _non_llm_block(est)
-    block: dict[str, Any] = {
-        "engine": est.engine,
-        "engine_version": x.get("engine_version"),
-        "status": x.get("status"),
-        "weights_bytes": est.weights_bytes,
-        "weights_bytes_per_gpu": est.weights_bytes_per_gpu,
-        "kv_cache_bytes_per_token": est.kv_cache_bytes_per_token,
-        "kv_cache_bytes": est.kv_cache_bytes,
-        "kv_cache_tokens": est.kv_cache_tokens,
-        "max_concurrency": est.max_concurrency,
-        "max_model_len": est.max_model_len,
-        "gpu_memory_utilization": est.gpu_memory_utilization,
-        "total_vram_bytes": est.total_vram_bytes,
-        "usable_bytes": est.usable_bytes,
-        "activation_bytes": est.activation_bytes,
-        "non_torch_bytes": est.non_torch_bytes,
-        "cuda_graph_bytes": est.cuda_graph_bytes,
-        "block_size": est.block_size,
-        "assumptions": list(est.assumptions),
-    }
-    for key in ("vllm_engine", "num_gpu_blocks", "max_num_seqs", "max_num_batched_tokens", "tensor_parallel_size",
-                "pipeline_parallel_size", "kv_cache_dtype", "failure", "fit_max_model_len",
-                "min_gpu_memory_utilization", "fit_tensor_parallel_size", "gpu_layers", "total_layers",
-                "mem_fraction_static"):
-        if key in x:
-            block[key] = x[key]
-    return block
-
-
-def is_llm(est: Estimate) -> bool:
-    """Whether the estimate has a KV cache (LLM engines); diffusion / TTS pipelines have none."""
-    return bool(est.extra.get("llm", True))
-
-
-def _non_llm_block(est: Estimate) -> dict[str, Any]:
-    """Diffusion / TTS: weights + activation + overhead against the GPU; the LLM-only fields are null."""
-    x = est.extra
-    need = est.weights_bytes_per_gpu + est.activation_bytes + est.non_torch_bytes
-    return {
-        "engine": est.engine, "engine_version": x.get("engine_version"), "status": x.get("status"),
-        "weights_bytes": est.weights_bytes, "weights_bytes_per_gpu": est.weights_bytes_per_gpu,
-        "kv_cache_bytes_per_token": None, "kv_cache_bytes": None, "kv_cache_tokens": None,
-        "max_concurrency": None, "max_model_len": None, "gpu_memory_utilization": None,
-        "total_vram_bytes": est.total_vram_bytes, "usable_bytes": None, "activation_bytes": est.activation_bytes,
-        "non_torch_bytes": est.non_torch_bytes, "cuda_graph_bytes": None, "block_size": None,
-        "needed_bytes": need, "spare_bytes": est.total_vram_bytes - need,
-        "assumptions": list(est.assumptions),
-        **({"failure": x["failure"]} if "failure" in x else {}),
-    }
-
-
-def _gib(n: int) -> str:
-    return f"{n / GIB:.2f} GiB"
-
-
-def format_memory_text(est: Estimate | None) -> list[str]:
-    """A readable breakdown for the text formatter (no trailing newlines)."""
-    if est is None:
-        return []
-    x = est.extra
-    ver = f" {x['engine_version']}" if x.get("engine_version") else ""
-    eng = f" ({x['vllm_engine']})" if x.get("vllm_engine") else ""
-    lines = [f"memory ({est.engine}{ver}{eng}, per GPU):"]
-    if not is_llm(est):
-        need = est.weights_bytes_per_gpu + est.activation_bytes + est.non_torch_bytes
-        lines.append(f"  weights {_gib(est.weights_bytes_per_gpu)} + activation {_gib(est.activation_bytes)}"
-                     f" + CUDA context {_gib(est.non_torch_bytes)} = {_gib(need)} of {_gib(est.total_vram_bytes)}"
-                     f" ({_gib(est.total_vram_bytes - need)} spare)")
-        if x.get("status") == "fail":
-            lines.append(f"  predicted start-up: FAIL ({x.get('failure')})")
-        lines.extend(f"  assumes: {a}" for a in est.assumptions)
-        return lines
-    lines.append(f"  total {_gib(est.total_vram_bytes)} x util {est.gpu_memory_utilization:g} = "
-                 f"{_gib(est.usable_bytes)} usable")
-    lines.append(f"  weights {_gib(est.weights_bytes_per_gpu)} (model {_gib(est.weights_bytes)})"
-                 f" + activation {_gib(est.activation_bytes)} + non-torch {_gib(est.non_torch_bytes)}"
-                 + (f" + CUDA graphs {_gib(est.cuda_graph_bytes)}" if x.get("cuda_graphs_reserved") else ""))
-    lines.append(f"  KV cache {_gib(est.kv_cache_bytes)} at {est.kv_cache_bytes_per_token} B/token"
-                 f" = {est.kv_cache_tokens} tokens")
-    if est.max_model_len:
-        conc = f"{est.max_concurrency:.2f}x" if est.max_concurrency is not None else "n/a"
-        lines.append(f"  max_model_len {est.max_model_len}: max concurrency {conc}")
-    if x.get("status") == "fail":
-        lines.append(f"  predicted start-up: FAIL ({x.get('failure')})")
-    for a in est.assumptions:
-        lines.append(f"  assumes: {a}")
-    return lines
+    util = next((pct / 100 for pct in range(int(s.gpu_memory_utilization * 100) + 1, 100)
+                 if starts(gpu_memory_utilization=pct / 100, max_model_len=s.max_model_len)), None)
+    # smallest tensor-parallel size that divides the heads and starts
+    tp = next((n for n in (2, 4, 8, 16) if n > s.tensor_parallel_size and not geo.num_heads % n
+               and starts(tensor_parallel_size=n, max_model_len=s.max_model_len)), None)
+    # a smaller profiling batch: vLLM 0.8.x warms the sampler up with max_num_seqs sequences ("try lowering
+    # max_num_seqs"); only when the weights fit at all
+    seqs = None
+    if weights_fit:
+        seqs = next((n for n in (256, 128, 64) if n < s.max_num_seqs and starts(max_num_seqs=n)), None)
+    return Fixes(max_model_len=lo * s.block_size if lo else None, gpu_memory_utilization=util,
+                 tensor_parallel_size=tp, max_num_seqs=seqs)

@@ -71,9 +71,9 @@ def llama_cpp(facts: ModelFacts, target: Target) -> Estimate | None:
             f"compute buffer for a {LLAMA_CPP_UBATCH}-token micro-batch; CUDA context ~0.3 GiB per GPU",
         ),
         inputs=args,
-        extra={"status": status, "failure": None if status == "ok" else "weights-exceed" if weights > usable
-               else "no-kv-memory", "gpu_layers": gpu_layers, "total_layers": geo.num_layers,
-               "engine_version": target.image.version if target.image else None},
+        extra={"gpu_layers": gpu_layers, "total_layers": geo.num_layers},
+        status=status, failure=None if status == "ok" else "weights-exceed" if weights > usable else "no-kv-memory",
+        engine_version=target.image.version if target.image else None,
     )
 
 
@@ -105,9 +105,9 @@ def sglang(facts: ModelFacts, target: Target) -> Estimate | None:
         non_torch_bytes=0, cuda_graph_bytes=0, kv_cache_bytes=kv, kv_cache_bytes_per_token=per_token,
         kv_cache_tokens=int(tokens), max_model_len=mml,
         max_concurrency=round(tokens / mml, 2) if mml else None, block_size=1, assumptions=tuple(notes),
-        inputs=args, extra={"status": status, "failure": None if status == "ok" else "no-kv-memory",
-                            "mem_fraction_static": frac, "tensor_parallel_size": tp,
-                            "engine_version": target.image.version if target.image else None},
+        inputs=args, extra={"mem_fraction_static": frac, "tensor_parallel_size": tp},
+        status=status, failure=None if status == "ok" else "no-kv-memory",
+        engine_version=target.image.version if target.image else None,
     )
 
 
@@ -122,8 +122,8 @@ def _fixed(facts: ModelFacts, target: Target, engine: str, activation: int, note
         non_torch_bytes=CUDA_CONTEXT, cuda_graph_bytes=0, kv_cache_bytes=spare, kv_cache_bytes_per_token=0,
         kv_cache_tokens=0, max_model_len=None, max_concurrency=None, block_size=0,
         assumptions=(note, "one pipeline on one GPU, fp16/bf16 weights as stored"), inputs=args,
-        extra={"status": "ok" if spare >= 0 else "fail", "failure": None if spare >= 0 else "weights-exceed",
-               "engine_version": target.image.version if target.image else None, "llm": False},
+        status="ok" if spare >= 0 else "fail", failure=None if spare >= 0 else "weights-exceed",
+        engine_version=target.image.version if target.image else None, llm=False,
     )
 
 

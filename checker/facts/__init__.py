@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+from dataclasses import replace
 from typing import Any
 
 from checker.facts import gguf as _gguf
@@ -24,6 +25,7 @@ from checker.model import (
     GGUFInfo,
     ModelFacts,
     SafetensorsHeader,
+    SourceInfo,
     WeightsSummary,
 )
 
@@ -38,20 +40,32 @@ OLLAMA_JSON_MEDIA = ("application/vnd.ollama.image.params", "application/vnd.doc
 OLLAMA_TEXT_MEDIA = ("application/vnd.ollama.image.template", "application/vnd.ollama.image.system")
 
 
-def gather(path: str, *, max_entries: int = 20000) -> ModelFacts:
-    """Gather every fact about the model at ``path`` (folder, single file, HF cache repo, Ollama store).
+def gather(path: str, *, max_entries: int = 20000, online: bool = False, verify: bool = False) -> ModelFacts:
+    """Gather every fact about the model at ``path`` (folder, single file, HF cache repo, Ollama store, or
+    a hub reference: the local cache snapshot, or with ``online`` a metadata-only mirror).
 
-    Raises checker.errors.UsageError only when the path does not exist.
+    ``verify`` also hashes every weight file (reads all weight data: only on request) into ``hashes``.
+    Raises checker.errors.UsageError only when the path cannot be found.
     """
+    from checker.facts.source import locate
+
+    local = locate(path, online=online)
     # Headers of 100k+ tensors create millions of small acyclic objects; the cyclic GC would rescan them
     # over and over (a third of the parse time), so it is paused while reading.
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _gather(path, max_entries)
+        facts = _gather(local, max_entries)
     finally:
         if paused:
             gc.enable()
+    if local != path:
+        facts = replace(facts, input_path=path)
+    if verify:
+        from checker.facts.hashes import tty_progress, verify_hashes
+
+        facts = replace(facts, hashes=tuple(verify_hashes(facts, online=online, progress=tty_progress())))
+    return facts
 
 
 def _gather(path: str, max_entries: int) -> ModelFacts:
@@ -66,9 +80,8 @@ def _gather(path: str, max_entries: int) -> ModelFacts:
             allowed_roots=r.allowed_roots,
         )
     errors: list[FactError] = list(w.errors)
-    extra: dict[str, Any] = dict(r.extra)
-    if w.incomplete_downloads:
-        extra["hf_download_incomplete"] = list(w.incomplete_downloads)
+    extra: dict[str, Any] = {}
+    index_skipped: list[str] = []
     readable = [f for f in w.files if f.type == "file" and not f.lfs_pointer and f.path in w.rel_to_abs]
 
     json_files, yaml_files, text_files = _read_configs(readable, w, errors, r.extra)
@@ -81,7 +94,7 @@ def _gather(path: str, max_entries: int) -> ModelFacts:
     errors.extend(scan_errors)
 
     files = tuple(w.files)
-    weights = _summarise(files, json_files, st_headers, gguf_infos, extra)
+    weights = _summarise(files, json_files, st_headers, gguf_infos, index_skipped)
     classification = classify(
         name=r.name,
         files=files,
@@ -91,7 +104,7 @@ def _gather(path: str, max_entries: int) -> ModelFacts:
         safetensors=st_headers,
         gguf=gguf_infos,
         source=r.source,
-        extra=extra,
+        extra=r.extra,
     )
     return ModelFacts(
         input_path=path,
@@ -110,6 +123,9 @@ def _gather(path: str, max_entries: int) -> ModelFacts:
         yaml_files=yaml_files,
         text_files=text_files,
         source=r.source,
+        source_info=SourceInfo.from_resolver(r.extra),
+        incomplete_downloads=tuple(w.incomplete_downloads),
+        weights_not_in_index=tuple(index_skipped),
         extra=extra,
         scan=code_scan,
     )
@@ -248,7 +264,7 @@ def _check_index(json_files, errors) -> None:
             )
 
 
-def _summarise(files, json_files, st_headers, gguf_infos, extra) -> WeightsSummary:
+def _summarise(files, json_files, st_headers, gguf_infos, skipped: list[str]) -> WeightsSummary:
     counted: list[SafetensorsHeader] = []
     by_dir: dict[str, set[str]] = {}
     for rel, doc in json_files.items():
@@ -259,16 +275,14 @@ def _summarise(files, json_files, st_headers, gguf_infos, extra) -> WeightsSumma
         ):
             d = rel.rsplit("/", 1)[0] if "/" in rel else ""
             by_dir.setdefault(d, set()).update(v for v in doc["weight_map"].values() if isinstance(v, str))
-    skipped = []
     for h in st_headers:
         d, _, base = h.path.rpartition("/")
         if d in by_dir and base not in by_dir[d]:
             skipped.append(h.path)
             continue
         counted.append(h)
-    if skipped:
-        extra["weights_not_in_index"] = skipped
     dtype_bytes: dict[str, int] = {}
+    from_sizes = False
     total = params = ntensors = 0
     used: list[str] = []
     for header in (*counted, *gguf_infos):  # safetensors and GGUF headers both list their tensors
@@ -297,7 +311,7 @@ def _summarise(files, json_files, st_headers, gguf_infos, extra) -> WeightsSumma
                 fmt = name
                 total = sum(f.size for f in chosen)
                 used = [f.path for f in chosen]
-                extra["weights_from_file_sizes"] = True
+                from_sizes = True
                 break
     dominant = max(dtype_bytes, key=lambda k: (dtype_bytes[k], k)) if dtype_bytes else None
-    return WeightsSummary(fmt, total, params, dtype_bytes, dominant, ntensors, tuple(used))
+    return WeightsSummary(fmt, total, params, dtype_bytes, dominant, ntensors, tuple(used), from_file_sizes=from_sizes)

@@ -1,5 +1,5 @@
-"""Formatters turn a Report into text. They only format: deterministic (sorted, no timestamps), and the
-only I/O is SARIF's and GitHub's look upwards for ``.git`` to make paths relative to the repository root."""
+"""Formatters turn a Report into text. They only format: deterministic (sorted, no timestamps), no I/O
+(the repository root that SARIF and GitHub paths are relative to is computed once by the run, ``PathReport.repo_root``)."""
 
 from __future__ import annotations
 

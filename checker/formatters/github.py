@@ -23,18 +23,17 @@ def escape_property(text: str) -> str:
 
 
 def format(report: Report, *, color: bool = False) -> str:
-    from checker.formatters.sarif import anchor_file, model_base, repo_path, root_for, source_root
+    from checker.formatters.sarif import anchor_file, model_base, repo_path
 
     # GitHub puts an annotation on a file given relative to the repository root (the checkout),
-    # whatever folder the check ran in.
-    root = source_root()
+    # whatever folder the check ran in: PathReport.repo_root, computed once by the run.
     lines: list[str] = []
     for r in report.results:
         base = model_base(r)
         for f in r.findings:
             sev = f.severity or Severity.ERROR
             file = f.path or anchor_file(r)
-            path = repo_path(base, file, root_for(r.path, root))
+            path = repo_path(base, file, r.repo_root)
             props = []
             local = bool(path) and not path.startswith(("hf://", "file://", "/"))
             if local:

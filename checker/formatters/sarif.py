@@ -2,8 +2,8 @@
 
 One run, one result per finding. Every rule that ran or produced a finding is described in
 ``tool.driver.rules`` with its docstring as help text. Locations are files inside the model folder,
-relative to the repository root (the nearest folder upwards from the current directory that holds
-``.git``, else the current directory) with ``uriBaseId`` ``%SRCROOT%``: that is what GitHub code scanning
+relative to the repository root (computed once by the run: the nearest folder upwards from the
+current directory that holds ``.git``, else the current directory; see checker/repo.py) with ``uriBaseId`` ``%SRCROOT%``: that is what GitHub code scanning
 resolves against the checkout, so ``check models/qwen`` run from a sub-folder still lands on
 ``models/qwen/...`` in the repository. GitHub's extra requirements are met: every result has a
 physical location with ``region.startLine`` >= 1 and ``partialFingerprints``; every rule has
@@ -37,37 +37,6 @@ _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "
 # global, a hash that could not be checked) medium; info low.
 _SECURITY_SEVERITY = {Severity.ERROR: "8.8", Severity.WARNING: "5.5", Severity.INFO: "2.0"}
 _SECURITY_FAMILIES = ("SEC",)
-
-
-def _git_root(start: str) -> str | None:
-    cur = os.path.abspath(start)
-    while True:
-        if os.path.exists(os.path.join(cur, ".git")):  # a folder, or a file in a worktree/submodule
-            return cur
-        parent = os.path.dirname(cur)
-        if parent == cur:
-            return None
-        cur = parent
-
-
-def source_root(start: str | None = None) -> str:
-    """The repository root for artifact paths: the nearest folder from ``start`` (default: the current
-    directory) upwards that holds ``.git``, else ``start``."""
-    here = os.path.abspath(start or os.getcwd())
-    return _git_root(here) or here
-
-
-def root_for(report_path: str, default_root: str) -> str:
-    """The root a model's paths are relative to: the current directory's repository (``default_root``)
-    when the model lies inside it, else the model's own repository (``check /src/repo/models/qwen``
-    run from elsewhere), else ``default_root`` (relative to it, or absolute when outside it)."""
-    if report_path.startswith("hf://"):
-        return default_root
-    absolute = os.path.abspath(report_path)
-    inside = absolute == default_root or absolute.startswith(default_root.rstrip(os.sep) + os.sep)
-    if inside and _git_root(default_root) == default_root:
-        return default_root  # also when the model folder is a nested clone with its own .git
-    return _git_root(absolute) or default_root
 
 
 def repo_path(report_path: str, file: str | None, root: str | None = None) -> str:
@@ -167,11 +136,11 @@ def model_base(r: PathReport) -> str:
     return r.path
 
 
-def _location(r: PathReport, f: Finding, root: str) -> dict[str, Any]:
+def _location(r: PathReport, f: Finding, root: str | None) -> dict[str, Any]:
     # A finding about the folder as a whole is anchored on a file, so viewers that need one (GitHub
     # code scanning) can show it.
     file = f.path or anchor_file(r)
-    uri = artifact_uri(model_base(r), file, root_for(r.path, root))
+    uri = artifact_uri(model_base(r), file, root or r.repo_root)
     artifact: dict[str, Any] = {"uri": uri or "."}
     if not uri.startswith(("hf://", "file://")):
         artifact["uriBaseId"] = SRCROOT
@@ -191,10 +160,11 @@ def _fingerprint(rule: str, uri: str, field: str, message: str) -> str:
 
 
 def sarif_dict(report: Report, *, root: str | None = None) -> dict[str, Any]:
-    """The SARIF log; artifact URIs relative to ``root`` (default: :func:`source_root`)."""
+    """The SARIF log; artifact URIs relative to ``root`` (default: each path's repository root, as the
+    run computed it: ``PathReport.repo_root``)."""
     from checker import registry
 
-    root = os.path.abspath(root) if root else source_root()
+    root = os.path.abspath(root) if root else None
     rules = registry.load().by_code()
     # Rules described: every rule that ran plus every code a finding carries, sorted by code.
     codes: dict[str, Finding | None] = {}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from checker.escape import for_terminal
+from checker.model import Estimate
 from checker.report import PathReport, Report
 from checker.rule import Finding, Severity
 from checker.summary import model_summary
@@ -47,20 +50,73 @@ def _finding_lines(f: Finding, color: bool) -> list[str]:
     return lines
 
 
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def memory_text(est: Estimate) -> list[str]:
+    """A readable breakdown of the memory estimate (no trailing newlines)."""
+    x = est.extra
+    ver = f" {est.engine_version}" if est.engine_version else ""
+    eng = f" ({x['vllm_engine']})" if x.get("vllm_engine") else ""
+    lines = [f"memory ({est.engine}{ver}{eng}, per GPU):"]
+    if not est.llm:
+        need = est.weights_bytes_per_gpu + est.activation_bytes + est.non_torch_bytes
+        lines.append(f"  weights {_gib(est.weights_bytes_per_gpu)} + activation {_gib(est.activation_bytes)}"
+                     f" + CUDA context {_gib(est.non_torch_bytes)} = {_gib(need)} of {_gib(est.total_vram_bytes)}"
+                     f" ({_gib(est.total_vram_bytes - need)} spare)")
+    else:
+        lines.append(f"  total {_gib(est.total_vram_bytes)} x util {est.gpu_memory_utilization:g} = "
+                     f"{_gib(est.usable_bytes)} usable")
+        lines.append(f"  weights {_gib(est.weights_bytes_per_gpu)} (model {_gib(est.weights_bytes)})"
+                     f" + activation {_gib(est.activation_bytes)} + non-torch {_gib(est.non_torch_bytes)}"
+                     + (f" + CUDA graphs {_gib(est.cuda_graph_bytes)}" if x.get("cuda_graphs_reserved") else ""))
+        kv = _gib(est.kv_cache_bytes) if est.kv_cache_bytes >= 0 else f"none ({_gib(-est.kv_cache_bytes)} short)"
+        lines.append(f"  KV cache {kv} at {est.kv_cache_bytes_per_token} B/token = {est.kv_cache_tokens} tokens")
+        if est.max_model_len:
+            conc = f"{est.max_concurrency:.2f}x" if est.max_concurrency is not None else "n/a"
+            lines.append(f"  max_model_len {est.max_model_len}: max concurrency {conc}")
+    if est.status == "fail":
+        lines.append(f"  predicted start-up: FAIL ({est.failure})")
+    lines.extend(f"  assumes: {a}" for a in est.assumptions)
+    return lines
+
+
+def smoke_text(s: Any) -> list[str]:
+    """The smoke stage: verdict, each answer, the figures, measured vs predicted."""
+    if s.skipped_reason:
+        return [f"smoke: skipped, {s.skipped_reason}"]
+    lines = [f"smoke: {'PASSED' if s.passed else 'FAILED'} ({s.engine or 'no engine'})"]
+    for c in s.answers:
+        mark = "pass" if c.passed else "FAIL"
+        got = repr(c.answer) if c.answer is not None else f"error: {c.error}"
+        if c.raw_answer is not None:
+            got += f" (with special tokens: {c.raw_answer!r})"
+        ttft = f", first token {c.ttft_s * 1000:.0f} ms" if c.ttft_s is not None else ""
+        lines.append(f"  {mark}  {c.prompt!r} -> {got} (expect /{c.expect}/, {c.endpoint}{ttft})")
+    m = s.metrics
+    figures = []
+    for key, label, unit in (
+        ("load_s", "ready in", "s"), ("ttft_s", "TTFT", "s"), ("tokens_per_s", "decode", "tok/s"),
+        ("weights_gib", "weights", "GiB"), ("kv_cache_gib", "KV cache", "GiB"), ("kv_cache_tokens", "KV tokens", ""),
+        ("max_concurrency", "max concurrency", "x"),
+    ):
+        if m.get(key) is not None:
+            figures.append(f"{label} {m[key]:,}{(' ' + unit) if unit and unit != 'x' else unit}")
+    if figures:
+        lines.append("  " + ", ".join(figures))
+    for c in s.comparisons:
+        flag = "  <-- disagrees" if c.disagrees else ""
+        lines.append(f"  {c.name}: vLLM {c.measured:,.4g} {c.unit} vs predicted {c.predicted:,.4g} {c.unit}{flag}")
+    if s.log_path:
+        lines.append(f"  log: {s.log_path}")
+    return lines
+
+
 def _memory_lines(r: PathReport, verbose: bool) -> list[str]:
     if r.estimate is None:
         return []
-    try:
-        from checker.estimate import format_memory_text
-    except ImportError:
-        e = r.estimate
-        return [
-            (
-                f"  memory: weights {human_bytes(e.weights_bytes_per_gpu)}/GPU, KV cache "
-                f"{human_bytes(e.kv_cache_bytes)} = {e.kv_cache_tokens} tokens, max concurrency {e.max_concurrency}"
-            )
-        ]
-    lines = ["  " + line for line in format_memory_text(r.estimate)]
+    lines = ["  " + line for line in memory_text(r.estimate)]
     # The assumptions matter when memory is the problem; otherwise they drown the findings.
     if verbose or any(f.rule.startswith(("MEM", "SMK")) for f in r.findings):
         return lines
@@ -118,8 +174,8 @@ def _path_block(r: PathReport, color: bool, verbose: bool = False) -> list[str]:
             lines.extend(_finding_lines(f, color))
     else:
         lines.append("  " + _paint("ok", "\033[32m", color) + " no findings")
-    if r.smoke is not None and hasattr(r.smoke, "summary_lines"):
-        lines.extend("  " + s for s in r.smoke.summary_lines())
+    if r.smoke is not None:
+        lines.extend("  " + s for s in smoke_text(r.smoke))
     return lines
 
 

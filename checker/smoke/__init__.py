@@ -25,6 +25,7 @@ from checker.smoke.types import (
     SmokeObservation,
     SmokeOptions,
     SmokeResult,
+    with_findings,
 )
 
 __all__ = [
@@ -43,4 +44,5 @@ __all__ = [
     "options_from_cli",
     "run_smoke",
     "smoke_engine_args",
+    "with_findings",
 ]

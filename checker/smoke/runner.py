@@ -180,12 +180,11 @@ def run_smoke(
     estimate: Estimate | None = None,
     options: SmokeOptions | None = None,
     findings: Sequence[Finding] = (),
-    settings: Any = None,
 ) -> SmokeResult:
     """Start the model for real and test it. Never raises for model problems: they become findings.
 
     ``findings``: the findings of the static run (errors stop the stage unless ``options.force``;
-    security errors always do). ``settings``: the engine ``Settings`` for severity overrides.
+    security errors always do). The SMK rules judge the observation afterwards (checker.api).
     """
     options = options or SmokeOptions()
     skip = _skip_reason(facts, estimate, options, findings)
@@ -195,14 +194,14 @@ def run_smoke(
     engine, command, unavailable, container = _plan(facts, target, options)
     if unavailable:
         obs = SmokeObservation(engine=engine, unavailable=unavailable, model=facts.root)
-        return _result(facts, target, estimate, obs, settings, metrics={})
+        return _result(obs, metrics={})
 
     env = _server_env(target, options, engine)
     short = None if container or options.force else _host_memory_short(facts, target, engine, env)
     if short:
         # a local CPU server that cannot hold the weights would only thrash and be OOM-killed: stop here
         obs = SmokeObservation(engine=engine, host_memory=short, model=facts.root)
-        return _result(facts, target, estimate, obs, settings, metrics={})
+        return _result(obs, metrics={})
 
     port = process.free_port()
     host = "127.0.0.1"
@@ -274,45 +273,23 @@ def run_smoke(
         comparisons=comparisons,
         model=model_path,
     )
-    return _result(facts, target, estimate, obs, settings, metrics)
+    return _result(obs, metrics)
 
 
-def _result(
-    facts: ModelFacts,
-    target: Target,
-    estimate: Estimate | None,
-    obs: SmokeObservation,
-    settings: Any,
-    metrics: dict[str, Any],
-) -> SmokeResult:
-    findings = _findings(facts, target, estimate, obs, settings)
+def _result(obs: SmokeObservation, metrics: dict[str, Any]) -> SmokeResult:
+    """What the run saw. The SMK rules judge ``observation`` afterwards (checker.api, through the linter);
+    ``passed`` here only says that the server came up and every case answered as expected."""
     answered = bool(obs.cases) and all(c.passed for c in obs.cases)
-    passed = obs.ready and answered and not any(f.severity == Severity.ERROR for f in findings)
     return SmokeResult(
-        passed=passed,
+        passed=obs.ready and answered,
         answers=obs.cases,
         metrics=metrics,
         comparisons=obs.comparisons,
-        findings=findings,
         log_path=obs.log_path,
         command=obs.command,
         engine=obs.engine,
+        observation=obs,
     )
-
-
-def _findings(
-    facts: ModelFacts, target: Target, estimate: Estimate | None, obs: SmokeObservation, settings: Any
-) -> tuple[Finding, ...]:
-    """Run the SMK rules over the observation with the ordinary engine (stamping, overrides, crashes)."""
-    from checker import linter as rule_engine
-    from checker import registry
-
-    # every SMK rule, whichever rules/ module it lives in (rules/smoke.py, rules/smoke_log.py)
-    smk = tuple(r for r in registry.load(plugins=False).rules if r.family == "SMK")
-    base = settings or rule_engine.Settings()
-    opts = {code: {**base.options.get(code, {}), "observation": obs} for code in (r.code for r in smk)}
-    result = rule_engine.run(smk, facts, target, estimate, replace(base, options={**base.options, **opts}))
-    return result.findings
 
 
 # ------------------------------------------------------------------------------------------------

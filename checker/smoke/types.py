@@ -6,10 +6,10 @@ process and HTTP machinery.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from checker.rule import Finding
+from checker.rule import Finding, Severity
 from checker.smoke.logparse import LogFacts
 
 DEFAULT_PROMPT = "What is 2+2?"
@@ -112,76 +112,10 @@ class SmokeResult:
     skipped_reason: str | None = None
     command: tuple[str, ...] = ()
     engine: str = ""
+    observation: SmokeObservation | None = None  # what the run saw: the SMK rules judge it
 
-    def summary_lines(self) -> list[str]:
-        """Human lines for the text report: verdict, each answer, the figures, measured vs predicted."""
-        if self.skipped_reason:
-            return [f"smoke: skipped, {self.skipped_reason}"]
-        lines = [f"smoke: {'PASSED' if self.passed else 'FAILED'} ({self.engine or 'no engine'})"]
-        for c in self.answers:
-            mark = "pass" if c.passed else "FAIL"
-            got = repr(c.answer) if c.answer is not None else f"error: {c.error}"
-            if c.raw_answer is not None:
-                got += f" (with special tokens: {c.raw_answer!r})"
-            ttft = f", first token {c.ttft_s * 1000:.0f} ms" if c.ttft_s is not None else ""
-            lines.append(f"  {mark}  {c.prompt!r} -> {got} (expect /{c.expect}/, {c.endpoint}{ttft})")
-        m = self.metrics
-        figures = []
-        for key, label, unit in (
-            ("load_s", "ready in", "s"),
-            ("ttft_s", "TTFT", "s"),
-            ("tokens_per_s", "decode", "tok/s"),
-            ("weights_gib", "weights", "GiB"),
-            ("kv_cache_gib", "KV cache", "GiB"),
-            ("kv_cache_tokens", "KV tokens", ""),
-            ("max_concurrency", "max concurrency", "x"),
-        ):
-            if m.get(key) is not None:
-                figures.append(f"{label} {m[key]:,}{(' ' + unit) if unit and unit != 'x' else unit}")
-        if figures:
-            lines.append("  " + ", ".join(figures))
-        for c in self.comparisons:
-            flag = "  <-- disagrees" if c.disagrees else ""
-            lines.append(
-                f"  {c.name}: vLLM {c.measured:,.4g} {c.unit} vs predicted {c.predicted:,.4g} {c.unit}{flag}"
-            )
-        if self.log_path:
-            lines.append(f"  log: {self.log_path}")
-        return lines
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form for the ``smoke`` block of a report."""
-        return {
-            "passed": self.passed,
-            "skipped_reason": self.skipped_reason,
-            "engine": self.engine,
-            "command": list(self.command),
-            "log_path": self.log_path,
-            "answers": [
-                {
-                    "prompt": c.prompt,
-                    "expect": c.expect,
-                    "endpoint": c.endpoint,
-                    "answer": c.answer,
-                    "passed": c.passed,
-                    "error": c.error,
-                    "ttft_s": c.ttft_s,
-                    "total_s": c.total_s,
-                    "completion_tokens": c.completion_tokens,
-                    "raw_answer": c.raw_answer,
-                }
-                for c in self.answers
-            ],
-            "metrics": dict(self.metrics),
-            "comparisons": [
-                {
-                    "name": c.name,
-                    "measured": c.measured,
-                    "predicted": c.predicted,
-                    "unit": c.unit,
-                    "ratio": c.ratio,
-                    "disagrees": c.disagrees,
-                }
-                for c in self.comparisons
-            ],
-        }
+def with_findings(result: SmokeResult, findings: tuple[Finding, ...]) -> SmokeResult:
+    """The result with the SMK rules' verdict: it passed only if the server answered and no SMK error."""
+    passed = result.passed and not any(f.severity == Severity.ERROR for f in findings)
+    return replace(result, findings=findings, passed=passed)

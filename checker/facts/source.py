@@ -108,6 +108,46 @@ def parse_ref(ref: str) -> HubRef:
     return HubRef(repo_id="/".join(parts), revision=revision)
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def classify_ref(ref: str | None) -> str | None:
+    """What a model reference is, by its spelling alone (the one heuristic; no filesystem access):
+    'oss' | 'hf' (hf://...) | 'url' | 'path' (absolute) | 'relative' | 'hub' (org/name) | None."""
+    if not ref:
+        return None
+    if ref.startswith("oss://"):
+        return "oss"
+    if "://" in ref:
+        return "hf" if ref.startswith("hf://") else "url"
+    if ref.startswith("/"):
+        return "path"
+    if ref.startswith(("./", "../", "~")):
+        return "relative"
+    if _HUB_ID.match(ref.split("@", 1)[0]):
+        return "hub"
+    return "relative"
+
+
+def hub_id(ref: str | None) -> str | None:
+    """``org/name`` for a hub reference (bare or hf://), else None."""
+    kind = classify_ref(ref)
+    if kind == "hub":
+        return ref
+    if kind == "hf":
+        return ref[len("hf://"):].strip("/")  # type: ignore[index]
+    return None
+
+
+def locate(path: str, *, online: bool = False) -> str:
+    """The local path to read for ``path``: itself when it exists; for a hub reference (``hf://org/name``,
+    or a bare ``org/name`` that is not a local path) the Hugging Face cache snapshot, or with ``online``
+    a metadata-only mirror. Raises UsageError when neither exists."""
+    if os.path.exists(path) or classify_ref(path) not in ("hub", "hf"):
+        return path
+    return materialize(path, online=online)
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().upper() in ("1", "ON", "YES", "TRUE")
 

@@ -7,9 +7,9 @@ Expected hashes come from, in order:
 2. a ``<file>.sha256`` sidecar next to the file (first hex token, ``sha256sum`` format);
 3. with ``online=True``: the Hub's file metadata (``HfApi.model_info(files_metadata=True)``, lazy import).
 
-Off by default: hashing reads every byte of the weights, unlike the rest of modelcheck. The caller
-(``checker.cli`` for ``--verify``) stores ``[asdict(r) for r in results]`` in ``facts.extra["verify"]`` and
-rule SEC011 reports mismatches.
+Off by default: hashing reads every byte of the weights, unlike the rest of modelcheck.
+``checker.facts.gather(path, verify=True)`` stores the results in ``ModelFacts.hashes``; rule SEC011
+reports mismatches.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from checker.model import ModelFacts
+from checker.model import HashResult, ModelFacts
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".pkl", ".npz", ".npy",
                    ".h5", ".keras", ".msgpack", ".joblib", ".model", ".data")
@@ -30,18 +29,6 @@ _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _CHUNK = 8 * 1024 * 1024
 
 Progress = Callable[[str, int, int], None]  # (path, bytes done in this file, file size)
-
-
-@dataclass(frozen=True, slots=True)
-class HashResult:
-    path: str  # relative to the model root
-    status: str  # "ok" | "mismatch" | "no-reference" | "error"
-    algorithm: str | None  # "sha256" | "git-sha1"
-    expected: str | None
-    actual: str | None
-    source: str | None  # "hf-cache" | "sidecar" | "hub"
-    size: int
-    message: str = ""
 
 
 def _hf_blob_reference(abs_path: str) -> tuple[str, str] | None:
@@ -76,7 +63,7 @@ def _hub_references(facts: ModelFacts, repo_id: str | None, revision: str | None
     repo = repo_id or (facts.name if "/" in facts.name else None)
     if not repo:
         return {}, "no Hub repository id known for this model (pass repo_id)"
-    rev = revision or facts.extra.get("revision")
+    rev = revision or facts.source_info.revision
     try:
         from huggingface_hub import HfApi
 
