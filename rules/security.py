@@ -100,7 +100,7 @@ def pickle_not_scanned(ctx: Context) -> Iterator[Finding]:
     """A file that may hold a pickle could not be scanned completely, or the code scan stopped early.
 
     ## Why it matters
-    The scan stops at malformed data, fixed limits (48 MiB per decompressed stream or archive member)
+    The scan stops at malformed data, fixed limits (32 MiB per decompressed stream or archive member)
     or unreadable archives, and the whole run has one budget (pickle opcodes walked, bytes decompressed),
     a file-count cap and the folder walk's entry cap. Whatever comes after such a point was not checked
     for code-running globals, so the gate fails closed: a pickle we cannot vouch for is an error (a

@@ -218,7 +218,7 @@ def test_opcode_budget_is_per_run(tmp_path: Path) -> None:
     scans, errors = scan_file(str(tmp_path / "long.pkl"), "long.pkl", 0, budget)
     assert _dangerous(scans) == ["os.system"]
     assert errors[0].message == ("stopped after 1,000 opcodes: the per-run scan budget (1,000 pickle opcodes, "
-                                 "160 MiB decompressed) is used up")
+                                 "96 MiB decompressed) is used up")
     assert budget.exhausted
     # the next file of the same run is not silently passed: a claimed pickle is reported as not scanned
     scans, errors = scan_file(str(tmp_path / "late.pkl"), "late.pkl", 0, budget)

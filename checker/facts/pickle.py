@@ -42,7 +42,7 @@ from checker.model import FactError, PickleGlobal, PickleScan
 CLAIM_SUFFIXES = (".pkl", ".pickle", ".pk", ".pt", ".pth", ".ckpt", ".joblib", ".npy", ".dill", ".sav")
 PICKLE_SUFFIXES = (".bin", *CLAIM_SUFFIXES, ".npz", ".dat", ".tar", ".nemo", ".zip", ".gz")  # for callers
 
-MAX_BLOB_BYTES = 48 * 1024 * 1024  # one decompressed stream / archive member held in memory
+MAX_BLOB_BYTES = 32 * 1024 * 1024  # one decompressed stream / archive member held in memory
 MAX_STACK = 200_000  # pickle batches APPENDS/SETITEMS by 1000: real streams stay shallow
 MAX_MEMO = 200_000
 MAX_LINE = 1 << 16  # text-protocol argument lines
@@ -53,11 +53,12 @@ MAX_ZIP_CENTRAL_DIR = 32 * 1024 * 1024
 MAX_MEMBERS_SNIFFED = 4096  # archive members looked at (a torch zip has one per tensor)
 MAX_NESTED_DEPTH = 3
 MAX_NPY_HEADER = 1 << 16
-MAX_SEARCH_BYTES = 32 * 1024 * 1024  # byte search past a cap
+MAX_SEARCH_BYTES = 8 * 1024 * 1024  # byte search past a cap
 HEAD_BYTES = 4096  # content sniffing reads this much first
 MAX_INT_DIGITS = 4300  # CPython's int() string limit (sys.int_info.default_max_str_digits)
 
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+MAX_OPCODES = 1_200_000  # per run (Budget): ~1 s of the pure-Python walk on a slow core, all files together
 
 
 @dataclass(slots=True)
@@ -65,8 +66,8 @@ class Budget:
     """One budget per run (checker.facts.scan makes it): opcodes walked and bytes decompressed or read
     into memory, over every file. When it runs out, what is left is reported as not scanned."""
 
-    opcodes: int = 2_500_000  # ~2 s of the pure-Python walk on a slow core, all files together
-    bytes: int = 160 * 1024 * 1024  # decompressed / archive-member bytes, all files together
+    opcodes: int = MAX_OPCODES
+    bytes: int = 96 * 1024 * 1024  # decompressed / archive-member bytes, all files together
     opcodes_used: int = 0
     bytes_used: int = 0
 
@@ -670,7 +671,10 @@ class _Machine:
                 pos += w
                 # The extension registry maps the code to any (module, name), os.system included, once
                 # something called copyreg.add_extension: the global it resolves to is not in the file.
-                self._flag("copyreg", f"extension code {code}", "dangerous")
+                key = ("copyreg", f"extension code {code}")
+                if key not in self._seen:  # recorded, but not an import: an unregistered code fails the load
+                    self._seen.add(key)
+                    self.result.globals.append(PickleGlobal(*key, "dangerous"))
                 stack.append(_Global("copyreg", f"extension code {code}", True))
             elif op == 0x97:  # NEXT_BUFFER (out-of-band; a file cannot carry one)
                 stack.append(_UNK)
@@ -1064,8 +1068,14 @@ def _scan_stream(ctx: _Ctx, data, member: str | None, fmt: str, depth: int, clai
     was imported or a non-allowlisted one called before the break (the loader runs those first).
     """
     if ctx.budget.opcodes_left <= 0:
-        if claims:
-            ctx.error(member, f"not scanned: {ctx.budget.describe()}")
+        if claims:  # no walk left, but the bounded byte search still names a payload it can see
+            result = _Result()
+            notes = [f"not scanned: {ctx.budget.describe()}"]
+            _search_rest(_Machine(data, result, depth, ctx.budget), offset, notes)
+            if result.globals:
+                _record(ctx, member, fmt, result, notes)
+            else:
+                ctx.error(member, notes[0])
         return
     result = _Result()
     machine = _Machine(data, result, depth, ctx.budget)

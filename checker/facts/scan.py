@@ -21,6 +21,7 @@ from checker.model import CodeScan, FactError, FileEntry, PickleScan
 __all__ = ["scan_folder"]
 
 MAX_FILES = 20_000  # files sniffed (the walk stops at its own cap first)
+MAX_SEARCH_AFTER_BUDGET = 32  # claimed pickles byte-searched (8 MiB each) once the walk budget is spent
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _FIRST = (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin", ".joblib", ".npy", ".npz", ".tar", ".nemo", ".zip")
@@ -94,13 +95,18 @@ def scan_folder(
     for e in walk_errors:
         if e.kind == "walk" and "not walked" in e.message:
             limits.append(f"{e.path}: {e.message}, so not scanned for code")
+    sizes = {f.path: f.size for f in files}
     cands = [(f.path, rel_to_abs[f.path]) for f in files
              if f.type == "file" and not f.lfs_pointer and f.path in rel_to_abs]
     listed = index_listed(json_files)
-    cands += _extra_files(root, listed, rel_to_abs)
+    extra = _extra_files(root, listed, rel_to_abs)
+    for rel, abs_path in extra:
+        sizes[rel] = os.path.getsize(abs_path)
+    cands += extra
     listed_set = set(listed)
-    # likely pickles first, so an exhausted budget leaves the unlikely ones, not data.pkl
-    cands.sort(key=lambda c: (not (c[0] in listed_set or claims_pickle(c[0]) or c[0].lower().endswith(_FIRST)), c[0]))
+    # likely pickles first, small before big: an exhausted budget then leaves the fewest files unscanned
+    cands.sort(key=lambda c: (not (c[0] in listed_set or claims_pickle(c[0]) or c[0].lower().endswith(_FIRST)),
+                              sizes.get(c[0], 0), c[0]))
     if len(cands) > MAX_FILES:
         limits.append(f"{len(cands) - MAX_FILES:,} of {len(cands):,} files were not scanned for code "
                       f"(limit {MAX_FILES:,})")
@@ -109,13 +115,16 @@ def scan_folder(
     torchscript: list[tuple[str, str | None]] = []
     keras: dict[str, tuple[str, ...]] = {}
     onnx: dict[str, tuple[str, ...]] = {}
-    sniffed = 0
-    for i, (rel, abs_path) in enumerate(cands):
+    sniffed = searched = 0
+    left: list[str] = []
+    for rel, abs_path in cands:
         if budget.exhausted:
-            left = [c[0] for c in cands[i:]]
-            limits.append(f"{budget.describe()}: {len(left):,} files were not scanned for code "
-                          f"({', '.join(left[:3])}{' ...' if len(left) > 3 else ''})")
-            break
+            # no walk left: the first few likely pickles still get the bounded byte search (names a visible
+            # payload); every file after that is listed as not scanned
+            if searched >= MAX_SEARCH_AFTER_BUDGET or not (rel in listed_set or claims_pickle(rel)):
+                left.append(rel)
+                continue
+            searched += 1
         sniffed += 1
         out = scan_path(abs_path, rel, budget)
         pickles.extend(out.scans)
@@ -132,6 +141,9 @@ def scan_folder(
             errors.extend(FactError(e.kind, rel, e.message) for e in errs)
             if found:
                 onnx[rel] = tuple(found)
+    if left:
+        limits.append(f"{budget.describe()}: {len(left):,} files were not scanned for code "
+                      f"({', '.join(left[:3])}{' ...' if len(left) > 3 else ''})")
     errors.extend(FactError("pickle", "", msg) for msg in limits)
     scan = CodeScan(
         files_sniffed=sniffed,
