@@ -195,7 +195,7 @@ def test_zip_bomb_member_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         zf.writestr("archive/data.pkl", b"\x80\x02" + b"N0" * (4 << 20) + b"N.")
     (tmp_path / "bomb.pt").write_bytes(buf.getvalue())
     _scans, errors = _scan(tmp_path / "bomb.pt")
-    assert [e.message for e in errors][0] == (
+    assert errors[0].message == (
         "member archive/data.pkl: only the first 1 MiB were scanned (1 MiB per member / per-run budget)")
     assert {e.path for e in errors} == {"bomb.pt"}
 
@@ -233,7 +233,7 @@ def test_npy_header_claim_checked(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("descr", ["'object'", "'|O8'", "[('a', '|O')]", "('O', (2,))", "'\\x4f'", "'<f8, O'"])
 def test_npy_object_dtype_spellings(tmp_path: Path, descr: str) -> None:
-    header = ("{'descr': %s, 'fortran_order': False, 'shape': (1,), }" % descr).encode()
+    header = f"{{'descr': {descr}, 'fortran_order': False, 'shape': (1,), }}".encode()
     header += b" " * (-(len(header) + 11) % 64) + b"\n"
     payload = corpus_build.dumps(corpus_build.SYSTEM, 2)
     (tmp_path / "x.dat").write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + payload)

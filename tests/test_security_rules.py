@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from checker.facts.hashes import verify_hashes
 from checker.facts.keras import lambda_layers
 from checker.facts.onnx import external_locations
 from checker.model import CodeScan, FactError, FileEntry, PickleGlobal, PickleScan
 from checker.testing import make_facts, run_rule
-from checker.facts.hashes import verify_hashes
 from rules import security as sec
 from rules import security_code, security_paths
 
