@@ -165,7 +165,8 @@ def bypasses(args: argparse.Namespace) -> int:
             if det and case.malicious and not ok:
                 missed_but_caught.append((name, n))
         label = "MAL" if case.malicious else "ok "
-        print(f"{name[:44]:44s} {label}  {f"rc={rc} {'ok' if ok else 'WRONG'}":>12s} "
+        verdict = f"rc={rc} " + ("ok" if ok else "WRONG")
+        print(f"{name[:44]:44s} {label}  {verdict:>12s} "
               + " ".join(f"{m:>10s}" for m in marks) + f"   {wall:4.2f}s {','.join(errs)}")
     n_cases = len(cases)
     print(f"\ncorrect verdicts: check {ours_ok}/{n_cases}; " + "; ".join(f"{n} {tally[n]}/{n_cases}" for n in names))
