@@ -14,6 +14,9 @@ weights replace the fixture's: the KV arithmetic is still tested, the weights co
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +25,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# --baseline runs this same bench against another checkout of the estimator (CODE_ROOT), for side-by-side
+CODE_ROOT = Path(os.environ.get("MODELCHECK_BENCH_CODE") or ROOT)
+sys.path.insert(0, str(CODE_ROOT))
 
 from checker.estimate import compute
 from checker.model import GPU, ImageRef, Instance, Target, WeightsSummary
@@ -216,7 +221,7 @@ def evaluate(row: dict[str, Any], models: dict[str, Any], tmp: Path, cache: dict
     out["conc_rep"] = rep.get("max_concurrency")
     failed = "fail" in str(row.get("status") or "").lower()
     out["start_rep"] = "fail" if failed else "ok"
-    out["start_pred"] = est.extra.get("status")
+    out["start_pred"] = est.status
     if out["tokens_rep"] and out["tokens_pred"] is not None:
         out["tok_err"] = (out["tokens_pred"] - out["tokens_rep"]) / out["tokens_rep"]
     return out
@@ -230,9 +235,59 @@ def fmt(v: Any, spec: str = ".2f") -> str:
     return str(v)
 
 
+def version_group(version: str | None) -> str:
+    """The release groups whose memory accounting differs (vllm.py module docstring)."""
+    try:
+        v = tuple(int(x) for x in str(version).split(".")[:2])
+    except ValueError:
+        return "?"
+    if v < (0, 8):
+        return "V0 <0.8"
+    if v < (0, 11):
+        return "0.8-0.10"
+    if v < (0, 17):
+        return "0.11-0.16"
+    if v < (0, 20):
+        return "0.17-0.19"
+    return ">=0.20"
+
+
+def baseline_results(rev: str, rows: str) -> dict[str, dict[str, Any]]:
+    """Run this bench (this data, these rows) against the estimator code of git revision ``rev``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "checker", "fixtures"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        env = {**os.environ, "MODELCHECK_BENCH_CODE": tmp, "PYTHONPATH": tmp}
+        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--json", "--rows", rows],
+                             env=env, check=True, capture_output=True, text=True).stdout
+    return {r["id"]: r for r in json.loads(out)}
+
+
+def summary(results: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault(version_group(r.get("version")), []).append(r)
+    for name in ("V0 <0.8", "0.8-0.10", "0.11-0.16", "0.17-0.19", ">=0.20", "?", "all"):
+        rs = results if name == "all" else groups.get(name, [])
+        errs = [abs(r["tok_err"]) for r in rs if r.get("tok_err") is not None]
+        verdicts = [r for r in rs if r.get("start_pred")]
+        right = sum(r["start_pred"] == r["start_rep"] for r in verdicts)
+        if not rs:
+            continue
+        mean = f"{sum(errs) / len(errs):.1%}" if errs else "-"
+        mx = f"{max(errs):.1%}" if errs else "-"
+        lines.append(f"  {name:10} KV |err| mean {mean:>6} max {mx:>6} over {len(errs):2} rows; "
+                     f"start/fail right {right}/{len(verdicts)}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default="")
+    ap.add_argument("--json", action="store_true", help="print the per-row results as JSON")
+    ap.add_argument("--baseline", metavar="REV", help="also run the estimator of git revision REV, side by side")
     args = ap.parse_args(argv)
     data = load()
     rows = data["observations"]
@@ -244,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for row in rows:
             results.append(evaluate(row, data["models"], Path(tmp), cache))
+    if args.json:
+        print(json.dumps(results, default=str))
+        return 0
+    base = baseline_results(args.baseline, ",".join(r["id"] for r in rows)) if args.baseline else {}
     head = f"{'id':46} {'eng':3} {'ver':7} {'W pred/rep':>13} {'act pred/rep':>12} {'KV GiB pred/rep':>16} " \
            f"{'tokens pred/rep':>21} {'err':>7} {'conc pred/rep':>15} start"
     print(head)
@@ -267,6 +326,21 @@ def main(argv: list[str] | None = None) -> int:
               f"{fmt(r.get('tokens_pred')):>10}/{fmt(r.get('tokens_rep')):<10} "
               f"{(f'{err:+.1%}' if err is not None else '-'):>7} "
               f"{fmt(r.get('conc_pred')):>7}/{fmt(r.get('conc_rep')):<7} {start} {r.get('note', '')}")
+        b = base.get(r["id"])
+        if b and (b.get("tokens_pred") != r.get("tokens_pred") or b.get("start_pred") != r.get("start_pred")):
+            berr = b.get("tok_err")
+            print(f"{'  baseline ' + args.baseline:46.46} {'':3} {'':7} {fmt(b.get('weights_pred')):>6}/{'':6} "
+                  f"{fmt(b.get('act_pred')):>5}/{'':6} {fmt(b.get('kv_gib_pred')):>7}/{'':8} "
+                  f"{fmt(b.get('tokens_pred')):>10}/{'':10} {(f'{berr:+.1%}' if berr is not None else '-'):>7} "
+                  f"{'':15} {b.get('start_pred') or ''}")
+    print()
+    if base:
+        print(f"baseline {args.baseline}, per version group:")
+        print("\n".join(summary(list(base.values()))))
+        print("this checkout, per version group:")
+    else:
+        print("per version group:")
+    print("\n".join(summary(results)))
     print()
     print(f"start/fail predicted right: {start_ok}/{start_n} rows with a known GPU")
     if errs_all:

@@ -6,13 +6,18 @@ stay cheap because every ``check`` run pays for it.
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "check"]
 
 
-def check(path, **kwargs):  # noqa: ANN001, ANN201 - thin lazy wrapper, documented in checker.api
-    """Check one model folder or file. See :func:`checker.api.check`."""
-    from checker.api import check as _check
+def __getattr__(name: str) -> Any:
+    # PEP 562: ``checker.check`` loads the pipeline on first use, so ``from checker import __version__``
+    # (the formatters, the CLI) does not import it
+    if name == "check":
+        import importlib
 
-    return _check(path, **kwargs)
+        return importlib.import_module("checker.api").check
+    raise AttributeError(f"module 'checker' has no attribute {name!r}")

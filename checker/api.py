@@ -33,16 +33,23 @@ def check_path(path: str, flags: Options) -> PathReport:
     resolved = resolve(path, flags)
     options = resolved.options
     cat = catalog_mod.load(options.catalog_files)
+    image_spec = instance_spec = None
+    if options.image_spec or options.instance_spec:
+        from checker import cloudspec
+
+        image_spec = cloudspec.image_from_spec(options.image_spec, options.image) if options.image_spec else None
+        instance_spec = cloudspec.instances_from_spec(options.instance_spec, cat) if options.instance_spec else None
     target = target_mod.resolve(
         cat, image=options.image, chip=options.chip, instance=options.instance, gpu=options.gpu,
         gpu_count=options.gpu_count, engine_args=options.engine_args,
+        engine=options.engine, image_spec=image_spec, instance_spec=instance_spec,
     )
     if options.deployment is not None:
         target = replace(target, deployment=options.deployment)
     model = facts.gather(path, online=options.online, verify=options.verify)
     view = engines.view(model, target)
     est = estimate.compute(model, target, view)
-    alternatives = plan.alternatives(model, target, cat, view)
+    alternatives = plan.alternatives(model, target, cat)
     reg = registry.load()
     selected = registry.select(reg.rules, list(options.select), list(options.ignore))
     settings = linter.Settings(
@@ -68,9 +75,18 @@ def _smoke(ctx: Context, options: Options, static: linter.Result, settings: lint
 
     observed = smoke.run_smoke(ctx.facts, ctx.target, estimate=ctx.estimate, options=options.smoke,
                                findings=static.findings)
+    return judge_smoke(ctx, observed, settings, selected)
+
+
+def judge_smoke(ctx: Context, observed: Any, settings: linter.Settings | None = None,
+                selected: tuple[Any, ...] | None = None) -> Any:
+    """The smoke result with the SMK rules' findings on what it observed (through the linter)."""
+    from checker import smoke
+
     if observed.observation is None:
         return observed
-    smk = tuple(r for r in selected if r.family == "SMK")
+    rules = selected if selected is not None else registry.load().rules
+    smk = tuple(r for r in rules if r.family == "SMK")
     judged = linter.run(smk, replace(ctx, observation=observed.observation), settings)
     return smoke.with_findings(observed, judged.findings)
 
@@ -126,4 +142,4 @@ def check(path: str | os.PathLike[str], **kwargs: Any) -> Report:
     return run([os.fspath(path)], options)
 
 
-__all__ = ["CheckError", "Options", "Resolved", "check", "check_path", "run"]
+__all__ = ["CheckError", "Options", "Resolved", "check", "check_path", "judge_smoke", "run"]

@@ -13,10 +13,12 @@ import os
 import re
 import shlex
 from importlib import resources
+from dataclasses import replace
 from typing import Any
 
 from checker import engine_args
 from checker.errors import ConfigError
+from checker.model import Deployment, Mount
 from checker.facts.source import classify_ref as classify_model_ref
 from checker.facts.source import hub_id
 
@@ -104,7 +106,7 @@ def _launcher(seg: list[str]) -> tuple[str | None, list[str], str | None]:
 
 def _parse_args(engine: str, args: list[str], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Flags -> (engine_args, unknown), with the engine's own spellings (checker.engine_args)."""
-    parsed = engine_args.from_argv(engine, args, where)
+    parsed = engine_args.from_argv(engine, args, where, ConfigError)
     unknown = dict(parsed.unknown)
     if parsed.positional:
         unknown["_positional"] = list(parsed.positional)
@@ -341,8 +343,7 @@ def _load_service(path: str, online: bool) -> dict[str, Any]:
     mounts = []
     for i, s in enumerate(doc.get("storage") or ()):
         kind, src, ro = _mount_type(s)
-        mounts.append({"mount_path": s["mount_path"], "type": kind, "source": src, "read_only": ro,
-                       "key": f"storage[{i}]"})
+        mounts.append(Mount(s["mount_path"], kind, src, ro, f"storage[{i}]"))
     cmd_key = f"containers[{idx}].{'command' if cont.get('command') else 'script'}"
     deployment = {
         "source": name,
@@ -362,11 +363,10 @@ def _load_service(path: str, online: bool) -> dict[str, Any]:
         "resource_group": meta.get("resource"),
         "instance_types": instance_types,
         "networking": dict((doc.get("cloud") or {}).get("networking") or {}),
-        "image_raw": cont.get("image"),
         "hf_token_set": any(k in env for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")),
         **_model_fields(cmd["model"]),
     }
-    _confirm_online(deployment, online)
+    deployment = _confirm_online(_deployment(deployment), online)
     local = cmd["model"] if cmd["model"] and os.path.isdir(cmd["model"]) else None
     return {
         "image": cont.get("image"),
@@ -416,8 +416,7 @@ def _load_deploy(path: str, online: bool) -> dict[str, Any]:
     for i, m in enumerate(doc.get("mounts") or ()):
         src = m.get("source")
         kind = m.get("type") or (src.split("://", 1)[0] if src and "://" in src else "other")
-        mounts.append({"mount_path": m["path"], "type": kind, "source": src, "read_only": m.get("read_only"),
-                       "key": f"mounts[{i}]"})
+        mounts.append(Mount(m["path"], kind, src, m.get("read_only"), f"mounts[{i}]"))
     deployment = {
         "source": name,
         "source_kind": "deploy-yaml",
@@ -435,7 +434,7 @@ def _load_deploy(path: str, online: bool) -> dict[str, Any]:
         "hf_token_set": any(k in env for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")),
         **_model_fields(model_ref),
     }
-    _confirm_online(deployment, online)
+    deployment = _confirm_online(_deployment(deployment), online)
     return {
         "image": doc.get("image"),
         "instance": doc.get("instance"),
@@ -470,24 +469,30 @@ def _load_cmd(serve_cmd: str, online: bool) -> dict[str, Any]:
         "hf_token_set": token_here or any(k in env for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")),
         **_model_fields(cmd["model"]),
     }
-    _confirm_online(deployment, online)
+    deployment = _confirm_online(_deployment(deployment), online)
     local = cmd["model"] if cmd["model"] and os.path.isdir(cmd["model"]) else None
     return {"image": None, "instance": None, "gpu": None, "gpu_count": None, "chip": None,
             "engine_args": cmd["engine_args"], "model_path": local, "deployment": deployment}
 
 
-def _confirm_online(deployment: dict[str, Any], online: bool) -> None:
+def _deployment(fields: dict[str, Any]) -> Deployment:
+    seqs = {k: tuple(v) for k, v in fields.items() if k in ("argv", "mounts", "instance_types") and v is not None}
+    return Deployment(**{**fields, **seqs})
+
+
+def _confirm_online(deployment: Deployment, online: bool) -> Deployment:
     """With --online, ask the hub (metadata only) whether the repo is gated."""
-    repo = deployment.get("hub_id")
+    repo = deployment.hub_id
     if not online or not repo:
-        return
+        return deployment
     try:
         from huggingface_hub import HfApi
 
         info = HfApi().model_info(repo, timeout=10)
-        deployment["hub_gated"] = info.gated or False  # False | "auto" | "manual"
+        return replace(deployment, hub_gated=info.gated or False)  # False | "auto" | "manual"
     except Exception as exc:  # noqa: BLE001 - offline, 404, gated listing... recorded, never fatal
-        deployment["hub_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+        why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+        return replace(deployment, hub_error=why)
 
 
 def load(service: str | None = None, deploy: str | None = None, serve_cmd: str | None = None,
@@ -510,11 +515,13 @@ def load(service: str | None = None, deploy: str | None = None, serve_cmd: str |
         if spec is None:
             spec = other
         else:
-            dep = dict(spec["deployment"])
-            for key in ("launcher", "command", "command_key", "argv", "engine_port", "model_ref", "model_ref_kind",
-                        "is_hub_id", "hub_id"):
-                dep[key] = other["deployment"][key]
-            dep["env"] = {**dep.get("env", {}), **other["deployment"]["env"]}
+            cmd: Deployment = other["deployment"]
+            dep = replace(
+                spec["deployment"], launcher=cmd.launcher, command=cmd.command, command_key=cmd.command_key,
+                argv=cmd.argv, engine_port=cmd.engine_port, model_ref=cmd.model_ref,
+                model_ref_kind=cmd.model_ref_kind, is_hub_id=cmd.is_hub_id, hub_id=cmd.hub_id,
+                env={**spec["deployment"].env, **cmd.env},
+            )
             spec = {**spec, "engine_args": {**spec["engine_args"], **other["engine_args"]}, "deployment": dep,
                     "model_path": other["model_path"] or spec.get("model_path")}
     assert spec is not None
@@ -524,8 +531,10 @@ def load(service: str | None = None, deploy: str | None = None, serve_cmd: str |
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, val in extra.items():
-        if key == "engine_args" or key == "deployment":
+        if key == "engine_args":
             out[key] = {**val, **base[key]}
+        elif key == "deployment":
+            out[key] = base[key]  # the service JSON describes the deployment; the deploy file adds flags
         elif out.get(key) is None:
             out[key] = val
     return out

@@ -75,7 +75,7 @@ def lookup(key: str) -> EngineArg | None:
     return declared().get(canonical(key))
 
 
-def coerce(key: str, value: Any, where: str = "engine argument") -> Any:
+def coerce(key: str, value: Any, where: str = "engine argument", error: type[Exception] = UsageError) -> Any:
     """``value`` as the engine would parse it. A value of the wrong type is a UsageError (exit 2);
     undeclared keys pass through unchanged (the strict gate judges unknown flags per engine version)."""
     arg = lookup(key)
@@ -103,15 +103,16 @@ def coerce(key: str, value: Any, where: str = "engine argument") -> Any:
             return int(value)
         return kind(value.strip() if isinstance(value, str) else value)
     except (TypeError, ValueError):
-        raise UsageError(f"{where}: {arg.flag()} {value!r} is not a valid {kind.__name__}") from None
+        what = "a number" if kind in (int, float) else f"a valid {kind.__name__}"
+        raise error(f"{where}: {arg.flag()} {value!r} is not {what}") from None
 
 
-def coerce_all(args: dict[str, Any], where: str = "engine argument") -> dict[str, Any]:
+def coerce_all(args: dict[str, Any], where: str = "engine argument", error: type[Exception] = UsageError) -> dict[str, Any]:
     """Canonical keys, typed values; a value that also sets another key (--context-length) sets it."""
     out: dict[str, Any] = {}
     for key, value in args.items():
         name = canonical(key) if not key.startswith("_") else key
-        out[name] = coerce(name, value, where)
+        out[name] = coerce(name, value, where, error)
     for name, value in list(out.items()):
         arg = declared().get(name)
         if arg is not None and arg.sets and value is not None:
@@ -131,7 +132,8 @@ class ParsedArgs:
     positional: tuple[str, ...]
 
 
-def from_argv(engine: str, argv: Iterable[str], where: str = "start command") -> ParsedArgs:
+def from_argv(engine: str, argv: Iterable[str], where: str = "start command",
+              error: type[Exception] = UsageError) -> ParsedArgs:
     """Parse an engine's command-line flags with the engine's own spellings.
 
     Declared flags are typed (a bad value is a UsageError naming ``where``); bool flags take no value
@@ -167,7 +169,7 @@ def from_argv(engine: str, argv: Iterable[str], where: str = "start command") ->
                 unknown[flag] = True
             continue
         if arg.type is bool:
-            value: Any = (not negated) if not eq else coerce(arg.name, inline, f"{where}: {flag}")
+            value: Any = (not negated) if not eq else coerce(arg.name, inline, where, error)
             if not eq and not negated and has_next and tokens[i].strip().lower() in ("true", "false"):
                 value = tokens[i].strip().lower() == "true"  # argparse type=bool style: --flag false
                 i += 1
@@ -182,9 +184,9 @@ def from_argv(engine: str, argv: Iterable[str], where: str = "start command") ->
             raw = tokens[i]
             i += 1
         else:
-            raise UsageError(f"{where}: {flag} needs a value")
-        args[arg.name] = coerce(arg.name, raw, f"{where}: {flag}")
-    return ParsedArgs(args=coerce_all(args, where), unknown=unknown, positional=tuple(positional))
+            raise error(f"{where}: {flag} needs a value")
+        args[arg.name] = coerce(arg.name, raw, where, error)
+    return ParsedArgs(args=coerce_all(args, where, error), unknown=unknown, positional=tuple(positional))
 
 
 # -- generated views --------------------------------------------------------------------------------
@@ -236,7 +238,7 @@ def from_cli(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def json_schema() -> dict[str, Any]:
     """The config's ``engine-args`` table: declared keys typed (dashes or underscores), others any scalar."""
-    jtype = {int: ["integer", "string"], float: "number", bool: "boolean", str: "string"}
+    jtype = {int: "integer", float: "number", bool: "boolean", str: "string"}
     props: dict[str, Any] = {}
     for arg in declared().values():
         spec: dict[str, Any] = {"type": jtype[arg.type], "description": arg.help or arg.flag()}

@@ -104,6 +104,8 @@ def missing_need(need: str, facts: ModelFacts, target: Target, estimate: Estimat
         return estimate is None
     if need == "config":
         return facts.config is None
+    if need == "deployment":
+        return target.deployment is None
     if need == "observation":
         return True  # only the smoke stage's run supplies one (Context.observation)
     return False
@@ -152,7 +154,7 @@ def run(rules: tuple[Rule, ...], ctx: Context, settings: Settings | None = None)
             # a per-finding severity is the rule's own up/downgrade; a configured override wins over both
             sev = settings.severity_overrides.get(r.code) or f.severity or r.severity
             findings.append(f.stamped(r.code, r.name, sev))
-    findings = _suppress(findings, settings)
+    findings = _suppress(findings, settings, ctx.facts.input_path)
     findings.sort(key=lambda f: (-int(f.severity or 0), f.rule, f.path or "", f.message))
     return Result(findings=tuple(findings), skipped=tuple(skipped), ran=tuple(ran))
 
@@ -172,7 +174,7 @@ def plugin_load_findings(load_errors: tuple[tuple[str, str], ...], settings: Set
     )
 
 
-def _suppress(findings: list[Finding], settings: Settings) -> list[Finding]:
+def _suppress(findings: list[Finding], settings: Settings, path: str) -> list[Finding]:
     """Drop suppressed findings; report (CHK003) each suppression that matched none, when selected."""
     from checker.registry import matches
 
@@ -192,7 +194,7 @@ def _suppress(findings: list[Finding], settings: Settings) -> list[Finding]:
                 continue
             scope = f", paths {', '.join(s.paths)}" if s.paths else ""
             kept.append(_stamp(UNUSED_SUPPRESSION, settings, Finding(
-                f"suppression {s.key} in {s.config} (rule {s.rule}{scope}) matched no finding",
+                f"suppression {s.key} in {s.config} (rule {s.rule}{scope}) matched no finding for {path}",
                 hint=f"delete it from {s.config} or fix its rule/paths (reason given: {s.reason})",
                 data={"config": s.config, "key": s.key, "rule": s.rule, "reason": s.reason},
             )))

@@ -126,16 +126,39 @@ class PickleScan:
 
 @dataclass(frozen=True, slots=True)
 class WeightsSummary:
-    """Totals over whatever weight headers were read (safetensors or GGUF)."""
+    """Totals over whatever weight headers were read (safetensors or GGUF).
+
+    ``total_bytes`` counts only what was read. When some weights could not be read (git-lfs pointers,
+    shards missing or unreadable, no weight files at all, a GGUF with no tensors) the summary says so:
+    ``declared_bytes`` is the size the files *declare* (the index's ``metadata.total_size`` or the sizes
+    the git-lfs pointers promise), with ``declared_source`` saying which; ``unknown_reason`` says why no
+    figure exists at all. Unknown is never zero: use :attr:`figure_bytes`.
+    """
 
     format: str  # safetensors | gguf | pytorch | onnx | mixed | none
-    total_bytes: int  # bytes of tensor data (exact, from headers)
+    total_bytes: int  # bytes of tensor data read from headers (exact for what was read)
     param_count: int  # elements (for packed quantized tensors: as stored)
     dtype_bytes: dict[str, int]  # dtype -> bytes of data in that dtype
     dominant_dtype: str | None  # dtype holding most bytes ("BF16", "Q4_K", ...)
     tensor_count: int
     files: tuple[str, ...]
     from_file_sizes: bool = False  # no tensor headers to read (pytorch .bin, onnx): total_bytes = file sizes
+    declared_bytes: int | None = None  # whole-model size declared, not read (set only when reading fell short)
+    declared_source: str | None = None  # e.g. "model.safetensors.index.json metadata.total_size", "git-lfs pointers"
+    unknown_reason: str | None = None  # why the weight size is unknown (then declared_bytes is None)
+    unread: tuple[str, ...] = ()  # weight files whose data could not be read (pointers, missing shards)
+
+    @property
+    def complete(self) -> bool:
+        """Every weight the model needs was read from a real header."""
+        return self.declared_bytes is None and self.unknown_reason is None
+
+    @property
+    def figure_bytes(self) -> int | None:
+        """The weight size to plan memory with: read, else declared, else None (unknown)."""
+        if self.unknown_reason is not None:
+            return None
+        return self.declared_bytes if self.declared_bytes is not None else self.total_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +341,9 @@ class ImageRef:
     tag: str | None = None
     digest: str | None = None  # "sha256:..." when pinned by digest
     chip_from: str | None = None  # where ``chip`` came from: "tag" | "default" (family default) | None
+    # where ``version`` came from: "tag" | "newest-known" (none given: the catalog's newest) | "engine" (--engine)
+    # | "spec" (--image-spec labels) | None
+    version_from: str | None = None
 
     @property
     def version_tuple(self) -> tuple[int, ...] | None:
@@ -345,12 +371,54 @@ def version_tuple(version: str | None) -> tuple[int, ...] | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Mount:
+    """One storage mount of a deployment spec."""
+
+    mount_path: str
+    type: str  # oss | nfs | dataset | git | image | empty_dir | pvc | host | s3 | other
+    source: str | None = None
+    read_only: bool | None = None
+    key: str = ""  # its key path in the spec ("storage[0]", "mounts[1]")
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A deployment spec as the DEP rules read it (checker.deploy.load: service JSON, deploy YAML, start command)."""
+
+    source: str  # the spec's name as findings show it: "service.json", "--serve-cmd"
+    source_kind: str  # eas-service | deploy-yaml | serve-cmd
+    launcher: str | None = None  # the engine the start command runs: vllm | sglang | llama.cpp
+    command: str | None = None
+    command_key: str = "command"  # where the command sits in the spec
+    argv: tuple[str, ...] = ()
+    container_index: int | None = None
+    container_count: int | None = None
+    container_port: int | None = None
+    container_port_key: str = "port"
+    engine_port: int | None = None  # the port the command makes the engine listen on
+    mounts: tuple[Mount, ...] = ()
+    mounts_declared: bool = False
+    env: dict[str, Any] = field(default_factory=dict)
+    metadata_gpu: int | None = None
+    resource_group: str | None = None
+    instance_types: tuple[str, ...] = ()
+    networking: dict[str, Any] = field(default_factory=dict)
+    hf_token_set: bool = False
+    model_ref: str | None = None
+    model_ref_kind: str | None = None  # checker.facts.source.classify_ref
+    is_hub_id: bool = False
+    hub_id: str | None = None
+    hub_gated: Any = None  # --online: False | "auto" | "manual"
+    hub_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     image: ImageRef | None
     instance: Instance | None  # may be synthesised from --gpu / --gpu-count
     chip: str | None  # effective chip (flag > image tag > catalog)
     engine_args: dict[str, Any] = field(default_factory=dict)  # vLLM-style names, underscores
-    deployment: dict[str, Any] = field(default_factory=dict)  # parsed spec (service json, serve command)
+    deployment: Deployment | None = None  # the deployment spec, when one was given
 
     @property
     def engine(self) -> str | None:

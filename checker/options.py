@@ -29,6 +29,9 @@ class Options:
     instance: str | None = None
     gpu: str | None = None
     gpu_count: int | None = None
+    engine: str | None = None  # --engine vllm:0.14.0: the engine of a private image
+    image_spec: str | None = None  # --image-spec FILE (checker.cloudspec)
+    instance_spec: str | None = None  # --instance-spec FILE (checker.cloudspec)
     engine_args: dict[str, Any] = field(default_factory=dict)
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()

@@ -8,6 +8,7 @@ smallest first (GPU count, then total GPU memory, then name). Pure: no I/O beyon
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -138,20 +139,44 @@ def plan(
 ALTERNATIVE_KINDS = ("hf-llm", "gguf")
 
 
-def alternatives(facts: ModelFacts, target: Target, catalog: Any, view: Any = None,
-                 n: int = 10) -> tuple[PlanRow, ...]:
+class Alternatives(Sequence[PlanRow]):
     """The smallest catalog instances of the target's cloud where the model starts on the target's image,
-    smallest first, computed once per path for the rules' fix hints (MEM, CHP). On an accelerator
-    instance: instances with that chip; on a CPU instance: GPU instances (what the chip rule offers)."""
-    if catalog is None or target.instance is None or facts.kind not in ALTERNATIVE_KINDS:
-        return ()
-    inst = target.instance
-    clouds = [inst.cloud] if inst.cloud not in ("user", "local") else None
-    chip = inst.chip if inst.chip in ("GPU", "PPU", "XPU") else "GPU"
-    args = {k: v for k, v in target.engine_args.items() if k != "tensor_parallel_size"}
-    return tuple(plan(facts, catalog, args, target.image, clouds=clouds, chip=chip)[:n])
+    smallest first: the rules' fix hints (MEM, CHP) read them from the Context. On an accelerator
+    instance: instances with that chip; on a CPU instance: GPU instances (what the chip rule offers).
+
+    Computed at most once per model path, on first use: a healthy model whose rules never ask pays
+    nothing (the plan runs the estimator for every GPU combination of the catalog)."""
+
+    def __init__(self, facts: ModelFacts, target: Target, catalog: Any, n: int = 10) -> None:
+        self._args = (facts, target, catalog, n)
+        self._rows: tuple[PlanRow, ...] | None = None
+
+    def _computed(self) -> tuple[PlanRow, ...]:
+        if self._rows is None:
+            facts, target, catalog, n = self._args
+            self._rows = ()
+            if catalog is not None and target.instance is not None and facts.kind in ALTERNATIVE_KINDS:
+                inst = target.instance
+                clouds = [inst.cloud] if inst.cloud not in ("user", "local") else None
+                chip = inst.chip if inst.chip in ("GPU", "PPU", "XPU") else "GPU"
+                args = {k: v for k, v in target.engine_args.items() if k != "tensor_parallel_size"}
+                self._rows = tuple(plan(facts, catalog, args, target.image, clouds=clouds, chip=chip)[:n])
+        return self._rows
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._computed()[i]
+
+    def __len__(self) -> int:
+        return len(self._computed())
+
+    def __repr__(self) -> str:
+        return f"Alternatives({'not computed' if self._rows is None else list(self._rows)!r})"
 
 
-__all__ = ["ALTERNATIVE_KINDS", "PlanRow", "alternatives", "fit_on", "plan"]
+def alternatives(facts: ModelFacts, target: Target, catalog: Any, n: int = 10) -> Alternatives:
+    return Alternatives(facts, target, catalog, n)
+
+
+__all__ = ["ALTERNATIVE_KINDS", "Alternatives", "PlanRow", "alternatives", "fit_on", "plan"]
 
 

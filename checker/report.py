@@ -38,8 +38,7 @@ class PathReport:
 
     @property
     def failed(self) -> bool:
-        if self.exit_zero:
-            return False
+        """Findings at or above this path's fail level (the verdict; --exit-zero changes only the exit code)."""
         return any((f.severity or Severity.ERROR) >= self.fail_on for f in self.findings)
 
 
@@ -66,4 +65,4 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return 1 if any(r.failed and not r.exit_zero for r in self.results) else 0

@@ -8,7 +8,7 @@ code, name and effective severity on every finding.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any
@@ -59,6 +59,7 @@ NEEDS = {
     "estimate": "no memory estimate for this model and target",
     "config": "the folder has no config.json",
     "observation": "no smoke run (--smoke)",
+    "deployment": "no deployment spec (--service, --deploy or --serve-cmd)",
 }
 
 
@@ -72,7 +73,7 @@ class Context:
     options: dict[str, Any] = field(default_factory=dict)  # this rule's options (defaults merged)
     catalog: Any = None  # checker.catalog.Catalog: image families, instances, GPUs
     view: Any = None  # checker.engines.EngineView: what the target engine derives from this model
-    alternatives: tuple[Any, ...] = ()  # checker.plan.PlanRow: catalog instances where the model starts
+    alternatives: Sequence[Any] = ()  # checker.plan.PlanRow: catalog instances where the model starts
     observation: Any = None  # checker.smoke.SmokeObservation, only in the smoke stage
 
 

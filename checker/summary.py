@@ -80,8 +80,7 @@ def memory_block(est: Estimate | None) -> dict[str, Any] | None:
         "block_size": est.block_size,
         "assumptions": list(est.assumptions),
     }
-    if est.failure:
-        block["failure"] = est.failure
+    block["failure"] = est.failure
     if est.fixes is not None:
         block["fit_max_model_len"] = est.fixes.max_model_len
         block["min_gpu_memory_utilization"] = est.fixes.gpu_memory_utilization

@@ -16,11 +16,13 @@ from checker.model import (
     FactError,
     FileEntry,
     GGUFInfo,
+    HashResult,
     ImageRef,
     Instance,
     ModelFacts,
     PickleScan,
     SafetensorsHeader,
+    SourceInfo,
     Target,
     WeightsSummary,
 )
@@ -57,6 +59,9 @@ def make_facts(
     extra: dict[str, Any] | None = None,
     yaml_files: dict[str, Any] | None = None,
     text_files: dict[str, str] | None = None,
+    source_info: SourceInfo | None = None,
+    incomplete_downloads: Iterable[str] = (),
+    hashes: Iterable[HashResult] = (),
 ) -> ModelFacts:
     jf = dict(json_files or {})
     if config is not None:
@@ -66,12 +71,11 @@ def make_facts(
         entries = (*entries, FileEntry(path="config.json", size=1))
     safetensors = tuple(safetensors)
     gguf = tuple(gguf)
-    extra = dict(extra or {})
     if weights is None:
         # the same summary gather() computes, so rule tests see what real folders give
         from checker.facts import _summarise
 
-        weights = _summarise(entries, jf, safetensors, gguf, extra)
+        weights = _summarise(entries, jf, safetensors, gguf, [])
     return ModelFacts(
         input_path=f"/models/{name}",
         root=f"/models/{name}",
@@ -96,7 +100,10 @@ def make_facts(
         yaml_files=dict(yaml_files or {}),
         text_files=dict(text_files or {}),
         source=source,
-        extra=extra,
+        source_info=source_info or SourceInfo(),
+        incomplete_downloads=tuple(incomplete_downloads),
+        hashes=tuple(hashes),
+        extra=dict(extra or {}),
     )
 
 
@@ -108,7 +115,7 @@ def make_target(
     gpu_count: int | None = None,
     chip: str | None = None,
     engine_args: dict[str, Any] | None = None,
-    deployment: dict[str, Any] | None = None,
+    deployment: Any = None,
 ) -> Target:
     """A Target resolved through the real catalog (so tests see real GPU / instance facts)."""
     from checker import catalog as catalog_mod
@@ -127,7 +134,7 @@ def make_target(
             instance=inst or base.instance,
             chip=chip or (inst.chip if inst else base.chip) or (img.chip if img else None),
             engine_args=dict(engine_args or {}),
-            deployment=dict(deployment or {}),
+            deployment=deployment,
         )
     t = target_mod.resolve(
         cat, image=image, chip=chip, instance=instance, gpu=gpu, gpu_count=gpu_count, engine_args=engine_args
@@ -137,7 +144,19 @@ def make_target(
     return t
 
 
+class RuleSkipped(AssertionError):
+    """The linter would not run the rule on this input (its kinds / needs): a test must not pass vacuously."""
+
+
 def rule_spec(func: Any) -> Rule:
+    """The Rule declared by a rule function, or looked up by code (``"CHP001"``) or name in the registry."""
+    if isinstance(func, str):
+        from checker import registry
+
+        found = registry.load().find(func)
+        if found is None:
+            raise KeyError(f"no rule {func!r}")
+        return found
     spec = getattr(func, "__modelcheck_rule__", None)
     if not isinstance(spec, Rule):
         raise TypeError(f"{func!r} is not decorated with @rule")
@@ -151,15 +170,23 @@ def run_rule(
     estimate: Estimate | None = None,
     options: dict[str, Any] | None = None,
     catalog: Any = None,
+    *,
+    view: Any = None,
+    alternatives: tuple[Any, ...] = (),
+    observation: Any = None,
 ) -> list[Finding]:
-    """Run one rule directly (no applicability checks), with its declared option defaults."""
+    """Run one rule (a function, or its code / name) through the real linter: applicability (raises
+    RuleSkipped with the linter's reason when the rule would be skipped), option defaults, stamping,
+    crashes (CHK001)."""
+    from checker import linter
+
     spec = rule_spec(func)
-    target = target or Target(image=None, instance=None, chip=None)
     ctx = Context(
-        facts=facts,
-        target=target,
-        estimate=estimate,
-        options={**spec.options, **(options or {})},
-        catalog=catalog,
+        facts=facts, target=target or Target(image=None, instance=None, chip=None), estimate=estimate,
+        catalog=catalog, view=view, alternatives=alternatives, observation=observation,
     )
-    return [f.stamped(spec.code, spec.name, f.severity or spec.severity) for f in (func(ctx) or ())]
+    settings = linter.Settings(options={spec.code: dict(options or {})})
+    result = linter.run((spec,), ctx, settings)
+    if result.skipped:
+        raise RuleSkipped(f"{spec.code} skipped: {result.skipped[0].reason}")
+    return list(result.findings)

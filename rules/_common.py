@@ -59,7 +59,7 @@ def serving_engine(ctx: Context) -> tuple[str | None, tuple[int, ...] | None]:
     """Like :func:`image_engine`, but without an image the deployment's start command (its launcher:
     vllm, sglang, llama.cpp) still names the engine, of unknown version."""
     if ctx.target.image is None:
-        return (ctx.target.deployment.get("launcher") if ctx.target.deployment else None), None
+        return (ctx.target.deployment.launcher if ctx.target.deployment else None), None
     return image_engine(ctx)
 
 
@@ -163,14 +163,14 @@ def engine_label(ctx: Context) -> str:
 # -- deployment spec (checker.deploy.load) --------------------------------------------------------
 
 
-def deployment(ctx: Context) -> dict[str, Any]:
-    return ctx.target.deployment or {}
+def deployment(ctx: Context):  # -> checker.model.Deployment | None
+    return ctx.target.deployment
 
 
-def spec_path(dep: dict[str, Any], key: str) -> str:
+def spec_path(dep, key: str) -> str:
     """A finding path inside the spec file: 'service.json:storage[0].mount_path'. A bare command line
     (--serve-cmd) has no file around it: the flag itself is the path."""
-    source = dep.get("source", "spec")
+    source = (dep.source or "spec")
     return source if key == source else f"{source}:{key}"
 
 

@@ -30,7 +30,7 @@ def _under(path: str, mount: str) -> bool:
     return mount == "/" or path == mount or path.startswith(mount.rstrip("/") + "/")
 
 
-@rule("DEP001", severity=Severity.ERROR)
+@rule("DEP001", severity=Severity.ERROR, needs={"deployment"})
 def model_path_not_mounted(ctx: Context) -> Iterator[Finding]:
     """The model path in the start command is not under any storage mount.
 
@@ -43,16 +43,16 @@ def model_path_not_mounted(ctx: Context) -> Iterator[Finding]:
     Make the command's model path equal to (or under) the mount_path, or change the mount_path.
     """
     dep = deployment(ctx)
-    ref = dep.get("model_ref")
-    if not ref or dep.get("model_ref_kind") != "path" or dep.get("source_kind") == "serve-cmd":
+    ref = dep.model_ref
+    if not ref or dep.model_ref_kind != "path" or dep.source_kind == "serve-cmd":
         return
-    mounts = dep.get("mounts") or []
-    if any(_under(ref, m["mount_path"]) for m in mounts if m.get("mount_path")):
+    mounts = dep.mounts
+    if any(_under(ref, m.mount_path) for m in mounts if m.mount_path):
         return
-    paths = [m["mount_path"] for m in mounts if m.get("mount_path")]
-    key = dep.get("command_key", "command")
+    paths = [m.mount_path for m in mounts if m.mount_path]
+    key = (dep.command_key or "command")
     if not mounts:
-        if dep.get("source_kind") == "deploy-yaml" and not dep.get("mounts_declared"):
+        if dep.source_kind == "deploy-yaml" and not dep.mounts_declared:
             return
         yield Finding(
             f"the start command loads {ref} but the spec mounts no storage: the model must be baked into the image",
@@ -66,7 +66,7 @@ def model_path_not_mounted(ctx: Context) -> Iterator[Finding]:
         data={"model_path": ref, "mounts": paths})
 
 
-@rule("DEP002", severity=Severity.ERROR)
+@rule("DEP002", severity=Severity.ERROR, needs={"deployment"})
 def mounts_overlap(ctx: Context) -> Iterator[Finding]:
     """Two storage mounts share or nest their mount paths.
 
@@ -78,18 +78,18 @@ def mounts_overlap(ctx: Context) -> Iterator[Finding]:
     Give each mount its own, non-nested mount_path.
     """
     dep = deployment(ctx)
-    mounts = [m for m in dep.get("mounts") or [] if m.get("mount_path")]
+    mounts = [m for m in dep.mounts if m.mount_path]
     for i, a in enumerate(mounts):
         for b in mounts[i + 1:]:
-            if _under(a["mount_path"], b["mount_path"]) or _under(b["mount_path"], a["mount_path"]):
+            if _under(a.mount_path, b.mount_path) or _under(b.mount_path, a.mount_path):
                 yield Finding(
-                    f"mounts {a['key']} ({a['mount_path']}) and {b['key']} ({b['mount_path']}) overlap: the nested "
+                    f"mounts {a.key} ({a.mount_path}) and {b.key} ({b.mount_path}) overlap: the nested "
                     "mount hides the other's files (EAS rejects overlapping mount paths)",
-                    path=spec_path(dep, f"{b['key']}.mount_path"), hint="use separate, non-nested mount paths",
-                    data={"mounts": [a["mount_path"], b["mount_path"]]})
+                    path=spec_path(dep, f"{b.key}.mount_path"), hint="use separate, non-nested mount paths",
+                    data={"mounts": [a.mount_path, b.mount_path]})
 
 
-@rule("DEP003", severity=Severity.ERROR)
+@rule("DEP003", severity=Severity.ERROR, needs={"deployment"})
 def mount_on_system_path(ctx: Context) -> Iterator[Finding]:
     """A storage mount sits on a system path of the container.
 
@@ -101,22 +101,22 @@ def mount_on_system_path(ctx: Context) -> Iterator[Finding]:
     Mount under a dedicated path such as /model_dir or /mnt/models.
     """
     dep = deployment(ctx)
-    for m in dep.get("mounts") or []:
-        mp = _norm(m.get("mount_path") or "")
+    for m in dep.mounts:
+        mp = _norm(m.mount_path or "")
         if not mp or any(_under(mp, ok) for ok in _ALLOWED_UNDER_SYSTEM):
             continue
         hit = next((s for s in SYSTEM_PATHS if mp == s or (s != "/" and s not in ("/tmp", "/var", "/root", "/run")
                                                            and mp.startswith(s + "/"))), None)
         if not mp.startswith("/"):
-            yield Finding(f"{m['key']} mount_path {mp!r} is not absolute", path=spec_path(dep, f"{m['key']}.mount_path"),
+            yield Finding(f"{m.key} mount_path {mp!r} is not absolute", path=spec_path(dep, f"{m.key}.mount_path"),
                           hint="use an absolute path such as /model_dir", data={"mount_path": mp})
         elif hit:
-            yield Finding(f"{m['key']} mounts storage at {mp}, a system path ({hit}) of the container",
-                          path=spec_path(dep, f"{m['key']}.mount_path"), hint="mount at a dedicated path such as /model_dir",
+            yield Finding(f"{m.key} mounts storage at {mp}, a system path ({hit}) of the container",
+                          path=spec_path(dep, f"{m.key}.mount_path"), hint="mount at a dedicated path such as /model_dir",
                           data={"mount_path": mp, "system_path": hit})
 
 
-@rule("DEP004", severity=Severity.ERROR)
+@rule("DEP004", severity=Severity.ERROR, needs={"deployment"})
 def oss_url_passed_to_engine(ctx: Context) -> Iterator[Finding]:
     """The start command hands an oss:// URL to the engine.
 
@@ -128,20 +128,20 @@ def oss_url_passed_to_engine(ctx: Context) -> Iterator[Finding]:
     Mount the OSS directory (storage: oss.path + mount_path) and pass the mount_path to the engine.
     """
     dep = deployment(ctx)
-    argv = dep.get("argv") or []
+    argv = dep.argv
     bad = [a for a in argv if isinstance(a, str) and "oss://" in a]
     if not bad:
         return
-    mounts = [m["mount_path"] for m in dep.get("mounts") or [] if m.get("type") == "oss"]
+    mounts = [m.mount_path for m in dep.mounts if m.type == "oss"]
     yield Finding(
         f"the start command passes {bad[0]} to the engine; engines cannot read oss:// URLs",
-        path=spec_path(dep, dep.get("command_key", "command")),
+        path=spec_path(dep, (dep.command_key or "command")),
         hint=f"pass the mount path instead ({mounts[0]})" if mounts else
         "add a storage entry {oss: {path: ...}, mount_path: /model_dir} and serve /model_dir",
         data={"url": bad[0], "oss_mounts": mounts})
 
 
-@rule("DEP010", severity=Severity.ERROR)
+@rule("DEP010", severity=Severity.ERROR, needs={"deployment"})
 def nas_mount_without_vpc(ctx: Context) -> Iterator[Finding]:
     """An NFS/NAS mount is declared without the VPC settings it needs.
 
@@ -153,12 +153,12 @@ def nas_mount_without_vpc(ctx: Context) -> Iterator[Finding]:
     Add cloud.networking {vpc_id, vswitch_id, security_group_id} of the VPC the NAS mount target is in.
     """
     dep = deployment(ctx)
-    if dep.get("source_kind") != "eas-service":
+    if dep.source_kind != "eas-service":
         return
-    net = dep.get("networking") or {}
-    for m in dep.get("mounts") or []:
-        if m.get("type") == "nfs" and not (net.get("vpc_id") and net.get("vswitch_id")):
-            yield Finding(f"{m['key']} mounts NAS {m.get('source')} but cloud.networking has no "
+    net = dep.networking
+    for m in dep.mounts:
+        if m.type == "nfs" and not (net.get("vpc_id") and net.get("vswitch_id")):
+            yield Finding(f"{m.key} mounts NAS {m.source} but cloud.networking has no "
                           "vpc_id/vswitch_id: the mount fails and the instance never starts",
-                          path=spec_path(dep, f"{m['key']}.nfs"), hint="add cloud.networking vpc_id, vswitch_id, security_group_id",
-                          data={"mount_path": m.get("mount_path")})
+                          path=spec_path(dep, f"{m.key}.nfs"), hint="add cloud.networking vpc_id, vswitch_id, security_group_id",
+                          data={"mount_path": m.mount_path})

@@ -28,7 +28,7 @@ GATED = {
 }
 
 
-@rule("DEP005", severity=Severity.ERROR)
+@rule("DEP005", severity=Severity.ERROR, needs={"deployment"})
 def no_service_port(ctx: Context) -> Iterator[Finding]:
     """The service spec declares no container port.
 
@@ -41,15 +41,15 @@ def no_service_port(ctx: Context) -> Iterator[Finding]:
     unless --port says otherwise).
     """
     dep = deployment(ctx)
-    if dep.get("source_kind") != "eas-service" or dep.get("container_port") is not None:
+    if dep.source_kind != "eas-service" or dep.container_port is not None:
         return
-    port = dep.get("engine_port") or support.default_port(dep.get("launcher"))
-    yield Finding(f"{dep.get('container_port_key', 'port')} is missing: the service has no port to route requests to",
-                  path=spec_path(dep, dep.get("container_port_key", "port")), hint=f"add \"port\": {port or 8000}",
+    port = dep.engine_port or support.default_port(dep.launcher)
+    yield Finding(f"{(dep.container_port_key or 'port')} is missing: the service has no port to route requests to",
+                  path=spec_path(dep, (dep.container_port_key or "port")), hint=f"add \"port\": {port or 8000}",
                   data={"engine_port": port})
 
 
-@rule("DEP006", severity=Severity.ERROR)
+@rule("DEP006", severity=Severity.ERROR, needs={"deployment"})
 def engine_port_mismatch(ctx: Context) -> Iterator[Finding]:
     """The engine listens on another port than the one the platform routes to.
 
@@ -61,22 +61,22 @@ def engine_port_mismatch(ctx: Context) -> Iterator[Finding]:
     Pass --port equal to the container port (and --host 0.0.0.0), or change the container port.
     """
     dep = deployment(ctx)
-    cport = dep.get("container_port")
-    launcher = dep.get("launcher")
+    cport = dep.container_port
+    launcher = dep.launcher
     if not isinstance(cport, int) or not launcher:
         return
-    eport = dep.get("engine_port")
+    eport = dep.engine_port
     explicit = eport is not None
     eport = eport if explicit else support.default_port(launcher)
     if eport is None or eport == cport:
         return
     yield Finding(
         f"the {launcher} command listens on port {eport}{'' if explicit else ' (its default)'} but the spec routes to {cport}",
-        path=spec_path(dep, dep.get("command_key", "command")), hint=f"add --port {cport} to the command",
+        path=spec_path(dep, (dep.command_key or "command")), hint=f"add --port {cport} to the command",
         data={"engine_port": eport, "container_port": cport, "explicit": explicit})
 
 
-@rule("DEP007", severity=Severity.ERROR)
+@rule("DEP007", severity=Severity.ERROR, needs={"deployment"})
 def gpu_image_on_cpu_spec(ctx: Context) -> Iterator[Finding]:
     """A GPU engine image is deployed on a spec without GPUs.
 
@@ -93,15 +93,15 @@ def gpu_image_on_cpu_spec(ctx: Context) -> Iterator[Finding]:
     if not dep or img is None or (img.chip or "GPU") != "GPU" or img.engine not in ("vllm", "sglang"):
         return
     inst = ctx.target.instance
-    meta_gpu = dep.get("metadata_gpu")
+    meta_gpu = dep.metadata_gpu
     # a CPU instance type resolves into the target, where CHP001/CHP003 report it: one cause, one finding
-    if inst is None and dep.get("resource_group") and meta_gpu in (None, 0):
-        yield Finding(f"GPU image {img.raw} in resource group {dep['resource_group']} with no metadata.gpu",
+    if inst is None and dep.resource_group and meta_gpu in (None, 0):
+        yield Finding(f"GPU image {img.raw} in resource group {dep.resource_group} with no metadata.gpu",
                       path=spec_path(dep, "metadata.gpu"), hint="set metadata.gpu to the GPUs per replica",
                       data={"image": img.raw, "metadata_gpu": meta_gpu})
 
 
-@rule("DEP008", severity=Severity.ERROR)
+@rule("DEP008", severity=Severity.ERROR, needs={"deployment"})
 def gpu_count_below_parallel(ctx: Context) -> Iterator[Finding]:
     """metadata.gpu gives fewer GPUs than tensor x pipeline parallelism needs.
 
@@ -113,7 +113,7 @@ def gpu_count_below_parallel(ctx: Context) -> Iterator[Finding]:
     Set metadata.gpu to TP x PP or lower --tensor-parallel-size.
     """
     dep = deployment(ctx)
-    n = dep.get("metadata_gpu")
+    n = dep.metadata_gpu
     ea = ctx.target.engine_args
     tp, pp = ea.get("tensor_parallel_size") or 1, ea.get("pipeline_parallel_size") or 1
     if not isinstance(n, int) or n <= 0 or not isinstance(tp, int) or not isinstance(pp, int):
@@ -138,7 +138,7 @@ def gated_status(repo: str) -> bool:
     return bool(rule_) and any(name.lower().startswith(p) for p in rule_)  # type: ignore[union-attr]
 
 
-@rule("DEP009", severity=Severity.WARNING)
+@rule("DEP009", severity=Severity.WARNING, needs={"deployment"})
 def hub_model_download(ctx: Context) -> Iterator[Finding]:
     """The deployment loads a Hugging Face hub id, not a local path (gated repos need a token).
 
@@ -152,15 +152,15 @@ def hub_model_download(ctx: Context) -> Iterator[Finding]:
     make sure the instance can reach huggingface.co.
     """
     dep = deployment(ctx)
-    repo = dep.get("hub_id")
+    repo = dep.hub_id
     if not repo:
         return
-    confirmed = dep.get("hub_gated")
+    confirmed = dep.hub_gated
     gated = bool(confirmed) if confirmed is not None else gated_status(repo)
-    token = bool(dep.get("hf_token_set"))
+    token = bool(dep.hf_token_set)
     how = "confirmed on the hub" if confirmed is not None else "known gated organisation"
     data = {"repo": repo, "gated": gated, "hf_token_set": token, "confirmed_online": confirmed is not None}
-    key = spec_path(dep, dep.get("command_key", "command"))
+    key = spec_path(dep, (dep.command_key or "command"))
     if gated and not token:
         yield Finding(f"{repo} is gated ({how}) and no HF_TOKEN is set: the download fails with 401/403",
                       path=key, severity=Severity.ERROR,
@@ -173,7 +173,7 @@ def hub_model_download(ctx: Context) -> Iterator[Finding]:
                       hint="mount the model from OSS/NAS and serve the mount path for reliable cold starts", data=data)
 
 
-@rule("DEP011", severity=Severity.WARNING)
+@rule("DEP011", severity=Severity.WARNING, needs={"deployment"})
 def launcher_differs_from_image(ctx: Context) -> Iterator[Finding]:
     """The start command runs another engine than the image provides.
 
@@ -186,9 +186,9 @@ def launcher_differs_from_image(ctx: Context) -> Iterator[Finding]:
     """
     dep = deployment(ctx)
     img = ctx.target.image
-    launcher = dep.get("launcher")
+    launcher = dep.launcher
     if not launcher or img is None or img.engine not in ("vllm", "sglang", "llama.cpp") or img.engine == launcher:
         return
     yield Finding(f"the command starts {launcher} but the image {img.raw} is a {img.engine} image",
-                  path=spec_path(dep, dep.get("command_key", "command")), hint=f"use a {launcher} image or a {img.engine} command",
+                  path=spec_path(dep, (dep.command_key or "command")), hint=f"use a {launcher} image or a {img.engine} command",
                   data={"launcher": launcher, "image_engine": img.engine})

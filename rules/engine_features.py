@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from checker.catalog import support
+from checker.catalog.tokenizers import tokenizer_needs_remote_code
 from checker.rule import Context, Finding, Severity, rule
 from rules._common import serving_engine
 
@@ -24,7 +25,8 @@ def _remote_code(ctx: Context) -> tuple[list[str], bool]:
     if isinstance(am, dict) and am:
         reasons.append("config.json auto_map (" + ", ".join(sorted(am)[:4]) + ")")
     tok = ctx.facts.json_files.get("tokenizer_config.json") or {}
-    if isinstance(tok, dict) and isinstance(tok.get("auto_map"), (dict, list)) and tok["auto_map"]:
+    # an AutoTokenizer auto_map is repo code only when tokenizer_class is not a transformers class
+    if isinstance(tok, dict) and tokenizer_needs_remote_code(tok):
         reasons.append("tokenizer_config.json auto_map")
     py = [f.path for f in ctx.facts.files if f.type == "file" and f.suffix == ".py" and "/" not in f.path]
     if py:
@@ -56,6 +58,11 @@ def trust_remote_code_needed(ctx: Context) -> Iterator[Finding]:
     arch = ctx.facts.architectures[0] if ctx.facts.architectures else None
     native = arch is not None and engine in (None, "vllm") and support.arch_support(arch, v).status == "registered"
     tokenizer_needs = any(r.startswith("tokenizer_config.json") for r in reasons)
+    if engine == "sglang":  # SGLang's own registry and config classes (checker/engines/sglang.py)
+        from checker.engines import sglang
+
+        need = sglang.remote_code(ctx.facts.config, v)
+        native, config_needs = not need.model_needs, need.config_needs
     if native and not config_needs and not tokenizer_needs:
         return
     why = "its config class is repo code (auto_map.AutoConfig)" if config_needs else f"{arch} has no built-in implementation"

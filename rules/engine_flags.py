@@ -12,7 +12,7 @@ from rules._common import serving_engine
 
 
 def _env(ctx: Context) -> dict[str, Any]:
-    env = ctx.target.deployment.get("env") if ctx.target.deployment else None
+    env = ctx.target.deployment.env if ctx.target.deployment else None
     return env if isinstance(env, dict) else {}
 
 
@@ -82,9 +82,11 @@ def max_model_len_exceeds_model(ctx: Context) -> Iterator[Finding]:
 
     ## Why it matters
     vLLM derives the limit from config.json (the smallest of max_position_embeddings, n_positions,
-    max_seq_len, seq_length, max_sequence_length, ..., times the rope_scaling factor for linear/dynamic
-    scaling; yarn/llama3/longrope limits are already scaled) and tokenizer_config model_max_length, and
-    refuses a larger --max-model-len unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 (SGLang:
+    max_seq_len, seq_length, max_sequence_length, ..., with transformers' config-class default when the
+    key is absent (Falcon: 2048), times the rope_scaling factor for linear/dynamic scaling;
+    llama3/longrope limits, Gemma 3's and from 0.30 yarn's are already scaled), a sentence-transformers
+    max_seq_length, and for BERT-like embedders tokenizer_config model_max_length (see the engine view,
+    checker/engines/vllm.py, for the rule per release), and refuses a larger --max-model-len unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 (SGLang:
     SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1). Past the trained length outputs degrade (nan with RoPE).
     llama.cpp only warns.
 
@@ -94,7 +96,7 @@ def max_model_len_exceeds_model(ctx: Context) -> Iterator[Finding]:
     req, key = _requested_len(ctx)
     if req is None or req <= 0:
         return
-    engine, v = serving_engine(ctx)
+    engine, _ = serving_engine(ctx)
     flag = {"max_model_len": "--max-model-len", "context_length": "--context-length", "ctx_size": "--ctx-size"}[key]
     if ctx.facts.kind == "gguf":
         g = ctx.facts.gguf[0] if ctx.facts.gguf else None
@@ -106,8 +108,10 @@ def max_model_len_exceeds_model(ctx: Context) -> Iterator[Finding]:
                 path=g.path if g else None, severity=Severity.WARNING if engine == "llama.cpp" else None,
                 hint=f"use {flag} {limit} or less", data={"requested": req, "limit": limit})
         return
-    derived = support.derive_max_model_len(ctx.facts.config, ctx.facts.json_files.get("tokenizer_config.json"),
-                                           v, ctx.facts.model_type)
+    from checker import engines
+
+    ev = engines.of(ctx)
+    derived = ev.max_len if ev is not None else None
     if derived is None or req <= derived.strict_value:
         return
     if derived.model_max_length and req <= derived.model_max_length:
@@ -115,13 +119,14 @@ def max_model_len_exceeds_model(ctx: Context) -> Iterator[Finding]:
     env = _env(ctx)
     env_name = "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN" if engine == "sglang" else "VLLM_ALLOW_LONG_MAX_MODEL_LEN"
     allowed = _truthy(env.get(env_name, ""))
-    where = f"config.json:{derived.key}" if derived.key and ":" not in derived.key else derived.key
+    where = (derived.key if derived.key and ":" in derived.key else
+             f"config.json:{derived.key}" if derived.key else "config.json")
     scale = (f" x rope factor {derived.factor:g} ({derived.rope_type})" if derived.factor != 1.0 else
              (f" (rope_scaling {derived.rope_type} does not multiply it)" if derived.rope_type not in (None, "default") else ""))
     # limit: the most lenient reading of the config; strict_limit: the strictest (they differ only where
     # vLLM versions read yarn scaling differently)
     data = {"requested": req, "limit": derived.value, "strict_limit": derived.strict_value, "key": derived.key,
-            "base": derived.base,
+            "base": derived.base, "engine_default": derived.default, "certain": derived.certain,
             "rope_type": derived.rope_type, "factor": derived.factor, "env_override": allowed}
     if req <= derived.value:  # only the older/newer reading of yarn refuses it
         yield Finding(
@@ -129,7 +134,13 @@ def max_model_len_exceeds_model(ctx: Context) -> Iterator[Finding]:
             + (f": {derived.notes[0]}" if derived.notes else f" (one reading of the config gives {derived.strict_value})"),
             path=where, severity=Severity.WARNING, hint=f"use {flag} {derived.strict_value} to be safe", data=data)
         return
-    msg = f"{flag} {req} is above the model's limit {derived.value} ({derived.key}={derived.base}{scale})"
+    source = (f"{derived.key}={derived.base}{scale}" if derived.key and ":" not in derived.key
+              else f"{derived.key}" if derived.key else "no length key in config.json: vLLM assumes 2048")
+    if derived.notes and ("class default" in derived.notes[0] or "sentence-transformers" in derived.notes[0]):
+        source += f"; {derived.notes[0]}"
+    msg = f"{flag} {req} is above the model's limit {derived.value} ({source})"
+    if not derived.certain and derived.notes:
+        msg += f" [uncertain: {derived.notes[-1]}]"
     if engine == "llama.cpp":
         yield Finding(msg + "; llama.cpp runs but quality degrades past it", path=where, severity=Severity.WARNING,
                       hint=f"use {flag} {derived.value}", data=data)

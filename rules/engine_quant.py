@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from checker.catalog import support
 from checker.rule import Context, Finding, Severity, rule
-from rules._common import image_engine, quant_method
+from rules._common import image_engine, quant_method, serving_engine
 
 
 @rule("ENG005", severity=Severity.ERROR, needs={"image", "gpu"})
@@ -51,8 +51,9 @@ def quantization_not_in_engine(ctx: Context) -> Iterator[Finding]:
 
     ## Why it matters
     vLLM validates `--quantization` (or config.json quantization_config.quant_method) against its
-    own list; methods come and go (GGUF and bitsandbytes moved to plugins in 0.33, marlin, aqlm,
-    squeezellm were removed). An unknown method stops the server.
+    own list; methods come and go (GGUF left vLLM in 0.24.0 and bitsandbytes in 0.28.0, the 0.33 sdist
+    tests them as out-of-tree plugins; marlin, aqlm, squeezellm were removed). An unknown method stops
+    the server.
 
     ## How to fix
     Use an engine version that has the method (the finding names the releases), install the plugin,
@@ -63,7 +64,7 @@ def quantization_not_in_engine(ctx: Context) -> Iterator[Finding]:
     if engine != "vllm" or not method or v is None:
         return
     if ctx.facts.kind == "gguf" and not explicit:
-        return  # GGUF on vLLM (experimental, plugin from 0.33) is IMG002's: one cause, one finding
+        return  # GGUF on vLLM (experimental, gone from 0.24) is IMG002's: one cause, one finding
     s = support.quant_support(method, v)
     src = "engine_args.quantization" if explicit else (
         "config.json:quantization_config.quant_method" if ctx.facts.kind != "gguf" else None)
@@ -77,14 +78,14 @@ def quantization_not_in_engine(ctx: Context) -> Iterator[Finding]:
         return
     if s.present is True:
         return
-    plugin = method in ("gguf", "bitsandbytes") and v >= (0, 33, 0)
+    plugin = method in ("gguf", "bitsandbytes") and bool(s.note.startswith("removed in"))
     if s.present is False:
         yield Finding(
             f"vLLM {ver} has no quantization method {method!r}"
-            + (" (it moved to an out-of-tree plugin in 0.33)" if plugin else ""),
+            + (f" ({s.note}; vLLM's 0.33 sdist tests it as an out-of-tree plugin)" if plugin else ""),
             path=src,
-            hint=(f"install the vLLM {method} plugin in the image, or use vLLM 0.20.x" if plugin
-                  else "use an engine version that lists it (see `check explain ENG006`) or another checkpoint format"),
+            hint=(f"install the vLLM {method} plugin in the image, or use vLLM {s.note.rsplit(' ', 1)[-1].rstrip(')')}"
+                  if plugin else "use an engine version that lists it (see `check explain ENG006`) or another checkpoint format"),
             data={"method": method, "vllm": ver, "sampled": list(s.columns)})
     else:
         yield Finding(
@@ -207,3 +208,39 @@ def fp8_weight_only_on_gpu(ctx: Context) -> Iterator[Finding]:
         + f" (compute capability {gpu.compute_capability}): runs as weight-only FP8 through Marlin, no FP8 "
         "compute speed-up", path="engine_args.quantization" if online else "config.json:quantization_config",
         hint="fine for memory; for FP8 speed use a GPU with compute capability >= 8.9", data=data)
+
+
+@rule("ENG019", severity=Severity.ERROR, kinds={"hf-llm", "unknown", "custom"}, needs={"config"})
+def quantization_format_not_loadable(ctx: Context) -> Iterator[Finding]:
+    """The checkpoint is quantized in a format vLLM cannot load (MLX).
+
+    ## Why it matters
+    mlx_lm writes `quantization_config` with `group_size` / `bits` and no `quant_method`, and packs the
+    weights into U32 tensors beside `.scales` / `.biases`. vLLM finds no quant_method, loads the model as
+    unquantized (`_verify_quantization`, vllm/config/model.py), and its weight loader then meets U32
+    tensors and parameter names no vLLM layer declares: the server does not start. Apple-silicon MLX
+    checkpoints are for `mlx_lm.server`, not for GPU engines.
+
+    ## How to fix
+    Deploy the original (bf16) Hugging Face checkpoint, or a GPU quantization of it (AWQ, GPTQ, FP8,
+    compressed-tensors); serve the MLX folder with `mlx_lm.server` on a Mac.
+    """
+    from checker import engines
+
+    engine, _ = serving_engine(ctx)
+    if engine not in (None, "vllm"):
+        return  # SGLang / llama.cpp loaders are not read here
+    ev = engines.of(ctx)
+    q = ev.quant if ev is not None else None
+    if q is None or q.loadable is not False:
+        return
+    label = "vLLM"
+    count = f"; it holds {ev.param_count / 1e9:.2f}B parameters ({ev.param_source})" if ev.param_count else ""
+    yield Finding(
+        q.reason.replace("vLLM", label) + count,
+        path="config.json:quantization_config",
+        hint="deploy the original bf16 checkpoint or an AWQ/GPTQ/FP8 quantization of it; MLX folders are served "
+             "by `mlx_lm.server` on Apple silicon",
+        data={"format": q.fmt, "evidence": q.source, "engine": engine or "vllm",
+              "param_count": ev.param_count, "param_source": ev.param_source},
+    )

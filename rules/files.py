@@ -37,7 +37,7 @@ def _join(d: str, name: str) -> str:
     return f"{d}/{name}" if d else name
 
 
-def _loads_hf_folder(ctx: Context) -> bool:
+def loads_hf_folder(ctx: Context) -> bool:
     engine = ctx.target.engine
     return engine is None or engine in HF_ENGINES
 
@@ -55,6 +55,18 @@ def _present(facts: ModelFacts) -> set[str]:
     return {f.path for f in facts.files if f.type in ("file", "symlink")}
 
 
+def _mistral_format(facts: ModelFacts, names: set[str]) -> bool:
+    """A Mistral-format folder: params.json with mistral_common's tokenizer (tekken.json or
+    tokenizer.model.v*). Its tokenizer carries the chat template and special tokens itself, so no
+    tokenizer_config.json is read (vllm/tokenizers/registry.py@0.17.0: tokenizer_mode "mistral" when
+    consolidated*.safetensors and tekken.json / tokenizer.model.v* are present; vllm/tokenizers/mistral.py)."""
+    if facts.classification.subtype == "mistral-native":
+        return True
+    mistral_tok = "tekken.json" in names or any(n.startswith("tokenizer.model.v") for n in names)
+    return mistral_tok and ("params.json" in names or any(
+        n.startswith("consolidated") and n.endswith(".safetensors") for n in names))
+
+
 @rule("FIL001", severity=Severity.ERROR, kinds={"hf-llm"})
 def missing_config_json(ctx: Context) -> Iterator[Finding]:
     """A Hugging Face model folder has no config.json.
@@ -68,7 +80,7 @@ def missing_config_json(ctx: Context) -> Iterator[Finding]:
     `hf download ORG/NAME config.json --local-dir PATH`.
     """
     f = ctx.facts
-    if f.config is not None or f.classification.subtype == "mistral-native" or not _loads_hf_folder(ctx):
+    if f.config is not None or f.classification.subtype == "mistral-native" or not loads_hf_folder(ctx):
         return
     if f.file("config.json") is not None:
         return  # present but unreadable: the json rule reports it
@@ -100,7 +112,7 @@ def missing_tokenizer(ctx: Context) -> Iterator[Finding]:
     """
     f = ctx.facts
     args = ctx.target.engine_args
-    if args.get("tokenizer") or args.get("skip_tokenizer_init") or not _loads_hf_folder(ctx):
+    if args.get("tokenizer") or args.get("skip_tokenizer_init") or not loads_hf_folder(ctx):
         return
     names = {e.path for e in f.files if e.type in ("file", "symlink")}
     has_model = any(n in names for n in TOKENIZER_MODEL_FILES) or any(
@@ -115,7 +127,7 @@ def missing_tokenizer(ctx: Context) -> Iterator[Finding]:
             "`--tokenizer ORG/NAME`",
             data={"looked_for": list(TOKENIZER_MODEL_FILES)},
         )
-    elif "tokenizer_config.json" not in names and f.classification.subtype != "mistral-native":
+    elif "tokenizer_config.json" not in names and not _mistral_format(f, names):
         yield Finding(
             "tokenizer_config.json is missing: the tokenizer loads, but its chat template and special tokens "
             "do not, so chat requests fail or are formatted wrongly",
@@ -262,3 +274,4 @@ def shards_not_in_index(ctx: Context) -> Iterator[Finding]:
                 hint="delete the stray files, or download the index that belongs to them",
                 data={"unlisted": stray, "index": rel},
             )
+

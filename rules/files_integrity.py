@@ -1,5 +1,6 @@
 """FIL: is each file whole and real data? Truncated weights, git-lfs pointers, empty files, unfinished
-downloads, special files and broken symlinks (the rest of the family: ``rules/files.py``)."""
+downloads, special files, broken symlinks, and a folder with no weight files at all (the rest of the
+family: ``rules/files.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 from checker.model import FileEntry
 from checker.rule import Context, Finding, Severity, rule
 from rules._common import READ_AT_STARTUP, WEIGHT_SUFFIXES, gib
+from rules.files import loads_hf_folder
 
 _HARMLESS_EMPTY = {"__init__.py", ".gitkeep", ".keep", "py.typed", "added_tokens.json"}
 _PARTIAL_SUFFIXES = (".incomplete", ".part", ".partial", ".aria2", ".crdownload", ".download", ".tmp")
@@ -197,3 +199,41 @@ def broken_symlink(ctx: Context) -> Iterator[Finding]:
                 hint=f"download {f.path} again or replace the link with the real file",
                 data={"target": f.symlink_target},
             )
+
+
+# vllm/model_executor/model_loader/weight_utils.py@0.17.0 filter_files_not_needed_for_inference
+_NOT_WEIGHTS = {"training_args.bin", "optimizer.bin", "optimizer.pt", "scheduler.pt", "scaler.pt"}
+
+
+@rule("FIL018", severity=Severity.ERROR, kinds={"hf-llm"})
+def no_weight_files(ctx: Context) -> Iterator[Finding]:
+    """A Hugging Face model folder has config.json but no weight files at all.
+
+    ## Why it matters
+    vLLM globs the model folder (not its sub-folders) for `*.safetensors`, then `*.bin` / `*.pt`, drops
+    training leftovers (training_args.bin, optimizer.pt ...) and stops with "Cannot find any model
+    weights" when nothing is left (vllm/model_executor/model_loader/default_loader.py). A folder with
+    only configs and tokenizer files is a partial download (`hf download ... --include "*.json"`).
+
+    ## How to fix
+    Download the weights into the folder: `hf download ORG/NAME --local-dir PATH` (or the
+    `*.safetensors` files it lists).
+    """
+    f = ctx.facts
+    if f.config is None or not loads_hf_folder(ctx) or f.walk_truncated:
+        return
+    top = [e for e in f.files if e.type in ("file", "symlink") and "/" not in e.path]
+    weights = [e.path for e in top if e.suffix in (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+               and e.name not in _NOT_WEIGHTS]
+    if weights or any(rel.endswith('.index.json') and not rel.endswith('model_index.json') for rel in f.json_files):
+        return  # present (pointers and shards are judged by their own rules)
+    if f.incomplete_downloads or any(e.name.lower().endswith(_PARTIAL_SUFFIXES) for e in f.files):
+        return  # an unfinished download: incomplete-download (FIL007) says so
+    sub = sorted(e.path for e in f.files_with_suffix(".safetensors", ".bin") if "/" in e.path)
+    yield Finding(
+        "no weight files: the folder holds config.json but no *.safetensors, *.bin or *.pt next to it, so "
+        "the engine stops with \"Cannot find any model weights\""
+        + (f" (weights only in sub-folders, which it does not read: {', '.join(sub[:3])})" if sub else ""),
+        hint="download the weights into the folder: `hf download ORG/NAME --local-dir .`",
+        data={"subfolder_weights": sub[:20], "files": [e.path for e in top][:20]},
+    )

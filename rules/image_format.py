@@ -13,9 +13,8 @@ from checker.rule import Context, Finding, Severity, rule
 from rules._common import accepted_kinds, engine_label, image_category, image_family, images_for
 
 # vLLM's GGUF loader: "highly experimental", single-file only, --tokenizer of the HF original advised
-# (vLLM docs features/quantization/gguf.md, 0.6 - 0.20); from 0.33.0 gguf left the in-tree
-# quantization methods for the out-of-tree vllm-gguf-plugin (vllm_support.yaml removed_notes).
-VLLM_GGUF_PLUGIN_FROM = (0, 33)
+# (vLLM docs features/quantization/gguf.md, 0.6 - 0.20); what loads in which release is the engine
+# view's (checker/engines/vllm.py gguf_load: gone from 0.24.0, a .gguf file path required).
 
 
 @rule("IMG002", severity=Severity.ERROR, kinds={"gguf"}, needs={"image"})
@@ -23,9 +22,10 @@ def gguf_on_hf_engine(ctx: Context) -> Iterator[Finding]:
     """A GGUF model is deployed on an engine that serves Hugging Face folders (vLLM, SGLang ...).
 
     ## Why it matters
-    SGLang and most LLM images load Hugging Face folders only. vLLM loads a *single-file* GGUF
-    experimentally (slow, not every architecture, needs the original tokenizer) before 0.33, and from
-    0.33 only with the separate vllm-gguf-plugin installed; split GGUF files never load.
+    SGLang and most LLM images load Hugging Face folders only. vLLM (0.6 - 0.23) loads a GGUF only when
+    its model argument is the `.gguf` *file* itself (a mounted folder holding one is read as a Hugging
+    Face folder and fails), experimentally (slow, architectures transformers can read, the original
+    tokenizer advised); vLLM 0.24.0 and later have no GGUF loader; split GGUF files never load.
 
     ## How to fix
     Serve the GGUF with llama.cpp (`llama-server -m FILE.gguf`), or deploy the Hugging Face original on
@@ -54,6 +54,12 @@ def gguf_on_hf_engine(ctx: Context) -> Iterator[Finding]:
         )
         return
     version = img.version_tuple
+    from checker import engines
+
+    ev = engines.of(ctx)
+    load = ev.gguf if ev is not None else None
+    if load is not None:
+        data.update(load.data, loadable=load.loadable, certain=load.certain)
     if split:
         yield Finding(
             f"{first} is a split GGUF ({len(files)} parts): vLLM loads only single-file GGUF",
@@ -61,13 +67,13 @@ def gguf_on_hf_engine(ctx: Context) -> Iterator[Finding]:
             hint=f"merge the parts with `llama-gguf-split --merge {first} merged.gguf`, or {llama}",
             data=data,
         )
-    elif version is not None and version[:2] >= VLLM_GGUF_PLUGIN_FROM:
+    elif load is not None and load.loadable is False:
+        # the engine view (checker/engines/vllm.py): no loader in this release, a folder instead of the
+        # .gguf file path, or an architecture transformers cannot build a config for
         yield Finding(
-            f"vLLM {img.version} loads GGUF only through the separate vllm-gguf-plugin, which the image "
-            f"{img.raw} does not ship; this is a GGUF model ({first})",
-            path=first,
-            hint=f"{llama}; or build an image with `pip install vllm-gguf-plugin`",
-            data=data,
+            f"{load.reason}: {first}" + ("" if load.certain else " (uncertain)"),
+            path=first, severity=None if load.certain else Severity.WARNING,
+            hint=f"{load.fix}; or {llama}", data=data,
         )
     else:
         yield Finding(

@@ -30,6 +30,9 @@ def unrecognised_folder(ctx: Context) -> Iterator[Finding]:
     file, a diffusers folder, a single-file checkpoint). A folder that is none of these usually means a
     wrong path (a parent folder, a dataset) or a download that never arrived.
 
+    A vocab-only GGUF (a tokenizer and hyper-parameters, 0 tensors, like llama.cpp's
+    models/ggml-vocab-*.gguf test files) is reported here too: it is a whole file, not a model.
+
     ## How to fix
     Point at the folder that holds the model itself: config.json + *.safetensors + tokenizer files for
     vLLM/SGLang, a .gguf file for llama.cpp, a .safetensors checkpoint for SD WebUI/ComfyUI.
@@ -37,6 +40,9 @@ def unrecognised_folder(ctx: Context) -> Iterator[Finding]:
     if not _has_files(ctx):
         return  # empty-folder speaks
     files = [f.path for f in ctx.facts.files if f.type == "file"]
+    if ctx.facts.classification.subtype == "gguf-vocab-only":
+        yield _vocab_only(ctx, files)
+        return
     seen = ", ".join(files[:6]) + (" ..." if len(files) > 6 else "")
     ev = "; ".join(ctx.facts.classification.evidence[:2])
     yield Finding(
@@ -49,6 +55,24 @@ def unrecognised_folder(ctx: Context) -> Iterator[Finding]:
             "file_count": len(files),
             "evidence": list(ctx.facts.classification.evidence),
         },
+    )
+
+
+def _vocab_only(ctx: Context, files: list[str]) -> Finding:
+    g = [x for x in ctx.facts.gguf if not x.tensors and ("tokenizer.ggml.tokens" in x.metadata
+                                                         or "tokenizer.ggml.model" in x.metadata)]
+    archs = sorted({x.architecture or "?" for x in g})
+    first = g[0].path if g else (files[0] if files else "")
+    return Finding(
+        f"{first if len(g) == 1 else f'{len(g)} GGUF files ({first} ...)'} hold{'s' if len(g) == 1 else ''} a tokenizer "
+        f"and the hyper-parameters of {', '.join(archs)} but 0 tensors: a vocab-only GGUF (like llama.cpp's "
+        "models/ggml-vocab-*.gguf test files), not a model; llama.cpp opens it only to tokenize (vocab_only) and "
+        "no engine can serve it",
+        path=first,
+        hint="download the GGUF that holds the weights (e.g. a Q4_K_M file of the same model) and point the "
+        "engine at it; keep vocab-only files for tokenizer tests",
+        data={"gguf_files": [x.path for x in g], "architectures": archs, "tensor_count": 0,
+              "evidence": list(ctx.facts.classification.evidence)},
     )
 
 
@@ -160,15 +184,15 @@ def ollama_store(ctx: Context) -> Iterator[Finding]:
         msg = f"Ollama store for {name}, but no readable GGUF model layer was found"
     if severity is Severity.ERROR:
         msg += f"; {img.engine} cannot start from this store"
-    others = x.get("ollama_models")
+    others = src.ollama_models
     if isinstance(others, list) and len(others) > 1:
-        msg += f" ({len(others)} models in the store; checked {x.get('ollama_manifest')})"
+        msg += f" ({len(others)} models in the store; checked {src.ollama_manifest})"
     yield Finding(
         msg,
         path=blob,
         hint=how,
         severity=severity,
-        data={"ollama_name": name, "model_blob": blob, "manifest": x.get("ollama_manifest")},
+        data={"ollama_name": name, "model_blob": blob, "manifest": src.ollama_manifest},
     )
 
 
@@ -176,7 +200,7 @@ def _gguf_groups(ctx: Context) -> dict[str, list[str]]:
     """Distinct GGUF models: split parts of one model count once, projector (mmproj) files not at all."""
     groups: dict[str, list[str]] = {}
     for g in ctx.facts.gguf:
-        if "mmproj" in g.path.lower():
+        if "mmproj" in g.path.lower() or not g.tensors:  # a vocab-only GGUF is no model (KND001 says so)
             continue
         key = g.path
         if g.split_count and g.split_count > 1:

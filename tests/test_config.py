@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from checker import config, registry
-from checker.api import Options
+from checker.options import Options, resolve
 from checker.linter import Result
 from checker.errors import ConfigError, PluginError
 from checker.rule import Finding, Severity, rule, rules_in
@@ -24,13 +24,29 @@ def low_concurrency(ctx):
     yield from ()
 
 
+@rule("ENG001")
+def x(ctx):
+    """A rule that suppressions below name."""
+    yield from ()
+
+
+@rule("FIL001")
+def y(ctx):
+    """Another rule that suppressions below name."""
+    yield from ()
+
+
 class _Rules:
     low_concurrency = low_concurrency
+    x = x
+    y = y
 
 
 @pytest.fixture(autouse=True)
 def fake_registry(monkeypatch):
-    monkeypatch.setattr(registry, "_CACHE", registry.Registry(rules=tuple(rules_in(_Rules))))
+    from checker import linter
+
+    monkeypatch.setattr(registry, "_CACHE", registry.Registry(rules=(*rules_in(linter), *rules_in(_Rules))))
 
 
 @pytest.fixture
@@ -71,7 +87,7 @@ PYPROJECT = """
 
 def test_pyproject_discovered_from_model_folder_and_merged_under_flags(repo: Path) -> None:
     write(repo / "pyproject.toml", PYPROJECT)
-    opts = config.apply("models/llama", Options())
+    opts = resolve("models/llama", Options()).options
     assert opts.image == "vllm:0.14.0-gpu"
     assert opts.instance == "ecs.gn7i-c8g1.2xlarge"
     assert opts.fail_on is Severity.WARNING
@@ -79,10 +95,10 @@ def test_pyproject_discovered_from_model_folder_and_merged_under_flags(repo: Pat
     assert opts.severity_overrides == {"MEM904": Severity.ERROR}
 
     # flags win; engine args merge key-wise
-    flagged = config.apply(
+    flagged = resolve(
         "models/llama",
         Options(instance="g5.xlarge", engine_args={"max_model_len": 4096}, fail_on=Severity.INFO),
-    )
+    ).options
     assert flagged.instance == "g5.xlarge" and flagged.image == "vllm:0.14.0-gpu"
     assert flagged.engine_args == {"max_model_len": 4096, "gpu_memory_utilization": 0.85}
     assert flagged.fail_on is Severity.INFO
@@ -91,7 +107,7 @@ def test_pyproject_discovered_from_model_folder_and_merged_under_flags(repo: Pat
 def test_overrides_apply_per_model_folder_glob(repo: Path) -> None:
     write(repo / "pyproject.toml", PYPROJECT)
     for name in ("qwen2.5-7b", "qwen3-8b"):
-        opts = config.apply(f"models/{name}", Options())
+        opts = resolve(f"models/{name}", Options()).options
         assert opts.instance == "ecs.gn7i-c16g1.4xlarge"
         assert opts.engine_args == {
             "max_model_len": 8192,
@@ -101,36 +117,36 @@ def test_overrides_apply_per_model_folder_glob(repo: Path) -> None:
         assert opts.rule_options == {"MEM904": {"min_concurrency": 8}}
     # an absolute path and a file inside the folder match too
     assert (
-        config.apply(str(repo / "models/qwen3-8b/config.json"), Options()).instance
+        resolve(str(repo / "models/qwen3-8b/config.json"), Options()).options.instance
         == "ecs.gn7i-c16g1.4xlarge"
     )
-    assert config.apply("models/llama", Options()).rule_options == {}
+    assert resolve("models/llama", Options()).options.rule_options == {}
 
 
 def test_nearest_config_wins_and_modelcheck_toml_takes_top_level_keys(repo: Path) -> None:
     write(repo / "pyproject.toml", PYPROJECT)
     write(repo / "models" / "llama" / ".modelcheck.toml", 'image = "sglang:0.5.8-gpu"\ngpu = "a10"\n')
-    opts = config.apply("models/llama", Options())
+    opts = resolve("models/llama", Options()).options
     assert (opts.image, opts.gpu, opts.instance) == ("sglang:0.5.8-gpu", "a10", None)
-    assert config.apply("models/qwen3-8b", Options()).image == "vllm:0.14.0-gpu"
+    assert resolve("models/qwen3-8b", Options()).options.image == "vllm:0.14.0-gpu"
 
 
 def test_discovery_stops_at_repo_root(tmp_path: Path, repo: Path) -> None:
     write(tmp_path / "pyproject.toml", PYPROJECT)  # above the repository: not ours
-    assert config.apply("models/llama", Options()) == Options()
+    assert resolve("models/llama", Options()).options == Options()
     assert config.discover("models/llama") is None
 
 
 def test_explicit_config_file_is_the_only_one_used(repo: Path) -> None:
     write(repo / "pyproject.toml", PYPROJECT)
     other = write(repo / "ci" / "gpu.toml", '[tool.modelcheck]\ngpu = "h100"\ngpu-count = 2\n')
-    opts = config.apply("models/qwen3-8b", Options(config_file=str(other)))
+    opts = resolve("models/qwen3-8b", Options(config_file=str(other))).options
     assert (opts.gpu, opts.gpu_count, opts.image, opts.instance) == ("h100", 2, None, None)
 
 
 def test_no_config_flag_ignores_files(repo: Path) -> None:
     write(repo / "pyproject.toml", PYPROJECT)
-    assert config.apply("models/llama", Options(use_config=False)) == Options(use_config=False)
+    assert resolve("models/llama", Options(use_config=False)).options == Options(use_config=False)
 
 
 @pytest.mark.parametrize(
@@ -194,7 +210,7 @@ def test_no_config_flag_ignores_files(repo: Path) -> None:
 def test_errors_name_file_and_key_path(repo: Path, body: str, message: str) -> None:
     write(repo / "pyproject.toml", "[tool.modelcheck]\n" + body + "\n")
     with pytest.raises(ConfigError) as err:
-        config.apply("models/llama", Options())
+        resolve("models/llama", Options()).options
     assert str(err.value).startswith(message)
     assert err.value.exit_code == 2
 
@@ -225,7 +241,7 @@ def test_suppressions_drop_findings_and_unused_ones_are_reported(repo: Path) -> 
     other = Finding("unrelated", path="tokenizer.json").stamped("ENG001", "x", Severity.ERROR)
     result = Result(findings=(other, mem), skipped=(), ran=("ENG001", "MEM904"))
 
-    out = config.apply_suppressions("models/qwen3-8b", Options(), result)
+    out = suppressed("models/qwen3-8b", Options(), result)
     codes = [(f.rule, f.severity) for f in out.findings]
     assert codes == [("ENG001", Severity.ERROR), ("CHK003", Severity.WARNING)]
     unused = out.findings[1]
@@ -237,19 +253,36 @@ def test_suppressions_drop_findings_and_unused_ones_are_reported(repo: Path) -> 
     assert unused.data["reason"] == "rope scaling checked by hand"
 
     # same suppressions on a folder no override covers: the MEM904 finding stays, FIL001 is unused
-    out = config.apply_suppressions("models/llama", Options(), result)
+    out = suppressed("models/llama", Options(), result)
     assert [f.rule for f in out.findings] == ["ENG001", "CHK003", "MEM904"]
     assert "suppress[2]" in out.findings[1].message
 
     # --ignore CHK003 silences the unused-suppression report
-    out = config.apply_suppressions("models/llama", Options(ignore=("CHK003",)), result)
+    out = suppressed("models/llama", Options(ignore=("CHK003",)), result)
     assert [f.rule for f in out.findings] == ["ENG001", "MEM904"]
+
+
+def suppressed(path: str, flags: Options, result: Result) -> Result:
+    """What the linter keeps of ``result``'s findings under the suppressions the config has for ``path``."""
+    from checker import linter
+    from checker.model import Target
+    from checker.rule import Context
+    from checker.testing import make_facts
+
+    resolved = resolve(path, flags)
+    selected = registry.select(registry.load().rules, list(flags.select), list(flags.ignore))
+    settings = linter.Settings(suppressions=resolved.suppressions, selected=selected, extra_findings=result.findings)
+    from dataclasses import replace
+
+    facts = replace(make_facts(name=path), input_path=path)
+    ctx = Context(facts=facts, target=Target(image=None, instance=None, chip=None))
+    return linter.run((), ctx, settings)
 
 
 def test_plugins_required_missing_is_exit_2(repo: Path) -> None:
     write(repo / "pyproject.toml", "[tool.modelcheck]\nplugins-required = ['no-such-plugin']\n")
     with pytest.raises(PluginError, match="required rule plugin 'no-such-plugin' is not installed"):
-        config.apply("models/llama", Options())
+        resolve("models/llama", Options()).options
 
 
 def test_plugins_required_broken_is_exit_2(repo: Path, monkeypatch) -> None:
@@ -260,14 +293,14 @@ def test_plugins_required_broken_is_exit_2(repo: Path, monkeypatch) -> None:
     )
     write(repo / "pyproject.toml", "[tool.modelcheck]\nplugins-required = ['acme']\n")
     with pytest.raises(PluginError) as err:
-        config.apply("models/llama", Options())
+        resolve("models/llama", Options()).options
     assert str(err.value) == "required rule plugin 'acme' failed to load: ImportError: boom (pyproject.toml)"
     assert err.value.exit_code == 2
 
 
 def test_catalog_files_resolve_relative_to_config(repo: Path) -> None:
     write(repo / "pyproject.toml", "[tool.modelcheck]\ncatalog = ['catalog/private.yaml']\n")
-    opts = config.apply("models/llama", Options(catalog_files=("extra.yaml",)))
+    opts = resolve("models/llama", Options(catalog_files=("extra.yaml",))).options
     assert opts.catalog_files == (str(repo / "catalog" / "private.yaml"), "extra.yaml")
 
 

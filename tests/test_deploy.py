@@ -84,21 +84,21 @@ def test_every_eas_example_loads(tmp_path, name, config):
     p = tmp_path / "service.json"
     p.write_text(json.dumps(config))
     spec = deploy.load(service=str(p))
-    assert spec["image"] == config["containers"][spec["deployment"]["container_index"]]["image"]
+    assert spec["image"] == config["containers"][spec["deployment"].container_index]["image"]
     instance, launcher, metadata_gpu = EXAMPLE_EXPECTED[name]
-    assert (spec["instance"], spec["deployment"]["launcher"], spec["deployment"]["metadata_gpu"]) == (
+    assert (spec["instance"], spec["deployment"].launcher, spec["deployment"].metadata_gpu) == (
         instance, launcher, metadata_gpu)
-    assert spec["deployment"]["source_kind"] == "eas-service"
-    assert spec["deployment"]["container_count"] == len(config["containers"])
+    assert spec["deployment"].source_kind == "eas-service"
+    assert spec["deployment"].container_count == len(config["containers"])
     if name.startswith("vllm"):
-        assert spec["deployment"]["launcher"] == "vllm"
-        assert spec["deployment"]["model_ref"] == "/model_dir"
+        assert spec["deployment"].launcher == "vllm"
+        assert spec["deployment"].model_ref == "/model_dir"
         assert spec["engine_args"]["trust_remote_code"] is True
-        assert spec["deployment"]["mounts"][0]["mount_path"] == "/model_dir"
+        assert spec["deployment"].mounts[0].mount_path == "/model_dir"
     if name == "vllm_dedicated_resource_group":
-        assert spec["deployment"]["metadata_gpu"] == 1 and spec["instance"] is None
+        assert spec["deployment"].metadata_gpu == 1 and spec["instance"] is None
     if name == "official_minimal_cpu":
-        assert spec["instance"] == "ecs.c7a.large" and spec["deployment"]["launcher"] is None
+        assert spec["instance"] == "ecs.c7a.large" and spec["deployment"].launcher is None
 
 
 def test_invalid_service_names_key_path():
@@ -123,8 +123,8 @@ def test_deploy_yaml_loads_and_schema_is_valid_json_schema():
     spec = deploy.load(deploy=str(SPECS / "deploy_good.yaml"))
     assert spec["image"] == "vllm:0.14.0-gpu" and spec["gpu"] == "a10" and spec["gpu_count"] == 2
     assert spec["engine_args"] == {"tensor_parallel_size": 2, "max_model_len": 16384, "gpu_memory_utilization": 0.9}
-    assert spec["deployment"]["mounts"][0]["type"] == "nfs"
-    assert spec["deployment"]["env"]["HF_HUB_OFFLINE"] == "1"
+    assert spec["deployment"].mounts[0].type == "nfs"
+    assert spec["deployment"].env["HF_HUB_OFFLINE"] == "1"
 
 
 def test_serve_cmd_needs_an_engine():

@@ -27,6 +27,6 @@ def test_every_rule_and_engine_code_is_documented() -> None:
 
 
 def test_engine_codes_are_described() -> None:
-    chk = docs.describe("chk003")
+    chk = docs.find("chk003")
     assert chk is not None and chk.name == "unused-suppression" and chk.severity.label == "warning"
     assert "## How to fix" in chk.doc

@@ -27,25 +27,17 @@ def test_quant_support():
     assert e.quant_support("fp8", "0.8.4").min_cc == 80
     assert e.quant_support("fp8", "0.14.0").min_cc == 75
     assert e.quant_support("gguf", "0.33.0").present is False
+    # exact removals (consecutive releases read): gguf last in 0.23.0, bitsandbytes last in 0.27.1
+    assert e.quant_support("gguf", "0.23.0").present is True and e.quant_support("gguf", "0.22.1").present is True
+    gone = e.quant_support("gguf", "0.24.0")
+    assert (gone.present, gone.note) == (False, "removed in 0.24.0 (last in 0.23.0)")
+    assert e.quant_support("bitsandbytes", "0.27.1").present is True
+    assert e.quant_support("bitsandbytes", "0.28.0").present is False
     mid = e.quant_support("awq_marlin", "0.13.0")
     assert (mid.min_cc, mid.min_cc_low, mid.columns) == (80, 75, ("0.12.0", "0.14.0"))
     assert e.effective_quant_method("awq", 86, "0.14.0", explicit=False) == "awq_marlin"
     assert e.effective_quant_method("awq", 75, "0.10.1", explicit=False) == "awq"
     assert e.quant_method_from_config({"quantization_config": {"quant_method": "modelopt", "quant_algo": "NVFP4"}}) == "modelopt_fp4"
-
-
-def test_derive_max_len_follows_vllm():
-    assert e.derive_max_model_len({"max_position_embeddings": 4096, "seq_length": 2048}).value == 2048
-    lin = e.derive_max_model_len({"max_position_embeddings": 8192, "rope_scaling": {"type": "linear", "factor": 4}}, None, "0.32.0")
-    assert (lin.value, lin.factor) == (32768, 4.0)
-    l3 = e.derive_max_model_len({"max_position_embeddings": 131072, "rope_scaling": {"rope_type": "llama3", "factor": 8}})
-    assert l3.value == 131072
-    g3 = e.derive_max_model_len({"model_type": "gemma3", "max_position_embeddings": 131072,
-                                 "rope_scaling": {"rope_type": "linear", "factor": 8}})
-    assert g3.value == 131072
-    tok = e.derive_max_model_len({"max_position_embeddings": 32768}, {"model_max_length": 16384})
-    assert (tok.value, tok.key) == (16384, "tokenizer_config.json:model_max_length")
-    assert e.derive_max_model_len({"hidden_size": 8}) is None
 
 
 def test_other_engines_as_data():

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from checker.estimate import compute, estimate_memory_block, format_memory_text
+from checker.estimate import compute
+from checker.formatters.text import memory_text as format_memory_text
+from checker.summary import memory_block as estimate_memory_block
 from checker.estimate.geometry import geometry_from_config, layer_kv_bytes_per_token
 from checker.model import GPU, GGUFInfo, ImageRef, Instance, Target, WeightsSummary
 from checker.testing import make_facts
@@ -59,15 +61,15 @@ def test_no_gpu_means_no_estimate() -> None:
 
 def test_llama8b_default_len_fails_on_a10_with_fix() -> None:
     est = compute(llm("Llama-3.1-8B-Instruct", LLAMA8B), target("0.11.0"))
-    assert est is not None and est.extra["status"] == "fail"
-    assert est.extra["failure"] == "max-model-len-exceeds-kv"
+    assert est is not None and est.status == "fail"
+    assert est.failure == "max-model-len-exceeds-kv"
     assert est.max_model_len == 131072  # the model's own limit (llama3 rope type keeps it)
     assert est.gpu_memory_utilization == 0.9
     assert 25_000 < est.kv_cache_tokens < 40_000
-    fit = est.extra["fit_max_model_len"]
+    fit = est.fixes.max_model_len
     assert fit % 16 == 0 and fit <= est.kv_cache_tokens
     ok = compute(llm("Llama-3.1-8B-Instruct", LLAMA8B), target("0.11.0", max_model_len=fit))
-    assert ok.extra["status"] == "ok" and ok.max_concurrency >= 1.0
+    assert ok.status == "ok" and ok.max_concurrency >= 1.0
 
 
 def test_version_defaults_util_and_cuda_graphs() -> None:
@@ -90,7 +92,7 @@ def test_large_gpu_batch_defaults_and_t4_falls_back_to_v0() -> None:
     assert a100.extra["max_num_batched_tokens"] == 2048
     t4 = compute(facts, target("0.8.2", gpu("Tesla T4", 14.56, "7.5"), max_model_len=2048, dtype="float16"))
     assert t4.extra["vllm_engine"] == "V0"
-    assert t4.extra["failure"] == "no-kv-memory" or t4.extra["failure"] == "weights-exceed"
+    assert t4.failure == "no-kv-memory" or t4.failure == "weights-exceed"
 
 
 def test_batch_defaults_follow_arg_utils_per_version() -> None:
@@ -173,7 +175,7 @@ def test_memory_block_and_text() -> None:
     text = format_memory_text(est)
     assert text[0].startswith("memory (vllm 0.11.0 (V1)")
     assert any("57344 B/token" in line for line in text)
-    assert estimate_memory_block(None) is None and format_memory_text(None) == []
+    assert estimate_memory_block(None) is None
 
 
 T4 = gpu("Tesla T4", 14.56, "7.5")
@@ -186,7 +188,7 @@ def test_dtype_resolution_per_version() -> None:
     new = compute(gemma2, target("0.14.0", T4, max_model_len=4096))
     assert new.extra["model_dtype"] == "float32" and new.kv_cache_bytes_per_token == 42 * 8 * 256 * 2 * 4
     assert new.weights_bytes == 2 * GEMMA2_9B and new.extra["checkpoint_weights_bytes"] == GEMMA2_9B
-    assert new.extra["failure"] == "weights-exceed"
+    assert new.failure == "weights-exceed"
     assert any("runs it in float32" in a and "refuses float16" in a for a in new.assumptions)
     # 0.9.0 had no float16 ban yet: a dtype the GPU lacks falls back to float16
     assert compute(gemma2, target("0.9.0", T4, max_model_len=4096)).extra["model_dtype"] == "float16"
@@ -282,12 +284,19 @@ def test_llama_cpp_gguf() -> None:
                     file_size=4_920_000_000, data_offset=0, expected_file_size=4_920_000_000)
     w = WeightsSummary("gguf", 4_900_000_000, 0, {"Q4_K": 4_900_000_000}, "Q4_K", 1, ("m.gguf",))
     facts = make_facts(kind="gguf", gguf=[info], weights=w)
+    # newest llama-server (engines/llamacpp.py): -c defaults to the GGUF's 131072; --fit shrinks it for the A10
     est = compute(facts, target(None, engine="llama.cpp"))
-    assert est.engine == "llama.cpp" and est.max_model_len == 4096
-    assert est.kv_cache_bytes_per_token == 131072
-    assert est.extra["status"] == "ok" and est.extra["gpu_layers"] == 32
+    assert est.engine == "llama.cpp" and est.kv_cache_bytes_per_token == 131072
+    assert est.status == "ok" and est.extra["offload"] == "context-reduced" and est.extra["gpu_layers"] == 32
+    assert est.extra["context_before_fit"] == 131072 and 4096 <= est.max_model_len < 131072
+    # -c 131072 pinned on a 7.4 GiB P4: --fit moves layers to the CPU instead (starts, slower)
     small = compute(facts, target(None, gpu("Tesla P4", 7.4, "6.1"), engine="llama.cpp", max_model_len=131072))
-    assert small.extra["status"] == "fail" and 0 < small.extra["gpu_layers"] < 32
+    assert small.status == "ok" and small.extra["offload"] == "partial-offload"
+    assert 0 <= small.extra["gpu_layers"] < 32 and small.max_model_len == 131072
+    # -c and -ngl both pinned: nothing left for --fit, the allocation fails at load
+    pinned = compute(facts, target(None, gpu("Tesla P4", 7.4, "6.1"), engine="llama.cpp", max_model_len=131072,
+                                   n_gpu_layers=99))
+    assert pinned.status == "fail" and pinned.extra["offload"] == "fail"
     # the same file under vLLM: vLLM's budget and paged KV (GGUF needs V0 before 0.9.0: arg_utils.py@0.8.5)
     v = compute(facts, target("0.14.0", max_model_len=8192))
     assert v.engine == "vllm" and v.extra["vllm_engine"] == "V1" and v.kv_cache_bytes_per_token == 131072

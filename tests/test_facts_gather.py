@@ -108,7 +108,7 @@ def test_index_limits_counted_weights(tmp_path):
     )
     f = gather(str(d))
     assert f.weights.param_count == 7_248_023_552 and "consolidated.safetensors" not in f.weights.files
-    assert f.extra["weights_not_in_index"] == ["consolidated.safetensors"]
+    assert f.weights_not_in_index == ("consolidated.safetensors",)
 
 
 def test_bad_configs_become_errors(tmp_path):
@@ -158,7 +158,7 @@ def test_pickle_files_are_scanned_not_loaded(tmp_path):
     )
     f = gather(str(tmp_path))
     assert f.weights.format == "pytorch" and f.weights.total_bytes == f.file("pytorch_model.bin").size
-    assert f.extra["weights_from_file_sizes"] is True
+    assert f.weights.from_file_sizes is True
     assert [p.path for p in f.pickles] == ["pytorch_model.bin"] and f.pickles[0].dangerous == ()
 
 

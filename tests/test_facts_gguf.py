@@ -122,7 +122,7 @@ def _header(version=3, tensors=0, kvs=0, endian="<"):
             "not a whole number of blocks",
         ),
         (_header(kvs=1)[:20], "truncated inside the GGUF header"),
-        (_header(kvs=1) + struct.pack("<Q", 4) + b"ke", "string length 4 at byte 24 is implausible"),
+        (_header(kvs=1) + struct.pack("<Q", 4) + b"ke", "unexpected end of file at byte 34: a 4-byte string starts at byte 32 (truncated)"),
         (
             _header(kvs=1) + struct.pack("<Q", 1) + b"k" + struct.pack("<I", 4) + b"\1",
             "unexpected end of file",

@@ -21,7 +21,7 @@ def test_hf_cache_repo(tmp_path):
     f = gather(str(repo))
     assert f.source == "hf-cache" and f.name == "Qwen/Qwen2.5-0.5B-Instruct"
     assert f.root.endswith("snapshots/7ae557604adf67be50417f59c2c2f167def9a775")
-    assert f.extra["revision"] == "7ae557604adf67be50417f59c2c2f167def9a775"
+    assert f.source_info.revision == "7ae557604adf67be50417f59c2c2f167def9a775"
     st = f.file("model.safetensors")
     assert st.type == "file" and not st.escapes_root and st.symlink_target.startswith("../../blobs/")
     assert f.kind == "hf-llm" and f.weights.param_count == 494_032_768 and f.errors == ()
@@ -35,7 +35,7 @@ def test_hf_cache_without_refs_picks_snapshot(tmp_path):
     os.remove(repo / "refs" / "main")
     f = gather(str(repo))
     assert (
-        f.extra["resolve_notes"] == ["refs/main missing: picked the most recent snapshot"]
+        f.source_info.notes == ("refs/main missing: picked the most recent snapshot",)
         and f.kind == "hf-llm"
     )
 
@@ -44,7 +44,7 @@ def test_ollama_store(tmp_path):
     store = make_ollama_store(tmp_path / "models", name="llama3", tag="8b")
     f = gather(str(store))
     assert f.source == "ollama" and f.name == "llama3:8b" and f.kind == "ollama"
-    blob = f.extra["ollama_model_blob"]
+    blob = f.source_info.ollama_model_blob
     assert blob.startswith("blobs/sha256-") and f.gguf[0].path == blob
     assert f.gguf[0].metadata["general.name"] == "llama3"
     assert (
@@ -56,7 +56,7 @@ def test_ollama_store(tmp_path):
     assert params["num_ctx"] == 8192
     # a manifest file and a model folder inside the store resolve to the same model
     m = store / "manifests" / "registry.ollama.ai" / "library" / "llama3"
-    assert gather(str(m / "8b")).extra["ollama_model_blob"] == blob
+    assert gather(str(m / "8b")).source_info.ollama_model_blob == blob
     assert gather(str(m)).name == "llama3:8b"
 
 
@@ -70,7 +70,7 @@ def test_ollama_manifest_blob_pair_folder(tmp_path):
     for b in (store / "blobs").iterdir():
         os.link(b, pair / b.name)
     f = gather(str(pair))
-    assert f.kind == "ollama" and f.extra["ollama_model_blob"].startswith("sha256-") and f.gguf
+    assert f.kind == "ollama" and f.source_info.ollama_model_blob.startswith("sha256-") and f.gguf
 
 
 def test_single_file_gguf(tmp_path):

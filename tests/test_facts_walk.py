@@ -149,4 +149,4 @@ def test_git_skipped_and_hf_incomplete_downloads(tmp_path):
     (tmp_path / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
     f = gather(str(tmp_path))
     assert [x.path for x in f.files] == [".cache/huggingface/download/abc123.incomplete", "config.json"]
-    assert f.extra["hf_download_incomplete"] == [".cache/huggingface/download/abc123.incomplete"]
+    assert f.incomplete_downloads == (".cache/huggingface/download/abc123.incomplete",)

@@ -56,7 +56,9 @@ class _Rules:
 
 @pytest.fixture(autouse=True)
 def fake_registry(monkeypatch):
-    monkeypatch.setattr(registry, "_CACHE", registry.Registry(rules=tuple(rules_in(_Rules))))
+    from checker import linter
+
+    monkeypatch.setattr(registry, "_CACHE", registry.Registry(rules=(*rules_in(linter), *rules_in(_Rules))))
 
 
 def _target() -> Target:
@@ -98,10 +100,11 @@ def _report(fail_on: Severity = Severity.ERROR) -> Report:
     ok = Result(findings=(), skipped=(), ran=("ENG901", "MEM901"))
     return Report(
         results=(
-            PathReport(path="models/qwen", facts=facts, target=_target(), estimate=None, result=res),
-            PathReport(path="models/small", facts=ok_facts, target=_target(), estimate=None, result=ok),
+            PathReport(path="models/qwen", facts=facts, target=_target(), estimate=None, result=res,
+                       fail_on=fail_on),
+            PathReport(path="models/small", facts=ok_facts, target=_target(), estimate=None, result=ok,
+                       fail_on=fail_on),
         ),
-        fail_on=fail_on,
     )
 
 
@@ -223,7 +226,6 @@ def test_sarif_meets_github_code_scanning_requirements() -> None:
                 result=Result(findings=(sec,), skipped=(), ran=()),
             ),
         ),
-        fail_on=Severity.ERROR,
     )
     doc = json.loads(sarif.format(rep))
     assert _code_scanning_problems(doc) == []
@@ -244,14 +246,18 @@ def test_sarif_uris_are_relative_to_the_repository_root(tmp_path: Path, monkeypa
     f = Finding("truncated", path="model.safetensors").stamped("MEM901", "weights-too-big", Severity.ERROR)
 
     def uris(path: str) -> list[str]:
+        from checker import repo as repo_mod
+
+        # the run computes each path's root once (checker.api); the formatters only read it
         pr = PathReport(
             path=path,
             facts=facts,
             target=_target(),
             estimate=None,
             result=Result(findings=(f,), skipped=(), ran=()),
+            repo_root=repo_mod.root_for(path, repo_mod.source_root()),
         )
-        doc = json.loads(sarif.format(Report(results=(pr,), fail_on=Severity.ERROR)))
+        doc = json.loads(sarif.format(Report(results=(pr,))))
         return [
             r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
             for r in doc["runs"][0]["results"]
@@ -265,21 +271,24 @@ def test_sarif_uris_are_relative_to_the_repository_root(tmp_path: Path, monkeypa
     assert uris("./models/qwen/") == ["models/qwen/model.safetensors"]
     # GitHub annotations use the same repository-relative path
     monkeypatch.chdir(repo / "models")
+    from checker import repo as repo_mod
+
     pr = PathReport(
         path="qwen",
         facts=facts,
         target=_target(),
         estimate=None,
         result=Result(findings=(f,), skipped=(), ran=()),
+        repo_root=repo_mod.root_for("qwen", repo_mod.source_root()),
     )
-    assert github.format(Report(results=(pr,), fail_on=Severity.ERROR)).startswith(
+    assert github.format(Report(results=(pr,))).startswith(
         "::error file=models/qwen/model.safetensors,line=1,title=MEM901 weights-too-big::truncated"
     )
     # run from outside any repository: the model's own repository is the root
     outside = tmp_path / "loose"
     outside.mkdir()
     monkeypatch.chdir(outside)
-    assert sarif.source_root() == str(outside)
+    assert repo_mod.source_root() == str(outside)
     assert uris(str(repo / "models" / "qwen")) == ["models/qwen/model.safetensors"]
     # a model in no repository at all: relative to the current directory, or a file:// URI outside it
     (outside / "m").mkdir()
@@ -297,7 +306,7 @@ def test_sarif_fingerprints_survive_changed_figures() -> None:
             estimate=None,
             result=Result(findings=(f,), skipped=(), ran=()),
         )
-        doc = json.loads(sarif.format(Report(results=(pr,), fail_on=Severity.ERROR)))
+        doc = json.loads(sarif.format(Report(results=(pr,))))
         return doc["runs"][0]["results"][0]["partialFingerprints"]["modelcheckFinding/v1"]
 
     assert fp("is 182128 bytes but its header describes 362864 bytes") == fp(

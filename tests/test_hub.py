@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from checker import hub
+from checker.facts import source as hub
 from checker.errors import UsageError
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -12,6 +12,7 @@ import pytest
 from checker import catalog as catalog_mod
 from checker import linter, registry
 from checker.model import FactError
+from checker.rule import Context
 from checker.testing import make_facts, make_target
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def test_each_fact_error_kind_is_reported_by_exactly_one_rule(kind):
         errors=[FactError(kind, path, marker)],
     )
     target = make_target(image="vllm:0.14.0-gpu", gpu="A10")
-    result = linter.run(RULES, facts, target, catalog=catalog_mod.load())
+    result = linter.run(RULES, Context(facts=facts, target=target, catalog=catalog_mod.load()))
     assert not [f for f in result.findings if f.rule.startswith("CHK")], result.findings
     mentions = [
         f.rule

@@ -11,6 +11,7 @@ import pytest
 from checker import catalog, facts
 from checker.model import FactError, FileEntry, GGUFInfo, SafetensorsHeader, TensorInfo
 from checker.rule import Severity
+from checker.rule import Context
 from checker.testing import make_facts, make_target, run_rule
 from fixtures import builders
 from rules import files as fil
@@ -183,7 +184,7 @@ def test_empty_file():
 def test_incomplete_download():
     p = ".cache/huggingface/download/model.safetensors.abc123.incomplete"
     bad = make_facts(
-        config=LLAMA, files={p: 4096, "model.safetensors.part": 10}, extra={"hf_download_incomplete": [p]}
+        config=LLAMA, files={p: 4096, "model.safetensors.part": 10}, incomplete_downloads=[p]
     )
     [f] = run(integrity.incomplete_download, bad)
     assert f.rule == "FIL007" and f.data["files"] == [p, "model.safetensors.part"]
@@ -302,7 +303,7 @@ def codes(path: Path, image: str | None = "vllm:0.14.0-gpu") -> dict[str, list]:
 
     fa = facts.gather(str(path))
     rules = tuple(r for r in registry.load(plugins=False).rules if r.family in ("FIL", "KND", "IMG", "CHP"))
-    res = linter.run(rules, fa, make_target(image=image) if image else make_target(), catalog=CAT)
+    res = linter.run(rules, Context(facts=fa, target=make_target(image=image) if image else make_target(), catalog=CAT))
     out: dict[str, list] = {}
     for f in res.findings:
         out.setdefault(f.rule, []).append(f)

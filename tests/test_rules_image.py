@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from checker import catalog, facts, linter, registry
 from checker.model import GGUFInfo
 from checker.rule import Severity
+from checker.rule import Context
+from checker.model import Deployment
 from checker.testing import make_facts, make_target, run_rule
 from fixtures import builders
 from rules import _common as common
@@ -67,15 +71,29 @@ def test_kind_image_mismatch():
 
 
 def test_gguf_on_vllm_versions_and_engines():
-    [w] = run(image_format.gguf_on_hf_engine, gguf_facts(), "vllm:0.14.0-gpu")
+    # PATH is the .gguf file: what vLLM 0.6-0.23 loads (check_gguf_file), experimentally
+    one = dataclasses.replace(gguf_facts(), single_file="qwen2.5-7b-Q4_K_M.gguf")
+    [w] = run(image_format.gguf_on_hf_engine, one, "vllm:0.14.0-gpu")
     assert w.rule == "IMG002" and w.severity == Severity.WARNING and "experimental" in w.message
     assert "vllm serve ./qwen2.5-7b-Q4_K_M.gguf --tokenizer" in w.hint and "llama-server" in w.hint
+    # a mounted folder holding the GGUF: vLLM reads it as a Hugging Face folder and fails
+    [f] = run(image_format.gguf_on_hf_engine, gguf_facts(), "vllm:0.14.0-gpu")
+    assert f.severity == Severity.ERROR and "only when given the .gguf file itself" in f.message
+    assert "vllm serve /path/to/qwen2.5-7b-Q4_K_M.gguf" in f.hint and f.data["loadable"] is False
+    # ... unless the start command points at the file
+    pointed = make_target(image="vllm:0.14.0-gpu", deployment=Deployment(source="--serve-cmd", source_kind="serve-cmd",
+                                                                          model_ref="/models/qwen2.5-7b-Q4_K_M.gguf"))
+    [w2] = run_rule(image_format.gguf_on_hf_engine, gguf_facts(), pointed, catalog=CAT)
+    assert w2.severity == Severity.WARNING and "experimental" in w2.message
     [e] = run(image_format.gguf_on_hf_engine, gguf_facts(split=2, n=2), "vllm:0.14.0-gpu")
     assert e.severity == Severity.ERROR and "split GGUF" in e.message and "llama-gguf-split --merge" in e.hint
-    [p] = run(image_format.gguf_on_hf_engine, gguf_facts(), "vllm/vllm-openai:v0.33.0")
-    assert p.severity == Severity.ERROR and "vllm-gguf-plugin" in p.message
-    assert p.rule == "IMG002" and p.path == "qwen2.5-7b-Q4_K_M.gguf" and "pip install vllm-gguf-plugin" in p.hint
-    assert p.data == {"engine": "vllm", "version": "0.33.0", "gguf_files": ["qwen2.5-7b-Q4_K_M.gguf"], "split": False}
+    # no GGUF loader from 0.24.0 (gguf_loader.py last in 0.23.0)
+    assert run(image_format.gguf_on_hf_engine, one, "vllm:0.23.0-gpu")[0].severity == Severity.WARNING
+    for image in ("vllm:0.24.0-gpu", "vllm/vllm-openai:v0.33.0"):
+        [p] = run(image_format.gguf_on_hf_engine, one, image)
+        assert p.severity == Severity.ERROR and "has no GGUF loader (removed in 0.24.0; 0.23.0 is the last" in p.message
+        assert p.rule == "IMG002" and p.path == "qwen2.5-7b-Q4_K_M.gguf" and "llama-server" in p.hint
+        assert (p.data["loadable"], p.data["certain"], p.data["split"]) == (False, True, False)
     [s] = run(image_format.gguf_on_hf_engine, gguf_facts(), "sglang:0.5.8-gpu")
     assert s.severity == Severity.ERROR and "serves Hugging Face folders" in s.message
     assert s.rule == "IMG002" and "llama-server -m qwen2.5-7b-Q4_K_M.gguf" in s.hint
@@ -123,7 +141,13 @@ def test_unknown_image():
     [f] = run(img.unknown_image, make_facts(config=QWEN), "myorg/fancy-server:1.0")
     assert f.rule == "IMG006" and "'myorg/fancy-server:1.0'" in f.message and "--catalog" in f.hint
     assert f.severity == Severity.WARNING and "was not checked" in f.message
-    assert f.data == {"image": "myorg/fancy-server:1.0", "engine": "fancy-server"}
+    assert f.data == {
+        "image": "myorg/fancy-server:1.0",
+        "engine": "fancy-server",
+        "not_checked": ["model kind and format support", "chip build", "engine flags", "architecture support",
+                        "memory estimate"],
+    }
+    assert "--engine vllm:0.14.0" in f.hint and "--image-spec" in f.hint
     assert run(img.unknown_image, make_facts(config=QWEN), "vllm:0.14.0-gpu") == []
 
 
@@ -150,7 +174,7 @@ def test_pickle_only_weights():
 def image_findings(path, image: str) -> dict[str, list]:
     fa = facts.gather(str(path))
     rules = tuple(r for r in registry.load(plugins=False).rules if r.family == "IMG")
-    res = linter.run(rules, fa, make_target(image=image), catalog=CAT)
+    res = linter.run(rules, Context(facts=fa, target=make_target(image=image), catalog=CAT))
     out: dict[str, list] = {}
     for f in res.findings:
         out.setdefault(f.rule, []).append(f)

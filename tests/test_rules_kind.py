@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from checker import catalog, facts, linter, registry
-from checker.model import GGUFInfo
+from checker.model import GGUFInfo, SourceInfo, TensorInfo
 from checker.rule import Severity
+from checker.rule import Context
 from checker.testing import make_facts, make_target, run_rule
 from fixtures import builders
 from rules import kind as knd
@@ -19,8 +20,10 @@ def run(func, f, target=None):
     return run_rule(func, f, target, catalog=CAT)
 
 
-def gguf(path: str, arch: str = "llama", split: int | None = None) -> GGUFInfo:
-    return GGUFInfo(path, 3, 0, 1, {"general.architecture": arch}, (), 100, 10, 100, split_count=split)
+def gguf(path: str, arch: str = "llama", split: int | None = None, *, vocab_only: bool = False) -> GGUFInfo:
+    tensors = () if vocab_only else (TensorInfo("token_embd.weight", "Q4_K", (256, 32), 4608, 32),)
+    return GGUFInfo(path, 3, len(tensors), 1, {"general.architecture": arch}, tensors, 5000, 32, 4640,
+                    split_count=split)
 
 
 def test_unrecognised_folder():
@@ -95,7 +98,7 @@ def test_ollama_store():
         kind="ollama",
         source="ollama",
         gguf=[gguf(blob)],
-        extra={"ollama_model_blob": blob, "ollama_name": "llama3:8b", "ollama_manifest": "manifests/x"},
+        source_info=SourceInfo(ollama_model_blob=blob, ollama_name="llama3:8b", ollama_manifest="manifests/x"),
     )
     [f] = run(knd.ollama_store, bad)
     assert f.rule == "KND005" and f.path == blob and "llama3:8b" in f.message
@@ -133,7 +136,7 @@ def test_multiple_models():
 def kind_findings(path: Path, image: str | None = None) -> dict[str, list]:
     fa = facts.gather(str(path))
     rules = tuple(r for r in registry.load(plugins=False).rules if r.family == "KND")
-    res = linter.run(rules, fa, make_target(image=image), catalog=CAT)
+    res = linter.run(rules, Context(facts=fa, target=make_target(image=image), catalog=CAT))
     out: dict[str, list] = {}
     for f in res.findings:
         out.setdefault(f.rule, []).append(f)

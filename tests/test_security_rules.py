@@ -16,6 +16,7 @@ from checker.facts.keras import lambda_layers
 from checker.facts.onnx import external_locations
 from checker.model import CodeScan, FactError, FileEntry, PickleGlobal, PickleScan
 from checker.testing import make_facts, run_rule
+from checker.facts.hashes import verify_hashes
 from rules import security as sec
 from rules import security_code, security_paths
 
@@ -226,13 +227,13 @@ def test_verify_hf_cache_blob_names_and_sec011(tmp_path: Path) -> None:
     [res] = verify_hashes(facts, progress=lambda p, d, t: seen.append((p, d, t)))
     assert (res.status, res.source, res.algorithm) == ("ok", "hf-cache", "sha256")
     assert seen == [("model.safetensors", 7, 7)]
-    assert run_rule(sec.weight_hash_mismatch, replace(make_facts(), hashes=(res,))) == []
+    assert run_rule(sec.weight_hash_mismatch, make_facts(hashes=[res])) == []
 
     bad = _hf_cache(tmp_path / "x", b"tampered", blob_name=hashlib.sha256(b"weights").hexdigest())
     facts = replace(facts, root=str(bad))
     [res] = verify_hashes(facts)
     assert res.status == "mismatch" and res.expected == hashlib.sha256(b"weights").hexdigest()
-    [f] = run_rule(sec.weight_hash_mismatch, replace(make_facts(), hashes=(res,)))
+    [f] = run_rule(sec.weight_hash_mismatch, make_facts(hashes=[res]))
     assert f.rule == "SEC011" and f.path == "model.safetensors" and f.data["source"] == "hf-cache"
 
 

@@ -15,11 +15,21 @@ import pytest
 from checker.errors import UsageError
 from checker.model import Estimate, FileEntry, PickleGlobal, PickleScan, Target
 from checker.rule import Finding, Severity
-from checker.smoke import SmokeCase, SmokeOptions, options_from_cli, run_smoke, smoke_engine_args
+from checker import smoke
+from checker.smoke import SmokeCase, SmokeOptions, options_from_cli, smoke_engine_args
 from checker.smoke.process import group_members
 from checker.testing import make_facts, make_target
 
 GIB = 1024**3
+
+
+def run_smoke(facts, target, *, estimate=None, options=None, findings=()):
+    """The smoke stage as a check runs it: start the server, then the SMK rules judge what it saw."""
+    from checker.api import judge_smoke
+    from checker.rule import Context
+
+    observed = smoke.run_smoke(facts, target, estimate=estimate, options=options, findings=findings)
+    return judge_smoke(Context(facts=facts, target=target, estimate=estimate), observed)
 
 
 def make_estimate(**kw) -> Estimate:
@@ -148,7 +158,9 @@ def test_answering_model_passes_and_reports_figures(tmp_path: Path, fake_server:
     }
     assert result.log_path == str(tmp_path / "s.log")
     assert "non-default args" in Path(result.log_path).read_text()
-    lines = result.summary_lines()
+    from checker.formatters.text import smoke_text
+
+    lines = smoke_text(result)
     assert lines[0] == "smoke: PASSED (vllm)" and "'What is 2+2?' -> '4'" in lines[1]
     # greedy decoding, the served name we gave, the test prompt
     requests = [

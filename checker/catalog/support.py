@@ -5,13 +5,13 @@ their sources) and answered per version. The data samples releases, so a version
 releases can be *uncertain*: answers carry ``certain`` and the sampled bounds, and rules only raise an
 error when the data is certain.
 
-Pure functions over parsed YAML and plain dicts; no model or network I/O.
+Pure functions over parsed YAML and plain dicts; no model or network I/O. What vLLM *derives* from a model
+(max_model_len, layer pattern, quantization, GGUF loading) is the engine view's: ``checker/engines/``.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,18 +52,6 @@ _CKPT_DTYPES = {
     "f16": "float16", "fp16": "float16", "float16": "float16", "half": "float16", "torch.float16": "float16",
     "f32": "float32", "fp32": "float32", "float32": "float32", "float": "float32", "torch.float32": "float32",
 }
-# config.json keys vLLM reads for the model's length, in its order (model_arch_config_convertor.py 0.32)
-MAX_LEN_KEYS = (
-    "max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
-    "max_target_positions", "max_sequence_length", "max_seq_length", "seq_len",
-)
-# rope types whose `factor` does NOT multiply the derived length (vLLM 0.32 _get_and_verify_max_len)
-ROPE_NO_FACTOR_NEW = frozenset({"su", "longrope", "llama3", "yarn", "deepseek_yarn", "deepseek_llama_scaling"})
-# older releases (<= 0.8.4 read from sdist; the change lies between 0.14.0 and 0.32.0) multiplied yarn by
-# rope_scaling.original_max_position_embeddings * factor
-ROPE_NO_FACTOR_OLD = frozenset({"su", "longrope", "llama3"})
-_YARN_OLD_LAST_CERTAIN: Version = (0, 8, 4)
-_YARN_NEW_FIRST_CERTAIN: Version = (0, 32, 0)
 
 
 @functools.lru_cache(maxsize=1)
@@ -362,6 +350,14 @@ def quant_support(method: str, version: str | Version | None) -> QuantSupport:
         present = (method in q["valid_values_by_version"][key]) if key else None
         return QuantSupport(method, ver, present if known else None, None, None, (key,) if key else (), known)
     row = rows[method]
+    gone = (q.get("removed_exact") or {}).get(method)
+    if gone and v is not None:
+        if v >= vt(str(gone["absent_from"])):  # type: ignore[operator]
+            return QuantSupport(method, ver, False, None, None, (str(gone["absent_from"]),), True,
+                                f"removed in {gone['absent_from']} (last in {gone['last_present']})")
+        if v <= vt(str(gone["last_present"])) and v > vt(cols[-2]):  # type: ignore[operator]
+            present, cc = _cell(row, len(cols) - 2)
+            return QuantSupport(method, ver, present, cc, cc, (cols[-2], str(gone["last_present"])), True)
     if v is None:
         return QuantSupport(method, ver, None, None, None, (), True, "no engine version declared")
     cvs = [vt(c) for c in cols]
@@ -425,123 +421,6 @@ def effective_quant_method(method: str, gpu_cc: int | None, version: str | Versi
 
 
 # ----------------------------------------------------------------------------------------------
-# max_model_len
-
-
-@dataclass(frozen=True, slots=True)
-class MaxLen:
-    """The model's length limit as vLLM derives it (``_get_and_verify_max_len``)."""
-
-    value: int  # what the engine version will enforce (the looser reading when uncertain)
-    key: str | None  # config key that set it
-    base: int | None  # before rope scaling
-    factor: float
-    rope_type: str | None
-    strict_value: int  # the tighter of the old/new readings (== value when certain)
-    certain: bool
-    model_max_length: int | None = None  # hf config model_max_length (allows longer overrides)
-    notes: tuple[str, ...] = ()
-
-
-def _rope_params(cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for key in ("rope_scaling", "rope_parameters"):
-        rp = cfg.get(key)
-        if isinstance(rp, dict):
-            # transformers 5 nests per layer type: {"full_attention": {...}, "sliding_attention": {...}}
-            if rp and all(isinstance(v, dict) for v in rp.values()):
-                out.extend(rp.values())
-            else:
-                out.append(rp)
-            break
-    norm = []
-    for rp in out:
-        rtype = rp.get("rope_type") or rp.get("type") or "default"
-        if rtype == "mrope":
-            rtype = "default"
-        norm.append({**rp, "rope_type": str(rtype)})
-    return norm
-
-
-def derive_max_model_len(
-    config: dict[str, Any] | None,
-    tokenizer_config: dict[str, Any] | None = None,
-    version: str | Version | None = None,
-    model_type: str | None = None,
-) -> MaxLen | None:
-    """Mirror of vLLM's derivation: min over the length keys of the text config, ``model_max_length``
-    overriding (Command-R), min with tokenizer_config model_max_length, then times the rope factor except
-    for rope types that are already scaled (su/longrope/llama3, yarn in newer releases) and gemma3.
-    Returns None when the config has none of the keys (vLLM then assumes 2048 and accepts any flag)."""
-    if not isinstance(config, dict):
-        return None
-    text = config
-    for key in ("text_config", "llm_config", "language_config"):
-        sub = config.get(key)
-        if isinstance(sub, dict) and sub:
-            text = {**sub}
-            break
-    derived: float = math.inf
-    key_used = None
-    for key in MAX_LEN_KEYS:
-        val = text.get(key)
-        if isinstance(val, (int, float)) and not isinstance(val, bool):
-            if val < derived:
-                key_used = key
-            derived = min(derived, val)
-    mml = text.get("model_max_length")
-    if isinstance(mml, (int, float)) and not isinstance(mml, bool) and mml:
-        key_used, derived = "model_max_length", mml
-    notes: list[str] = []
-    if isinstance(tokenizer_config, dict):
-        tml = tokenizer_config.get("model_max_length")
-        if isinstance(tml, (int, float)) and not isinstance(tml, bool) and tml < derived:
-            derived, key_used = tml, "tokenizer_config.json:model_max_length"
-    if derived == math.inf:
-        return None
-    base = int(derived)
-    mt = model_type or (text.get("model_type") if isinstance(text.get("model_type"), str) else None) or config.get("model_type") or ""
-    params = _rope_params(text)
-    v = vt(version)
-    new_val = old_val = float(derived)
-    factor = 1.0
-    rope_type = None
-    if params and "gemma3" not in str(mt):
-        f_new = 1.0
-        f_old = 1.0
-        old_base = float(derived)
-        for rp in params:
-            rope_type = rp["rope_type"]
-            f = rp.get("factor", 1.0)
-            f = 1.0 if f is None else float(f)
-            if rope_type not in ROPE_NO_FACTOR_NEW:
-                f_new = f
-            if rope_type not in ROPE_NO_FACTOR_OLD:
-                f_old = f
-                if rope_type == "yarn" and isinstance(rp.get("original_max_position_embeddings"), (int, float)):
-                    old_base = float(rp["original_max_position_embeddings"])
-        new_val = derived * f_new
-        old_val = old_base * f_old
-        factor = f_new
-    if v is not None and v >= _YARN_NEW_FIRST_CERTAIN or new_val == old_val:
-        value, strict, certain = int(new_val), int(new_val), True
-    elif v is not None and v <= _YARN_OLD_LAST_CERTAIN:
-        value, strict, certain = int(old_val), int(old_val), True
-        factor = (old_val / base) if base else factor
-    else:
-        value, strict, certain = int(max(new_val, old_val)), int(min(new_val, old_val)), False
-        notes.append(
-            f"yarn rope scaling: vLLM <= {fmt(_YARN_OLD_LAST_CERTAIN)} derives {int(old_val)} "
-            f"(original_max_position_embeddings x factor), >= {fmt(_YARN_NEW_FIRST_CERTAIN)} derives {int(new_val)}"
-        )
-    return MaxLen(
-        value=value, key=key_used, base=base, factor=factor, rope_type=rope_type, strict_value=strict,
-        certain=certain, model_max_length=int(mml) if isinstance(mml, (int, float)) and not isinstance(mml, bool) else None,
-        notes=tuple(notes),
-    )
-
-
-# ----------------------------------------------------------------------------------------------
 # other engines
 
 
@@ -561,8 +440,8 @@ def default_port(engine: str | None) -> int | None:
 
 
 __all__ = [
-    "ArchSupport", "MaxLen", "MinCC", "QuantSupport", "arch_support", "bf16_auto_fallback", "canonical_dtype",
-    "checkpoint_dtype", "data", "default_port", "derive_max_model_len", "effective_quant_method",
+    "ArchSupport", "MinCC", "QuantSupport", "arch_support", "bf16_auto_fallback", "canonical_dtype",
+    "checkpoint_dtype", "data", "default_port", "effective_quant_method",
     "engine_info", "float16_forbidden", "known_architectures", "marlin_variant", "min_compute_capability",
     "normalize_quant_method", "quant_act_dtypes", "quant_method_from_config", "quant_methods",
     "quant_support", "valid_dtypes",

@@ -71,10 +71,25 @@ def compute(facts: ModelFacts, target: Target, view: Any = None, *, fixes: bool 
     gpu = target.gpu
     if gpu is None or gpu.memory_bytes <= 0:
         return None
+    # Unknown is not zero: no figure without the weights' size; a declared size is used and said so.
+    w = facts.weights
+    if w.figure_bytes is None:
+        return None
+    note = None
+    if not w.complete:
+        facts = replace(facts, weights=replace(w, total_bytes=w.figure_bytes))
+        note = (f"weights {w.figure_bytes / GIB:.2f} GiB as declared by {w.declared_source}, not read "
+                f"({len(w.unread)} weight file(s) not readable here)")
+    est = _compute(facts, target, view, fixes)
+    return replace(est, assumptions=(note, *est.assumptions)) if est is not None and note else est
+
+
+def _compute(facts: ModelFacts, target: Target, view: Any, fixes: bool) -> Estimate | None:
+    gpu = target.gpu
     engine = _engine_of(facts, target)
     try:
         if engine == "vllm" and facts.kind in ("hf-llm", "unknown", "custom") and facts.config is not None:
-            return compute_vllm(facts, target, fixes=fixes)
+            return compute_vllm(facts, target, fixes=fixes, view=view)
         if engine == "vllm" and facts.kind == "gguf":
             # vLLM serves a GGUF file with its own budget (util x total, paged KV), not llama.cpp's
             est = compute_vllm(facts, target, fixes=fixes)
@@ -83,9 +98,9 @@ def compute(facts: ModelFacts, target: Target, view: Any = None, *, fixes: bool 
         from checker.estimate import simple as E
 
         if engine in ("llama.cpp", "llamacpp", "ollama") or (facts.kind == "gguf" and engine == "vllm"):
-            return E.llama_cpp(facts, target)
+            return E.llama_cpp(facts, target, fixes=fixes)
         if engine == "sglang" and facts.config is not None:
-            return E.sglang(facts, target)
+            return E.sglang(facts, target, fixes=fixes)
         if facts.kind in ("diffusion", "tts") and _image_serves(target, facts.kind):
             return E.diffusion(facts, target) if facts.kind == "diffusion" else E.tts(facts, target)
     except (ValueError, TypeError, ZeroDivisionError):
@@ -95,9 +110,15 @@ def compute(facts: ModelFacts, target: Target, view: Any = None, *, fixes: bool 
 
 
 def compute_vllm(
-    facts: ModelFacts, target: Target, args_override: dict[str, Any] | None = None, *, fixes: bool = True
+    facts: ModelFacts, target: Target, args_override: dict[str, Any] | None = None, *, fixes: bool = True,
+    view: Any = None,
 ) -> Estimate | None:
+    from checker import engines
+    from checker.estimate.geometry import with_view
+
     geo = geometry(facts)
+    if geo is not None and target.engine in (None, "vllm"):
+        geo = with_view(geo, view if view is not None else engines.view(facts, target))
     gpu = target.gpu
     if geo is None or gpu is None:
         return None
@@ -131,6 +152,9 @@ def _vllm_estimate(
     checkpoint_total = weights_total
     weights_total = V.loaded_weight_bytes(weights_total, weights_by_dtype or {}, weights_dtype, dbytes,
                                           _quantized(geo, args))
+    weights_total, load_notes = V.load_adjustments(geo, args, weights_total, dbytes, s.version or (0, 21, 0), cc,
+                                                   s.tensor_parallel_size, weights_dtype)
+    notes.extend(load_notes)
     if weights_total != checkpoint_total:
         notes.append(f"weights load in {dname}: {checkpoint_total / GIB:.2f} GiB on disk -> "
                      f"{weights_total / GIB:.2f} GiB on the GPU")
@@ -140,7 +164,7 @@ def _vllm_estimate(
     usable = int(total * s.gpu_memory_utilization)
     fwd = V.forward_activation_bytes(geo, s.max_num_batched_tokens, tp, dbytes)
     rows = s.sampler_rows or min(s.max_num_seqs, s.max_num_batched_tokens)
-    smp = V.sampler_bytes(geo, rows, s.sampler_bytes_per_logit)
+    smp = V.sampler_bytes(geo, rows, s.sampler_bytes_per_logit, s.sampler_scratch_rows)
     if s.engine == "V1":
         # profile_run keeps the batch's hidden states alive while the sampler runs (gpu_model_runner.py)
         activation = max(fwd, s.max_num_batched_tokens * geo.hidden_size * dbytes + smp)
@@ -165,8 +189,15 @@ def _vllm_estimate(
                      "(0.1-0.3 GiB observed for Qwen2-VL-class models)")
     cg = V.cudagraph_bytes(geo, s)
     reserved_cg = cg if s.cudagraphs_reserved else 0
+    stage_layers = None
+    if pp > 1 and not (geo.sliding_window and geo.sliding_layers):
+        # pipeline stages differ in layers, embeddings and sampling: the tightest one sets the block count
+        per_layer = V.layer_kv_bytes_per_token(geo, tp, V.kv_dtype_bytes(s.kv_cache_dtype, dbytes)) * s.block_size
+        weights_gpu, activation, stage_layers, pp_note = V.binding_pp_stage(
+            geo, s, weights_total, activation, fwd, usable - non_torch - reserved_cg, per_layer)
+        notes.append(pp_note)
     kv_avail = usable - weights_gpu - activation - non_torch - reserved_cg
-    layout = V.kv_layout(geo, s, dbytes)
+    layout = V.kv_layout(geo, s, dbytes, layers=stage_layers)
     if layout.note:
         notes.append(layout.note)
     num_blocks = max(0, kv_avail) // layout.page_bytes_per_block if layout.page_bytes_per_block else 0

@@ -8,7 +8,7 @@ not split by TP; sliding-window layers hold at most ``window - 1 + max_num_batch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 GIB = 1 << 30
@@ -49,26 +49,11 @@ class Geometry:
     model_type: str | None = None  # config.json model_type (top level for VLMs)
     quant_method: str | None = None  # config.json quantization_config.quant_method
     source: str = "config.json"
-
-
-def _derived_max_len(cfg: dict[str, Any]) -> int | None:
-    """vLLM ``_get_and_verify_max_len``: the smallest length key, times the rope-scaling factor."""
-    keys = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length",
-            "max_seq_length", "seq_len")
-    found = [v for k in keys if (v := _int(cfg.get(k)))]
-    if not found:
-        return None
-    derived = min(found)
-    rs = cfg.get("rope_scaling") or cfg.get("rope_parameters")
-    if isinstance(rs, dict):
-        rtype = rs.get("rope_type") or rs.get("type")
-        factor = rs.get("factor")
-        # vLLM skips su/longrope/llama3 (their max_position_embeddings already is the long length)
-        if rtype not in ("su", "longrope", "llama3", "mrope", "default", None) and isinstance(factor, (int, float)):
-            if rtype == "yarn" and _int(rs.get("original_max_position_embeddings")):
-                derived = rs["original_max_position_embeddings"]
-            derived = int(derived * factor)
-    return derived
+    moe_experts: int = 0  # routed experts per MoE layer (num_local_experts / num_experts / n_routed_experts)
+    tie_word_embeddings: bool = False  # lm_head shares embed_tokens (one vocab x hidden matrix, not two)
+    first_dense_layers: int = 0  # MoE models whose first layers are dense (first_k_dense_replace)
+    mtp_layers: int = 0  # DeepSeek-style multi-token-prediction layers stored after the decoder layers
+    attention_params: int = 0  # parameters of one attention block (MLA: its low-rank projections)
 
 
 def _quant_method(cfg: dict[str, Any]) -> str | None:
@@ -96,29 +81,37 @@ def geometry_from_config(config: dict[str, Any] | None, text_config: dict[str, A
     mla = None
     if _int(cfg.get("kv_lora_rank")):
         mla = cfg["kv_lora_rank"] + (_int(cfg.get("qk_rope_head_dim")) or 0)
-    # sliding window: Qwen2 ships a window with use_sliding_window=false (not used)
-    window = _int(cfg.get("sliding_window"))
-    if cfg.get("use_sliding_window") is False:
-        window = None
-    sliding_layers = 0
-    layer_types = cfg.get("layer_types")
-    attention_layers = layers
-    if isinstance(layer_types, list) and layer_types:
-        sliding_layers = sum(1 for t in layer_types if t == "sliding_attention")
-        attention_layers = sum(1 for t in layer_types if t in ("sliding_attention", "full_attention", "attention"))
-        attention_layers = attention_layers or layers
-    elif window:
-        sliding_layers = layers  # Mistral-v0.1 style: every layer slides
-    if not window:
-        sliding_layers = 0
-    max_len = _derived_max_len(cfg)
-    if window and sliding_layers == layers and max_len:
-        pass  # vLLM keeps max_model_len; the window only bounds what is cached
-    experts_per_tok = _int(cfg.get("num_experts_per_tok")) or _int(cfg.get("moe_topk")) or 0
+    # the layer pattern and the length are the engine view's (checker/engines/vllm.py), the one derivation;
+    # here without a version (compute_vllm replaces them with the versioned view)
+    from checker.engines import vllm as engine_vllm
+
+    full_cfg = config if isinstance(config, dict) else cfg
+    lp = engine_vllm.layer_pattern(full_cfg)
+    window = lp.window if lp else None
+    sliding_layers = lp.sliding if lp and lp.window else 0
+    attention_layers = (lp.full + lp.sliding) if lp and (lp.full + lp.sliding) else layers
+    ml = engine_vllm.derive_max_len(full_cfg)
+    max_len = ml.default if ml else None
+    experts_per_tok = (_int(cfg.get("num_experts_per_tok")) or _int(cfg.get("experts_per_token"))
+                       or _int(cfg.get("moe_topk")) or 0)
     moe_inter = _int(cfg.get("moe_intermediate_size")) or (inter if experts_per_tok else 0)
     shared = _int(cfg.get("shared_expert_intermediate_size")) or 0
     if not shared and _int(cfg.get("n_shared_experts")) and moe_inter:
         shared = cfg["n_shared_experts"] * moe_inter
+    experts = (_int(cfg.get("num_local_experts")) or _int(cfg.get("num_experts"))
+               or _int(cfg.get("n_routed_experts")) or 0) if experts_per_tok else 0
+    first_dense = _int(cfg.get("first_k_dense_replace")) or 0 if experts_per_tok else 0
+    mtp = _int(cfg.get("num_nextn_predict_layers")) or 0
+    if mla:
+        nope, rope = _int(cfg.get("qk_nope_head_dim")) or 128, _int(cfg.get("qk_rope_head_dim")) or 64
+        v_dim, q_lora = _int(cfg.get("v_head_dim")) or 128, _int(cfg.get("q_lora_rank"))
+        q_proj = (hidden * q_lora + q_lora * heads * (nope + rope)) if q_lora else hidden * heads * (nope + rope)
+        attn = q_proj + hidden * mla + cfg["kv_lora_rank"] * heads * (nope + v_dim) + heads * v_dim * hidden
+    else:
+        attn = 2 * hidden * heads * head_dim + 2 * hidden * kv * head_dim
+    tie = cfg.get("tie_word_embeddings")
+    if tie is None and isinstance(config, dict):
+        tie = config.get("tie_word_embeddings")
     dtype = cfg.get("torch_dtype") or cfg.get("dtype")
     if not isinstance(dtype, str) and isinstance(config, dict):
         dtype = config.get("torch_dtype") or config.get("dtype")
@@ -133,6 +126,8 @@ def geometry_from_config(config: dict[str, Any] | None, text_config: dict[str, A
         multimodal=multimodal,
         model_type=str((config if isinstance(config, dict) else cfg).get("model_type") or "") or None,
         quant_method=_quant_method(config if isinstance(config, dict) else cfg),
+        moe_experts=experts, tie_word_embeddings=tie is True, first_dense_layers=first_dense, mtp_layers=mtp,
+        attention_params=attn,
     )
 
 
@@ -200,3 +195,34 @@ def layer_kv_bytes_per_token(geo: Geometry, tp: int, kv_bytes: int) -> int:
 
 def layers_per_gpu(count: int, pp: int) -> int:
     return -(-count // max(1, pp))
+
+
+def with_view(geo: Geometry, view: Any) -> Geometry:
+    """The geometry with the engine view's versioned answers: the max_model_len the engine runs with by
+    default and its layer pattern (checker.engines)."""
+    if view is None or geo.source == "gguf":
+        return geo
+    changes: dict[str, Any] = {}
+    ml = getattr(view, "max_len", None)
+    if ml is not None:
+        changes["max_len"] = ml.default
+    lp = getattr(view, "layers", None)
+    if lp is not None:
+        changes.update(sliding_window=lp.window, sliding_layers=lp.sliding if lp.window else 0,
+                       attention_layers=(lp.full + lp.sliding) or geo.num_layers)
+    return replace(geo, **changes) if changes else geo
+
+
+def layer_params(geo: Geometry, index: int) -> int:
+    """Parameters of decoder layer ``index`` (attention + dense MLP or routed/shared experts + router)."""
+    attn = geo.attention_params or 4 * geo.hidden_size * geo.num_heads * geo.head_dim
+    h = geo.hidden_size
+    if geo.moe_experts_per_tok and geo.moe_experts and index >= geo.first_dense_layers:
+        mlp = geo.moe_experts * 3 * h * geo.moe_intermediate + 3 * h * geo.shared_intermediate + h * geo.moe_experts
+    else:
+        mlp = 3 * h * geo.intermediate_size
+    return attn + mlp
+
+
+def embedding_params(geo: Geometry) -> int:
+    return geo.vocab_size * geo.hidden_size

@@ -33,8 +33,13 @@ fact below was read in the vLLM sdist of that version (PyPI ``vllm-X.tar.gz``), 
   sampler over ``min(max_num_seqs, batch)`` rows while the batch's hidden states are still alive
   (``_dummy_sampler_run``: temperature 0.5, top_p 0.9, top_k vocab-1). The sampler path depends on the
   version (``v1/sample/ops/topk_topp_sampler.py``): 0.8.0-0.11.x FlashInfer when installed (not a pip
-  dependency before 0.12.0: ``requirements/cuda.txt``), 0.12.0-0.19.x PyTorch sort (FlashInfer opt-in),
-  0.20.x an in-place Triton top-k/top-p, 0.21.0+ FlashInfer by default (``envs.py``@0.21.0).
+  dependency before 0.12.0: ``requirements/cuda.txt``), 0.12.0-0.16.x PyTorch sort (FlashInfer opt-in),
+  0.17.0-0.20.x the in-place Triton top-k/top-p for >= 8 rows (``apply_top_k_top_p``@0.17.0, not 0.20 as
+  this module once said), 0.21.0+ FlashInfer by default (``topk_topp_sampler.py``@0.21.0).
+- ``entrypoint`` (engine argument of this checker, not of vLLM): ``serve`` (default; ``vllm serve`` and
+  ``python -m vllm.entrypoints.openai.api_server``: UsageContext.OPENAI_API_SERVER) or ``llm-class``
+  (``vllm.LLM``, LangChain's VLLM wrapper: UsageContext.LLM_CLASS, ``entrypoints/llm.py``), which V1 gives
+  2x-4x the max_num_batched_tokens (:func:`_batch_defaults`).
 - non-torch memory (``vllm/utils/mem_utils.py`` memory_profiling): the increase since the worker's first
   snapshot. Up to 0.10.x the snapshot is taken before ``init_worker_distributed_environment``
   (``v1/worker/gpu_worker.py``@0.10.2), so NCCL / custom all-reduce buffers count; from 0.11.0 the
@@ -60,6 +65,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checker.estimate.geometry import (
+    embedding_params,
+    layer_params,
     GIB,
     MIB,
     Geometry,
@@ -114,6 +121,8 @@ class VllmSettings:
     cudagraphs_reserved: bool
     sampler_bytes_per_logit: int = SAMPLER_BYTES_PER_LOGIT
     sampler_rows: int = 0  # rows of logits the profile samples (0: min(max_num_seqs, batch))
+    sampler_scratch_rows: int = 0  # fp32 [rows, vocab] scratch of the Triton top-k/top-p (0.17+)
+    entrypoint: str = "serve"  # "serve" (OPENAI_API_SERVER) | "llm-class" (LLM_CLASS usage context)
     non_torch_bytes: int = NON_TORCH_V1
     hybrid_kv: bool = True  # V1 hybrid allocator (per-layer-type groups)
     assumptions: tuple[str, ...] = field(default_factory=tuple)
@@ -141,30 +150,86 @@ def nvlink_class(gpu_name: str) -> bool:
                                 "gh200", "hgx"))
 
 
-def _batch_defaults(v: tuple[int, ...], total_bytes: int, gpu_name: str) -> tuple[int, int]:
-    """V1 ``vllm serve`` defaults (max_num_batched_tokens, max_num_seqs): EngineArgs, arg_utils.py per version."""
+ENTRYPOINTS = ("serve", "llm-class")
+_ENTRYPOINT_ALIASES = {"serve": "serve", "vllm-serve": "serve", "api-server": "serve", "openai": "serve",
+                       "openai-api-server": "serve", "llm-class": "llm-class", "llm": "llm-class",
+                       "offline": "llm-class", "python": "llm-class", "langchain": "llm-class"}
+
+
+def resolve_entrypoint(value: Any) -> str | None:
+    """``serve`` (``vllm serve`` / ``python -m vllm.entrypoints.openai.api_server``: UsageContext.OPENAI_API_SERVER)
+    or ``llm-class`` (``vllm.LLM(...)``, LangChain's VLLM wrapper: UsageContext.LLM_CLASS, entrypoints/llm.py);
+    None when the value is neither."""
+    if value is None:
+        return "serve"
+    return _ENTRYPOINT_ALIASES.get(str(value).strip().lower().replace("_", "-").replace(" ", "-"))
+
+
+def _batch_defaults(v: tuple[int, ...], total_bytes: int, gpu_name: str, entrypoint: str = "serve") -> tuple[int, int]:
+    """V1 defaults (max_num_batched_tokens, max_num_seqs) per usage context: EngineArgs._set_default_args_v1 /
+    get_batch_defaults, arg_utils.py per version. The LLM class gets twice (or 4x) the batch of ``vllm serve``
+    (dict keyed by UsageContext.LLM_CLASS / OPENAI_API_SERVER since @0.8.0); max_num_seqs is the same."""
     name = gpu_name.lower()
+    llm = entrypoint == "llm-class"
     if v < (0, 8, 5):  # 0.8.0-0.8.4: by device name, max_num_seqs 1024 everywhere (arg_utils.py@0.8.0/@0.8.3)
-        return (8192 if ("h100" in name or "h200" in name) else 2048), 1024
-    if v >= (0, 28, 0) and total_bytes >= 160 * GIB:  # arg_utils.py@0.28.0 (absent @0.27.1)
+        if "h100" in name or "h200" in name:
+            return (16384 if llm else 8192), 1024
+        return (8192 if llm else 2048), 1024
+    if v >= (0, 28, 0) and total_bytes >= 160 * GIB:  # arg_utils.py@0.28.0: 16384 for both (absent @0.27.1)
         return 16384, 1024
     large = total_bytes >= 70 * GIB and (v < (0, 9, 0) or "a100" not in name)  # A100 excluded from 0.9.0
-    return (8192, 1024) if large else (2048, 256)
+    if large:  # arg_utils.py@0.8.5/@0.11.0/@0.17.0/@0.20.0: {LLM_CLASS: 16384, OPENAI_API_SERVER: 8192}, 1024
+        return (16384 if llm else 8192), 1024
+    return (8192 if llm else 2048), 256  # {LLM_CLASS: 8192, OPENAI_API_SERVER: 2048}, 256
 
 
-def _sampler_per_logit(engine: str, v: tuple[int, ...], chunked: bool, notes: list[str]) -> int:
+def _sampler_per_logit(engine: str, v: tuple[int, ...], chunked: bool, notes: list[str], rows: int = 1024) -> int:
+    """Bytes per logit the profile's dummy sampler run peaks at (``_dummy_sampler_run``: temperature 0.5,
+    top_p 0.9, top_k vocab-1, no penalties, so no [rows, vocab] penalty tensors)."""
     if engine == "V0":
         return SAMPLER_BYTES_PER_LOGIT_V0_CHUNKED if chunked else SAMPLER_BYTES_PER_LOGIT
     if v >= (0, 21, 0):
+        # topk_topp_sampler.py@0.21.0: FlashInfer top-k/top-p is default-on (VLLM_USE_FLASHINFER_SAMPLER
+        # unset) where FlashInferBackend supports the capability; elsewhere forward_native, which is the
+        # Triton path below: the same in-place footprint either way
         notes.append("sampler profiled with FlashInfer top-k/top-p (default from vLLM 0.21, envs.py)")
         return SAMPLER_BYTES_PER_LOGIT_INPLACE
-    if v >= (0, 20, 0):
-        notes.append("sampler profiled with the in-place Triton top-k/top-p (vLLM 0.20)")
+    if v >= (0, 17, 0) and rows >= TRITON_TOPK_MIN_ROWS:
+        # topk_topp_sampler.py@0.17.0 apply_top_k_top_p: ``if HAS_TRITON and logits.shape[0] >= 8: return
+        # apply_top_k_top_p_triton(logits, k, p)`` (topk_topp_triton.py@0.17.0, masks the fp32 logits in
+        # place) instead of the sort: no sort values/indices, masks or scatter copy (same in @0.19.1, @0.20.0)
+        notes.append("sampler profiled with the in-place Triton top-k/top-p (vLLM 0.17+, >= 8 rows)")
         return SAMPLER_BYTES_PER_LOGIT_INPLACE
     if v < (0, 12, 0):
         notes.append("sampler profiled with PyTorch sort; an image with FlashInfer installed uses it by default "
                      "in vLLM 0.8-0.11 and needs ~2/3 less for the sampler")
     return SAMPLER_BYTES_PER_LOGIT
+
+
+# topk_topp_triton.py@0.17.0 apply_top_k_top_p_triton: one [min(next_pow2(min(SMs, rows)), SMs), vocab] fp32
+# scratch buffer per device (``_TRITON_BUFFER_CACHE``). Streaming-multiprocessor counts of common cards
+# (NVIDIA data sheets); 128 when the card is not listed.
+SM_COUNTS = {"h100 pcie": 114, "h100": 132, "h200": 132, "h20": 78, "h800": 132, "gh200": 132, "a100": 108,
+             "a800": 108, "l40s": 142, "l40": 142, "a10g": 80, "a10": 72, "l4": 58, "l20": 92, "a40": 84,
+             "a6000": 84, "rtx 4090": 128, "rtx 3090": 82, "b200": 148, "b300": 148, "gb200": 152, "t4": 40,
+             "v100": 80, "rtx pro 6000": 188, "5090": 170}
+TRITON_TOPK_MIN_ROWS = 8
+
+
+def sm_count(gpu_name: str) -> int:
+    n = gpu_name.lower()
+    for key in sorted(SM_COUNTS, key=len, reverse=True):
+        if key in n:
+            return SM_COUNTS[key]
+    return 128
+
+
+def triton_scratch_rows(gpu_name: str, rows: int) -> int:
+    """Rows of the Triton top-k/top-p scratch buffer (topk_topp_triton.py@0.17.0: NUM_PROGRAMS = min(SMs,
+    batch); buffer = logits.new_empty((min(next_power_of_2(NUM_PROGRAMS), SMs), vocab)))."""
+    sms = sm_count(gpu_name)
+    programs = min(sms, rows)
+    return min(1 << max(0, programs - 1).bit_length(), sms)
 
 
 def _v0_fallback(args: dict[str, Any], v: tuple[int, ...], geo: Geometry, cc: int | None) -> str | None:
@@ -229,9 +294,15 @@ def resolve_settings(
     mnbt = _arg(args, "max_num_batched_tokens")
     chunked_arg = _arg(args, "enable_chunked_prefill")
     sampler_rows = 0
+    entry_arg = _arg(args, "entrypoint")
+    entrypoint = resolve_entrypoint(entry_arg)
+    if entrypoint is None:
+        notes.append(f"entrypoint {entry_arg!r} is neither 'serve' nor 'llm-class': estimated as vllm serve")
+        entrypoint = "serve"
+    starter = "vllm serve" if entrypoint == "serve" else "the Python LLM class"
     if engine == "V1":
         chunked = True if chunked_arg is None else _as_bool(chunked_arg)
-        d_tokens, d_seqs = _batch_defaults(v, total_bytes, gpu_name)
+        d_tokens, d_seqs = _batch_defaults(v, total_bytes, gpu_name, entrypoint)
         if mnbt is None:
             mnbt = d_tokens
             if not chunked and mml:
@@ -240,7 +311,9 @@ def resolve_settings(
                 mnbt = min(int(mns or d_seqs) * mml, mnbt)
         if mns is None:
             mns = min(d_seqs, int(mnbt)) if v >= (0, 11, 0) else d_seqs
-        notes.append(f"vllm serve profiles max_num_batched_tokens={mnbt}, max_num_seqs={mns} (V1)")
+        how = "" if entry_arg is not None else " (entrypoint serve assumed; the Python LLM class defaults to a " \
+            "larger batch)"
+        notes.append(f"{starter} profiles max_num_batched_tokens={mnbt}, max_num_seqs={mns} (V1){how}")
     else:
         if mns is None:
             mns = 256
@@ -268,7 +341,13 @@ def resolve_settings(
     cudagraphs_reserved = engine == "V1" and v >= (0, 20, 0) and not eager
     if engine == "V1" and not cudagraphs_reserved and not eager:
         notes.append("CUDA-graph memory is not reserved before vLLM 0.20: it lands on top of total x util")
-    per_logit = _sampler_per_logit(engine, v, chunked, notes)
+    profile_rows = sampler_rows or min(int(mns), int(mnbt))
+    per_logit = _sampler_per_logit(engine, v, chunked, notes, profile_rows)
+    scratch_rows = 0
+    # the Triton path's scratch buffer: 0.17-0.20, and 0.21+ where FlashInfer's sampler cannot run (< SM75)
+    triton_path = v < (0, 21, 0) or (cc is not None and cc < 75)
+    if engine == "V1" and v >= (0, 17, 0) and triton_path and profile_rows >= TRITON_TOPK_MIN_ROWS:
+        scratch_rows = triton_scratch_rows(gpu_name, profile_rows)
 
     # non-torch memory inside the budget
     ranks = tp * pp
@@ -289,6 +368,7 @@ def resolve_settings(
         max_num_batched_tokens=int(mnbt), chunked_prefill=chunked, tensor_parallel_size=tp,
         pipeline_parallel_size=pp, kv_cache_dtype=kv_dtype, block_size=block, enforce_eager=eager,
         cudagraphs_reserved=cudagraphs_reserved, sampler_bytes_per_logit=per_logit, sampler_rows=sampler_rows,
+        sampler_scratch_rows=scratch_rows, entrypoint=entrypoint,
         non_torch_bytes=non_torch, hybrid_kv=engine == "V1" and v >= (0, 9, 2), assumptions=tuple(notes),
     )
 
@@ -310,8 +390,8 @@ def forward_activation_bytes(geo: Geometry, tokens: int, tp: int, dtype_bytes: i
     return tokens * dtype_bytes * (3 * geo.hidden_size + 3 * geo.intermediate_size // tp)
 
 
-def sampler_bytes(geo: Geometry, rows: int, per_logit: int = SAMPLER_BYTES_PER_LOGIT) -> int:
-    return rows * geo.vocab_size * per_logit
+def sampler_bytes(geo: Geometry, rows: int, per_logit: int = SAMPLER_BYTES_PER_LOGIT, scratch_rows: int = 0) -> int:
+    return rows * geo.vocab_size * per_logit + scratch_rows * geo.vocab_size * 4
 
 
 def cudagraph_bytes(geo: Geometry, s: VllmSettings) -> int:
@@ -337,7 +417,7 @@ class KvLayout:
     note: str | None = None
 
 
-def kv_layout(geo: Geometry, s: VllmSettings, dtype_bytes: int) -> KvLayout:
+def kv_layout(geo: Geometry, s: VllmSettings, dtype_bytes: int, layers: int | None = None) -> KvLayout:
     """vLLM's KV cache groups (v1/core/kv_cache_utils.py@0.14.0 _get_kv_cache_groups_uniform_page_size).
 
     Layers are grouped by spec; group size is the smallest layer count, or the largest when it is under
@@ -349,7 +429,8 @@ def kv_layout(geo: Geometry, s: VllmSettings, dtype_bytes: int) -> KvLayout:
     """
     kvb = kv_dtype_bytes(s.kv_cache_dtype, dtype_bytes)
     per_layer = layer_kv_bytes_per_token(geo, s.tensor_parallel_size, kvb)
-    layers = layers_per_gpu(geo.attention_layers or geo.num_layers, s.pipeline_parallel_size)
+    if layers is None:
+        layers = layers_per_gpu(geo.attention_layers or geo.num_layers, s.pipeline_parallel_size)
     block = s.block_size
     mml = s.max_model_len or 1
     full_blocks = -(-mml // block)
@@ -467,3 +548,179 @@ def loaded_weight_bytes(total: int, by_dtype: dict[str, int], dominant: str | No
         return total if cast == raw else total * cast // raw
     src = _FLOAT_TENSOR_BYTES.get(str(dominant or "").upper())
     return total * dtype_bytes // src if src else total
+
+
+# -- quantization at load ------------------------------------------------------------------------------
+
+ONLINE_FP8 = ("fp8", "fp8_e4m3", "ptpc_fp8")
+
+
+def _round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+def mxfp4_backend(version: tuple[int, ...], cc: int | None) -> str:
+    """Mxfp4MoEMethod's kernel backend with the default environment (``get_mxfp4_backend``,
+    model_executor/layers/quantization/mxfp4.py@0.10.2/@0.11.0/@0.17.0): FlashInfer MXFP4-BF16 on SM100
+    (FlashInfer ships with the CUDA image), the OpenAI Triton kernels on SM90 (and, up to 0.11, any
+    capability >= 9; from 0.14 only 9.0 <= cc < 11.0), Marlin below SM90 (A100, L40S, A10...)."""
+    c = cc or 90
+    if c // 10 == 10:
+        return "flashinfer-sm100"
+    if c < 90:
+        return "marlin"
+    if c >= 110 and version >= (0, 14, 0):
+        return "marlin"
+    return "triton"
+
+
+def mxfp4_padded_expert_bytes(geo: Geometry, tp: int, backend: str) -> tuple[int, int]:
+    """(checkpoint, loaded) bytes of the mxfp4 expert tensors on one GPU. create_weights (mxfp4.py@0.17.0)
+    pads per backend: Marlin intermediate -> 128, hidden -> 256; FlashInfer SM100 both -> 256; Triton
+    intermediate -> 64. Per expert: w13 [2I, H/2] u8 + scales [2I, H/32] + bias [2I] bf16; w2 [H, I/2] +
+    [H, I/32] + [H]. The Triton backend casts both biases to float32 (process_weights_after_loading)."""
+    e, h = geo.moe_experts, geo.hidden_size
+    i = geo.moe_intermediate // max(1, tp)
+
+    def size(i_: int, h_: int, bias_bytes: int) -> int:
+        return e * (2 * i_ * h_ // 2 + 2 * i_ * h_ // 32 + h_ * i_ // 2 + h_ * i_ // 32 + (2 * i_ + h_) * bias_bytes)
+
+    if backend == "marlin":
+        ip, hp = _round_up(i, 128), _round_up(h, 256)
+    elif backend == "flashinfer-sm100":
+        ip, hp = _round_up(i, 256), _round_up(h, 256)
+    else:
+        ip, hp = _round_up(i, 64), h
+    return size(i, h, 2), size(ip, hp, 4 if backend == "triton" else 2)
+
+
+def load_adjustments(geo: Geometry, args: dict[str, Any], checkpoint_bytes: int, dtype_bytes: int,
+                     version: tuple[int, ...], cc: int | None, tp: int,
+                     checkpoint_dtype: str | None = None) -> tuple[int, list[str]]:
+    """The weights vLLM holds after loading (whole model) and notes: MTP layers skipped, then
+    :func:`_quantized_at_load`."""
+    notes: list[str] = []
+    skipped = mtp_skipped_bytes(geo, checkpoint_bytes)
+    if skipped and not _arg(args, "speculative_config"):
+        checkpoint_bytes -= skipped
+        notes.append(f"{geo.mtp_layers} multi-token-prediction layer(s) in the checkpoint are not loaded without "
+                     f"speculative decoding (-{skipped / GIB:.2f} GiB, deepseek_v2.py load_weights)")
+    loaded, note = _quantized_at_load(geo, args, checkpoint_bytes, dtype_bytes, version, cc, tp, checkpoint_dtype)
+    if note:
+        notes.append(note)
+    return loaded, notes
+
+
+def _quantized_at_load(geo: Geometry, args: dict[str, Any], checkpoint_bytes: int, dtype_bytes: int,
+                       version: tuple[int, ...], cc: int | None, tp: int,
+                       checkpoint_dtype: str | None = None) -> tuple[int, str | None]:
+    """Weight bytes (whole model) after vLLM's load-time quantization or repacking, and a note.
+
+    - ``--quantization fp8`` on a 16-bit checkpoint (online FP8, ``Fp8LinearMethod`` with
+      ``is_checkpoint_fp8_serialized`` False, quantization/fp8.py@0.11.0/@0.17.0): every LinearBase weight
+      and the FusedMoE experts are quantized to float8 in ``process_weights_after_loading`` (one fp32
+      scale per tensor) before ``model_memory_usage`` is taken; embed_tokens / lm_head
+      (VocabParallelEmbedding) and the norms keep the model dtype.
+    - mxfp4 MoE checkpoints (gpt-oss): the expert tensors are padded per kernel backend
+      (:func:`mxfp4_padded_expert_bytes`).
+    """
+    q = str(_arg(args, "quantization") or "").lower()
+    if q in ONLINE_FP8 and geo.quant_method in (None, "", "none"):
+        src = _FLOAT_TENSOR_BYTES.get(str(checkpoint_dtype or "").upper(), dtype_bytes)
+        params = checkpoint_bytes // src
+        kept = min(params, geo.vocab_size * geo.hidden_size * (1 if geo.tie_word_embeddings else 2)
+                   + (2 * geo.num_layers + 1) * geo.hidden_size)
+        loaded = kept * dtype_bytes + (params - kept)  # 1 byte per float8 weight
+        return loaded, (f"--quantization {q} on a {dtype_bytes * 8}-bit checkpoint: vLLM quantizes the linear "
+                        f"and expert weights to FP8 at load ({checkpoint_bytes / GIB:.2f} -> {loaded / GIB:.2f} "
+                        "GiB; embeddings and lm_head stay 16-bit)")
+    if geo.quant_method == "mxfp4" and geo.moe_experts and geo.moe_intermediate:
+        backend = mxfp4_backend(version, cc)
+        ckpt, padded = mxfp4_padded_expert_bytes(geo, tp, backend)
+        extra = (padded - ckpt) * max(1, tp) * layers_per_gpu(geo.num_layers, 1)
+        if extra > 0:
+            note = (f"mxfp4 experts padded for the {backend} MoE kernel: +{extra / GIB:.2f} GiB over the checkpoint "
+                    "(mxfp4.py create_weights)")
+            if backend == "triton":
+                note += "; the Hopper swizzle layout of triton_kernels may pad further (not modelled)"
+            return checkpoint_bytes + extra, note
+    return checkpoint_bytes, None
+
+
+# -- what each GPU holds -------------------------------------------------------------------------------
+
+
+def pp_partition(num_layers: int, pp: int) -> list[int]:
+    """Decoder layers per pipeline stage (distributed/utils.py@0.17.0 get_pp_indices, without
+    VLLM_PP_LAYER_PARTITION): num_layers // pp each; the remainder goes one each to the stages before the
+    last, starting from the second-to-last."""
+    pp = max(1, pp)
+    parts = [num_layers // pp] * pp
+    for i in range(2, num_layers % pp + 2):
+        parts[-i] += 1
+    return parts
+
+
+def mtp_skipped_bytes(geo: Geometry, checkpoint_bytes: int) -> int:
+    """Bytes of the multi-token-prediction layers a checkpoint stores but vLLM does not load without
+    speculative decoding (deepseek_v2.py@0.17.0 load_weights: ``get_spec_layer_idx_from_weight_name`` ->
+    ``continue``; also glm4_moe, minimax_m2...). One MTP layer = a decoder layer + eh_proj (2H x H)."""
+    if not geo.mtp_layers or checkpoint_bytes <= 0:
+        return 0
+    h = geo.hidden_size
+    layers = sum(layer_params(geo, i) for i in range(geo.num_layers))
+    embeds = embedding_params(geo) * (1 if geo.tie_word_embeddings else 2)
+    mtp = geo.mtp_layers * (layer_params(geo, geo.num_layers) + 2 * h * h)
+    return checkpoint_bytes * mtp // (layers + embeds + mtp)
+
+
+@dataclass(frozen=True, slots=True)
+class RankShare:
+    """One pipeline stage: its decoder layers and its fraction of the model's weights."""
+
+    stage: int
+    layers: int
+    weight_fraction: float
+    last: bool
+
+
+def pp_stages(geo: Geometry, pp: int) -> list[RankShare]:
+    """Each stage holds its layers (make_layers + PPMissingLayer), embed_tokens on the first stage and
+    lm_head on the last (a separate copy there when the embeddings are tied and pp > 1: the last stage has
+    no embed_tokens to tie to, models/llama.py@0.17.0)."""
+    parts = pp_partition(geo.num_layers, pp)
+    emb = embedding_params(geo)
+    per_stage, start = [], 0
+    for r, n in enumerate(parts):
+        p = sum(layer_params(geo, i) for i in range(start, start + n))
+        if r == 0:
+            p += emb
+        if r == len(parts) - 1 and (not geo.tie_word_embeddings or len(parts) > 1):
+            p += emb
+        per_stage.append((n, p))
+        start += n
+    total = sum(p for _, p in per_stage) or 1
+    return [RankShare(r, n, p / total, r == len(parts) - 1) for r, (n, p) in enumerate(per_stage)]
+
+
+def binding_pp_stage(geo: Geometry, s: VllmSettings, weights_total: int, activation_last: int, forward: int,
+                     budget: int, per_layer_block_bytes: int) -> tuple[int, int, int, str]:
+    """The pipeline stage that runs out of KV blocks first: (weights per GPU, activation, layers, note).
+
+    Every stage profiles its own memory; only the last samples (gpu_model_runner.py@0.17.0 profile_run:
+    ``if get_pp_group().is_last_rank: ... _dummy_sampler_run``), the others peak at the forward. Each then
+    fits ``available // (page x its layers)`` blocks and the engine keeps the smallest count for every stage
+    (v1/core/kv_cache_utils.py@0.17.0 get_kv_cache_configs, step 5)."""
+    tp = max(1, s.tensor_parallel_size)
+    best = None
+    for st in pp_stages(geo, s.pipeline_parallel_size):
+        w = int(weights_total * st.weight_fraction) // tp + LOAD_OVERHEAD
+        act = activation_last if st.last else forward
+        blocks = max(0, budget - w - act) // max(1, per_layer_block_bytes * max(1, st.layers))
+        if best is None or blocks < best[0]:
+            best = (blocks, w, act, st)
+    assert best is not None
+    _, w, act, st = best
+    note = (f"pipeline parallel {s.pipeline_parallel_size}: stage {st.stage} binds the KV cache ({st.layers} layers, "
+            f"{w / GIB:.2f} GiB weights per GPU; get_pp_indices + min blocks over stages)")
+    return w, act, st.layers, note

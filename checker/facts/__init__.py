@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -94,7 +95,7 @@ def _gather(path: str, max_entries: int) -> ModelFacts:
     errors.extend(scan_errors)
 
     files = tuple(w.files)
-    weights = _summarise(files, json_files, st_headers, gguf_infos, index_skipped)
+    weights = _summarise(files, json_files, st_headers, gguf_infos, index_skipped, errors)
     classification = classify(
         name=r.name,
         files=files,
@@ -105,6 +106,7 @@ def _gather(path: str, max_entries: int) -> ModelFacts:
         gguf=gguf_infos,
         source=r.source,
         extra=r.extra,
+        picked_file=r.picked_file,
     )
     return ModelFacts(
         input_path=path,
@@ -264,9 +266,10 @@ def _check_index(json_files, errors) -> None:
             )
 
 
-def _summarise(files, json_files, st_headers, gguf_infos, skipped: list[str]) -> WeightsSummary:
+def _summarise(files, json_files, st_headers, gguf_infos, skipped: list[str], errors=()) -> WeightsSummary:
     counted: list[SafetensorsHeader] = []
     by_dir: dict[str, set[str]] = {}
+    declared_total: dict[str, int] = {}  # index path -> metadata.total_size
     for rel, doc in json_files.items():
         if (
             rel.endswith(".safetensors.index.json")
@@ -275,6 +278,12 @@ def _summarise(files, json_files, st_headers, gguf_infos, skipped: list[str]) ->
         ):
             d = rel.rsplit("/", 1)[0] if "/" in rel else ""
             by_dir.setdefault(d, set()).update(v for v in doc["weight_map"].values() if isinstance(v, str))
+            meta = doc.get("metadata")
+            size = meta.get("total_size") if isinstance(meta, dict) else None
+            if isinstance(size, str) and size.isdigit():
+                size = int(size)
+            if isinstance(size, (int, float)) and not isinstance(size, bool) and size > 0:
+                declared_total[rel] = int(size)
     for h in st_headers:
         d, _, base = h.path.rpartition("/")
         if d in by_dir and base not in by_dir[d]:
@@ -304,7 +313,11 @@ def _summarise(files, json_files, st_headers, gguf_infos, skipped: list[str]) ->
             chosen = [
                 f
                 for f in files
-                if f.type == "file" and f.suffix in suffixes and not f.path.startswith(".cache/")
+                if f.type == "file"
+                and f.suffix in suffixes
+                and not f.lfs_pointer
+                and not f.path.startswith(".cache/")
+                and f.name != "training_args.bin"
             ]
             if chosen:
                 # No tensor headers to read: the file sizes are the best figure (data dominates).
@@ -314,4 +327,89 @@ def _summarise(files, json_files, st_headers, gguf_infos, skipped: list[str]) ->
                 from_sizes = True
                 break
     dominant = max(dtype_bytes, key=lambda k: (dtype_bytes[k], k)) if dtype_bytes else None
-    return WeightsSummary(fmt, total, params, dtype_bytes, dominant, ntensors, tuple(used), from_file_sizes=from_sizes)
+    mi = json_files.get("model_index.json")
+    components = frozenset(k for k, v in mi.items() if not k.startswith("_") and isinstance(v, list)) if isinstance(mi, dict) else frozenset()
+    declared, source, unknown, unread = _shortfall(files, by_dir, declared_total, counted, gguf_infos, fmt, errors,
+                                                   components)
+    if declared is None and unknown is None and fmt == "none" and not dtype_bytes:
+        unknown = "no weight files in the folder"
+    return WeightsSummary(fmt, total, params, dtype_bytes, dominant, ntensors, tuple(used),
+                          from_file_sizes=from_sizes, declared_bytes=declared, declared_source=source, unknown_reason=unknown,
+                          unread=tuple(unread))
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ckpt")
+_NOT_WEIGHTS = ("training_args.bin", "optimizer.bin", "optimizer.pt", "scheduler.pt", "scaler.pt", "openvino_model.bin")
+_VARIANT = re.compile(r"\.(fp16|bf16|fp32|non_ema|ema)(?=\.[a-z]+$|-\d{5}-of-)")
+
+
+def _loaded_weights(present, components: frozenset[str] = frozenset()) -> set[str]:
+    """The weight files a loader would read, the way they choose: safetensors over .bin/.pt in a folder
+    (vLLM, transformers, diffusers), no ``.fp16``-style variant when the plain file is there (diffusers
+    loads one variant), nothing at the root of a diffusers pipeline (its components live in sub-folders)."""
+    files = [f for f in present.values()
+             if f.suffix in _WEIGHT_SUFFIXES and not f.path.startswith(".cache/") and f.name not in _NOT_WEIGHTS]
+    by_dir: dict[str, list] = {}
+    for f in files:
+        by_dir.setdefault(f.path.rpartition("/")[0], []).append(f)
+    pipeline = "model_index.json" in present
+    out: set[str] = set()
+    for d, group in by_dir.items():
+        if pipeline and (d == "" or (components and d.split("/")[0] not in components)):
+            continue
+        if any(f.suffix == ".safetensors" for f in group):
+            group = [f for f in group if f.suffix in (".safetensors", ".gguf")]
+        names = {f.name for f in group}
+        for f in group:
+            plain = _VARIANT.sub("", f.name)
+            if plain != f.name and plain in names:
+                continue
+            out.add(f.path)
+    return out
+
+
+def _shortfall(files, by_dir, declared_total, counted, gguf_infos, fmt, errors, components=frozenset()):
+    """(declared_bytes, declared_source, unknown_reason, unread files) for weights that were not read.
+
+    Unknown is not zero: a shard that is a git-lfs pointer, missing or unreadable leaves the read total
+    short. The index's ``metadata.total_size`` (exact tensor bytes, written with the shards) is preferred,
+    then the sizes the git-lfs pointers promise (file sizes, headers included); with neither the size is
+    unknown. A GGUF with no tensors (vocab-only) holds no weights at all."""
+    present = {f.path: f for f in files if f.type in ("file", "symlink")}
+    read = {h.path for h in counted} | {g.path for g in gguf_infos}
+    bad = {e.path for e in errors if e.kind in ("safetensors", "gguf", "unreadable")}
+    unread: list[str] = []
+    for d, shards in sorted(by_dir.items()):
+        for s in sorted(shards):
+            p = f"{d}/{s}" if d else s
+            if p not in read:
+                unread.append(p)
+    indexed = {p for d, shards in by_dir.items() for p in ((f"{d}/{s}" if d else s) for s in shards)}
+    for path in sorted(_loaded_weights(present, components) - indexed):
+        f = present[path]
+        if f.lfs_pointer or f.path in bad or f.broken_link:
+            unread.append(f.path)
+    if unread:
+        idx_dirs = {(p.rsplit("/", 1)[0] if "/" in p else "") for p in unread if p in indexed}
+        by_index = {rel: size for rel, size in declared_total.items()
+                    if (rel.rsplit("/", 1)[0] if "/" in rel else "") in idx_dirs}
+        others = [p for p in unread if p not in indexed]
+        if idx_dirs and len(by_index) == len(idx_dirs):
+            # every short index declares its total: read bytes of the other weights + the declared totals
+            outside = sum(t.nbytes for h in counted if (h.path.rsplit("/", 1)[0] if "/" in h.path else "") not in idx_dirs
+                          for t in h.tensors) + sum(t.nbytes for g in gguf_infos for t in g.tensors)
+            lfs = [present[p].lfs_size for p in others]
+            if all(isinstance(x, int) for x in lfs):
+                src = " + ".join(f"{rel} metadata.total_size" for rel in sorted(by_index))
+                return outside + sum(by_index.values()) + sum(lfs), src + (" + git-lfs pointer sizes" if lfs else ""), None, unread
+        lfs_sizes = [present[p].lfs_size if p in present and present[p].lfs_pointer else None for p in unread]
+        if all(isinstance(x, int) for x in lfs_sizes):
+            read_bytes = sum(t.nbytes for h in (*counted, *gguf_infos) for t in h.tensors)
+            return read_bytes + sum(lfs_sizes), "git-lfs pointer sizes (file sizes, headers included)", None, unread
+        missing = [p for p, x in zip(unread, lfs_sizes) if x is None]
+        why = "missing" if all(p not in present for p in missing) else "missing or unreadable"
+        return None, None, (f"{len(missing)} weight file(s) {why} ({', '.join(missing[:3])}"
+                            f"{' ...' if len(missing) > 3 else ''}) and no declared total size"), unread
+    if gguf_infos and not counted and not any(g.tensors for g in gguf_infos):
+        return None, None, "the GGUF file(s) hold no tensors (vocab-only: tokenizer and hyper-parameters)", unread
+    return None, None, None, unread

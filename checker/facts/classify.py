@@ -173,12 +173,15 @@ def classify(
     gguf: tuple[GGUFInfo, ...],
     source: str,
     extra: Mapping[str, Any],
+    picked_file: str | None = None,
 ) -> Classification:
     hint = name_suggests(name)
     real = [f for f in files if f.type in ("file", "symlink")]
     base = {f.name for f in real}
     suffixes = {f.suffix for f in real}
     ev: list[str] = []
+    if picked_file:
+        ev.append(f"PATH named {picked_file}, one weight file of this model folder: the folder's model is checked")
 
     def out(
         kind: str, conf: float, sub: str | None = None, mods: tuple[str, ...] = ("text",)
@@ -246,11 +249,21 @@ def classify(
         return out("hf-llm", 0.8, "mistral-native")
 
     if gguf and not any(x.tensors for x in gguf):
-        # vocab-only or empty GGUF (llama.cpp's ggml-vocab-*.gguf): nothing any engine can serve
-        ev.append(f"{gguf[0].path} is GGUF v{gguf[0].version} but holds no tensors (vocab-only or empty)")
-        return out("unknown", 0.3)
+        # vocab-only GGUF (llama.cpp's models/ggml-vocab-*.gguf, `convert_hf_to_gguf.py --vocab-only`): the
+        # tokenizer and the hyper-parameters of a model, 0 tensors. llama.cpp opens it only with vocab_only
+        # (its tokenizer tests); loading it as a model fails on the first missing tensor. Nothing to serve.
+        vocab = [g for g in gguf if _has_tokenizer(g)]
+        if not vocab:
+            ev.append(f"{gguf[0].path} is GGUF v{gguf[0].version} but holds no tensors and no tokenizer "
+                      "(an empty or unfinished file)")
+            return out("unknown", 0.3, "gguf-empty", ())
+        for g in vocab[:3]:
+            ev.append(vocab_only_evidence(g))
+        if len(vocab) > 3:
+            ev.append(f"{len(vocab)} vocab-only GGUF files")
+        return out("unknown", 0.9, "gguf-vocab-only", ())
     if gguf:
-        g = gguf[0]
+        g = next((x for x in gguf if x.tensors), gguf[0])
         ev.append(f"{g.path} GGUF v{g.version} general.architecture={g.architecture!r}")
         if len(gguf) > 1:
             ev.append(f"{len(gguf)} GGUF files")
@@ -296,6 +309,21 @@ def classify(
         return out("custom", 0.4, "safetensors")
     ev.append(f"no recognised model files among {len(real)} files")
     return out("unknown", 0.1 if hint is None else 0.2, mods=())
+
+
+def _has_tokenizer(g: GGUFInfo) -> bool:
+    return isinstance(g.metadata.get("tokenizer.ggml.model"), str) or "tokenizer.ggml.tokens" in g.metadata
+
+
+def vocab_only_evidence(g: GGUFInfo) -> str:
+    """What a tensorless GGUF holds, quoted from its metadata."""
+    md = g.metadata
+    tokens = md.get("tokenizer.ggml.tokens")
+    n = tokens.get("length") if isinstance(tokens, dict) else (len(tokens) if isinstance(tokens, list) else None)
+    tok = md.get("tokenizer.ggml.model")
+    what = f"tokenizer {tok!r}" + (f" with {n:,} tokens" if isinstance(n, int) else "") if tok else "no tokenizer"
+    return (f"{g.path} is a vocab-only GGUF v{g.version}: {what} and the hyper-parameters of "
+            f"general.architecture={g.architecture!r}, 0 tensors (no weights)")
 
 
 def _from_config(cfg, json_files, base, ev, out, safetensors) -> Classification:

@@ -125,8 +125,11 @@ class _Reader:
 
     def string(self, keep: int = KEEP_STRING) -> str:
         n = self.unpack("Q", 8)
-        if n > MAX_STRING or self.pos + n > self.size:
+        if n > MAX_STRING:
             raise _Corrupt(f"string length {n} at byte {self.pos - 8} is implausible")
+        if self.pos + n > self.size:
+            raise _Corrupt(f"unexpected end of file at byte {self.size}: a {n}-byte string starts at byte "
+                           f"{self.pos} (truncated)")
         keep = min(keep, max(0, MAX_KEPT_BYTES - self.kept))
         self.kept += min(n, keep)
         if n > keep:
@@ -261,6 +264,13 @@ def _parse(f, rel: str, file_size: int) -> GGUFInfo:
     for (_, prev_end, prev), (start, _, cur) in itertools.pairwise(spans):
         if start < prev_end:  # llama.cpp checks each tensor starts where the previous (padded) one ends
             raise _Corrupt(f"tensor {cur!r} data (offset {start}) overlaps tensor {prev!r} (ends at {prev_end})")
+    # A GGUF without tensors (llama.cpp's vocab-only ggml-vocab-*.gguf, `convert_hf_to_gguf.py --vocab-only`)
+    # ends right after its metadata: gguf-py pads to the alignment only before tensor data
+    # (gguf-py/gguf/gguf_writer.py@llama_cpp_python-0.3.16/vendor/llama.cpp: write_tensors_to_file calls
+    # write_padding; convert_hf_to_gguf.py write_vocab stops after write_kv_data_to_file), and llama.cpp's
+    # reader seeks past the end and reads a data section of 0 bytes (ggml/src/gguf.cpp@same:
+    # fseek(GGML_PAD(ftell(file), alignment)), ctx->size = 0). Such a file is whole at its header's end.
+    expected = data_offset + end if tensors else r.pos
     split_no = metadata.get("split.no")
     split_count = metadata.get("split.count")
     return GGUFInfo(
@@ -272,7 +282,7 @@ def _parse(f, rel: str, file_size: int) -> GGUFInfo:
         tensors=tuple(infos),
         file_size=file_size,
         data_offset=data_offset,
-        expected_file_size=data_offset + end,
+        expected_file_size=expected,
         split_index=split_no if isinstance(split_no, int) else None,
         split_count=split_count if isinstance(split_count, int) else None,
     )

@@ -25,6 +25,7 @@ class Resolved:
     explicit: list[tuple[str, str]] | None = None  # (rel, abs) to stat instead of walking (ollama)
     gguf_paths: tuple[str, ...] = ()  # rel paths to parse as GGUF regardless of suffix
     notes: list[str] = field(default_factory=list)
+    picked_file: str | None = None  # PATH named this weight file; its folder is the model checked
 
 
 def resolve(path: str) -> Resolved:
@@ -38,13 +39,24 @@ def resolve(path: str) -> Resolved:
         ):
             return _ollama(store, absp)
         parent, base = os.path.split(absp)
+        if os.path.basename(parent) == "blobs" and _is_store(os.path.dirname(parent)):
+            owner = _manifest_of_blob(os.path.dirname(parent), base)
+            if owner is not None:  # a blob of an Ollama store: the model its manifest describes
+                return _ollama(os.path.dirname(parent), owner)
+        folder = _folder_of_weight(parent, base)
+        if folder is not None:
+            return folder
         stem = base.rsplit(".", 1)[0] if "." in base else base
-        return Resolved(root=parent, name=stem, single_file=base)
+        # an Ollama blob (sha256-<hex>) or any GGUF without the .gguf suffix is still read as GGUF
+        sniffed = (base,) if not base.lower().endswith(".gguf") and _magic(absp) == b"GGUF" else ()
+        return Resolved(root=parent, name=stem, single_file=base, gguf_paths=sniffed)
     if not os.path.isdir(absp):
         raise UsageError(f"not a file or folder: {path}")
     base = os.path.basename(absp.rstrip(os.sep))
-    if os.path.isdir(os.path.join(absp, "manifests")) and os.path.isdir(os.path.join(absp, "blobs")):
+    if _is_store(absp):
         return _ollama(absp, None)
+    if _is_store(os.path.join(absp, "models")):  # ~/.ollama, the folder the ollama image mounts
+        return _ollama(os.path.join(absp, "models"), None)
     store = _ollama_store_above(absp)
     if store:
         return _ollama(store, absp)
@@ -59,6 +71,35 @@ def resolve(path: str) -> Resolved:
     ):
         return _hf_cache(os.path.dirname(parent), absp)
     return Resolved(root=absp, name=base)
+
+
+def _magic(p: str) -> bytes:
+    try:
+        with open(p, "rb") as f:
+            return f.read(4)
+    except OSError:
+        return b""
+
+
+# Files that make a folder a complete model an engine loads as a whole (vLLM/transformers read config.json,
+# Mistral-format loaders params.json, diffusers model_index.json, PEFT adapter_config.json).
+_MODEL_MARKERS = ("config.json", "params.json", "model_index.json", "adapter_config.json")
+_FOLDER_WEIGHTS = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def _folder_of_weight(parent: str, base: str) -> Resolved | None:
+    """PATH names one weight file of a complete model folder (a shard, consolidated.safetensors,
+    pytorch_model.bin): engines load the folder, never one shard, so the folder is the model.
+
+    A single-file checkpoint (SD WebUI/ComfyUI .safetensors, a .gguf for llama.cpp) stays a file: only a
+    folder that carries a model marker (config.json, params.json, ...) next to the file is taken."""
+    if not base.lower().endswith(_FOLDER_WEIGHTS):
+        return None
+    if not any(os.path.isfile(os.path.join(parent, m)) for m in _MODEL_MARKERS):
+        return None
+    return Resolved(root=parent, name=os.path.basename(parent.rstrip(os.sep)) or base,
+                    notes=[f"PATH named {base}, one weight file of this model folder: the folder is checked"],
+                    picked_file=base)
 
 
 # -- Hugging Face cache -------------------------------------------------------------------------
@@ -102,6 +143,22 @@ def _hf_cache(repo_dir: str, snapshot: str | None) -> Resolved:
 
 
 # -- Ollama -------------------------------------------------------------------------------------
+
+
+def _is_store(d: str) -> bool:
+    return os.path.isdir(os.path.join(d, "manifests")) and os.path.isdir(os.path.join(d, "blobs"))
+
+
+def _manifest_of_blob(store: str, blob: str) -> str | None:
+    """The manifest (the "latest" tag first) whose layers include ``blob`` (``sha256-<hex>``)."""
+    digest = blob.replace("-", ":", 1)
+    found = []
+    for m in _manifests_under(os.path.join(store, "manifests")):
+        doc = _load_manifest(m)
+        if doc and any(isinstance(x, dict) and x.get("digest") == digest for x in doc["layers"]):
+            found.append(m)
+    found.sort(key=lambda p: (os.path.basename(p) != "latest", p))
+    return found[0] if found else None
 
 
 def _ollama_store_above(p: str) -> str | None:

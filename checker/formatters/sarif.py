@@ -86,9 +86,7 @@ def _properties(code: str, severity: Severity) -> dict[str, Any]:
 
 
 def _descriptor(code: str, rules: dict[str, Rule], fallback: Finding | None) -> dict[str, Any]:
-    from checker.docs import ENGINE_CODES
-
-    spec: Any = rules.get(code) or ENGINE_CODES.get(code)
+    spec: Any = rules.get(code)
     help_uri = f"{INFORMATION_URI}/blob/main/docs/rules.md#{code.lower()}"
     if spec is None:  # a code without documentation (e.g. from a smoke stage): describe it from the finding
         name = fallback.name if fallback and fallback.name else code.lower()

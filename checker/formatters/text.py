@@ -155,6 +155,7 @@ def _path_block(r: PathReport, color: bool, verbose: bool = False) -> list[str]:
         tparts.append(
             f"image {img.engine}"
             + (f" {img.version}" if img.version else "")
+            + (" (no version given: the newest known)" if getattr(img, "version_from", None) == "newest-known" else "")
             + (f" ({img.chip})" if img.chip else "")
         )
     if t.instance:
