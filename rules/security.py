@@ -143,10 +143,16 @@ def pickle_weights(ctx: Context) -> Iterator[Finding]:
         return
     has_st = bool(ctx.facts.safetensors) or any(f.suffix == ".safetensors" for f in ctx.facts.files)
     what = "besides safetensors weights" if has_st else "and no safetensors copy"
+    if ctx.facts.kind == "tts":
+        # CosyVoice's loader opens llm.pt / flow.pt / hift.pt by name with torch.load: a safetensors copy
+        # would never be read, so converting fixes nothing
+        hint = "keep them (the serving code loads these names), pin the model revision and check the hashes (--verify)"
+    else:
+        hint = ("delete the pickle copies" if has_st else "convert the weights to safetensors") + " before deploying"
     yield Finding(
         f"pickle weight files {', '.join(files[:5])}{' ...' if len(files) > 5 else ''} {what}",
         path=files[0],
-        hint=("delete the pickle copies" if has_st else "convert the weights to safetensors") + " before deploying",
+        hint=hint,
         data={"files": files, "safetensors_present": has_st},
     )
 
