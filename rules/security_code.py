@@ -56,8 +56,14 @@ def remote_code_required(ctx: Context) -> Iterator[Finding]:
     if py_files:
         parts.append(f"Python files {', '.join(py_files[:10])}" + (" ..." if len(py_files) > 10 else ""))
     cfg = ctx.facts.config or {}
-    optional = (cfg.get("model_type") in support.TRANSFORMERS_NATIVE_MODEL_TYPES
-                and "tokenizer_config.json" not in auto_maps
+    native = cfg.get("model_type") in support.TRANSFORMERS_NATIVE_MODEL_TYPES
+    img = ctx.target.image
+    if img is not None and img.engine == "sglang" and ctx.facts.config is not None:
+        # SGLang's own registry and config classes (checker/engines/sglang.py remote_code, read per release)
+        from checker.engines import sglang
+
+        native = not sglang.remote_code(ctx.facts.config, img.version_tuple).needed
+    optional = (native and "tokenizer_config.json" not in auto_maps
                 and ctx.target.engine_args.get("trust_remote_code") is not True)
     if optional:  # e.g. Phi-3: transformers has the class, the shipped code never runs without the flag
         yield Finding(
