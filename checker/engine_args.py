@@ -32,6 +32,7 @@ class EngineArg:
     cli: bool = False  # a `check` option of its own
     short: str | None = None  # its alias as a `check` option
     sets: str | None = None  # another canonical key the same value sets
+    words: tuple[str, ...] = ()  # values of another type the engine also accepts ("auto", "all")
 
     def flag(self, engine: str | None = "vllm") -> str:
         """How the engine's users write it: '--max-model-len', '-c' for llama-server's ctx_size."""
@@ -51,6 +52,7 @@ def declared() -> dict[str, EngineArg]:
         out[row["name"]] = EngineArg(
             name=row["name"], type=_TYPES[row["type"]], flags=flags, help=row.get("help", ""),
             cli=bool(row.get("cli")), short=row.get("short"), sets=row.get("sets"),
+            words=tuple(row.get("words") or ()),
         )
     return out
 
@@ -84,6 +86,8 @@ def coerce(key: str, value: Any, where: str = "engine argument", error: type[Exc
     kind = arg.type
     if isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool)):
         return value
+    if isinstance(value, str) and value.strip().lower() in arg.words:
+        return value.strip().lower()
     try:
         if kind is bool:
             if isinstance(value, str) and value.strip().lower() in _TRUE:

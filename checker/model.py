@@ -238,7 +238,6 @@ class ModelFacts:
     incomplete_downloads: tuple[str, ...] = ()  # .incomplete / .part files a downloader left behind
     weights_not_in_index: tuple[str, ...] = ()  # safetensors files the index does not list (not loaded)
     hashes: tuple[HashResult, ...] = ()  # --verify only: every weight file hashed
-    extra: dict[str, Any] = field(default_factory=dict)  # scanner results not yet typed (security scan)
     scan: CodeScan = field(default_factory=lambda: CodeScan())  # checker.facts.scan: code in the files
 
     # -- convenience views (pure, no I/O) -------------------------------------------------------

@@ -56,7 +56,6 @@ def make_facts(
     confidence: float = 0.9,
     single_file: str | None = None,
     source: str = "local",
-    extra: dict[str, Any] | None = None,
     yaml_files: dict[str, Any] | None = None,
     text_files: dict[str, str] | None = None,
     source_info: SourceInfo | None = None,
@@ -103,7 +102,6 @@ def make_facts(
         source_info=source_info or SourceInfo(),
         incomplete_downloads=tuple(incomplete_downloads),
         hashes=tuple(hashes),
-        extra=dict(extra or {}),
     )
 
 

@@ -85,7 +85,6 @@ def compute(facts: ModelFacts, target: Target, view: Any = None, *, fixes: bool 
 
 
 def _compute(facts: ModelFacts, target: Target, view: Any, fixes: bool) -> Estimate | None:
-    gpu = target.gpu
     engine = _engine_of(facts, target)
     try:
         if engine == "vllm" and facts.kind in ("hf-llm", "unknown", "custom") and facts.config is not None:

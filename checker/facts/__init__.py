@@ -81,7 +81,6 @@ def _gather(path: str, max_entries: int) -> ModelFacts:
             allowed_roots=r.allowed_roots,
         )
     errors: list[FactError] = list(w.errors)
-    extra: dict[str, Any] = {}
     index_skipped: list[str] = []
     readable = [f for f in w.files if f.type == "file" and not f.lfs_pointer and f.path in w.rel_to_abs]
 
@@ -128,7 +127,6 @@ def _gather(path: str, max_entries: int) -> ModelFacts:
         source_info=SourceInfo.from_resolver(r.extra),
         incomplete_downloads=tuple(w.incomplete_downloads),
         weights_not_in_index=tuple(index_skipped),
-        extra=extra,
         scan=code_scan,
     )
 
