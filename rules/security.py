@@ -53,7 +53,8 @@ def dangerous_pickle_global(ctx: Context) -> Iterator[Finding]:
     """
     for scan, names, path, member in _pickles_importing(ctx, "dangerous"):
         yield Finding(
-            f"{_where(scan)} is a {scan.format} pickle that imports {', '.join(names)}: loading it runs code",
+            f"{_where(scan)} is a {'' if scan.format == 'pickle' else scan.format + ' '}pickle that imports "
+            f"{', '.join(names)}: loading it runs code",
             path=path,
             hint=_SAFETENSORS_HINT,
             data={"file": path, "member": member, "format": scan.format, "globals": names},

@@ -100,8 +100,12 @@ def smoke_text(s: Any) -> list[str]:
         ("weights_gib", "weights", "GiB"), ("kv_cache_gib", "KV cache", "GiB"), ("kv_cache_tokens", "KV tokens", ""),
         ("max_concurrency", "max concurrency", "x"),
     ):
-        if m.get(key) is not None:
+        if m.get(key) is not None and not (key == "kv_cache_gib" and m[key] < 0):
             figures.append(f"{label} {m[key]:,}{(' ' + unit) if unit and unit != 'x' else unit}")
+        elif key == "kv_cache_gib" and m.get(key) is not None and m[key] < 0:
+            figures.append(f"{label} none ({-m[key]:,} GiB short)")  # vLLM logs a negative figure then
+        elif key == "tokens_per_s" and key in m:
+            figures.append(f"{label} unknown (not measurable)")
     if figures:
         lines.append("  " + ", ".join(figures))
     for c in s.comparisons:
