@@ -120,14 +120,15 @@ def _check_in_processes(paths: list[str], options: Options, jobs: int) -> list[P
 
     # fork (where there is one) starts workers without re-importing the pipeline
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    if method == "fork":  # load once here, inherited by every worker
-        from checker import catalog as catalog_mod
-        from checker import engines, estimate, facts, plan, target  # noqa: F401
-
-        catalog_mod.load(options.catalog_files)
+    outcomes: list[PathReport | _Failed] = []
+    rest = paths
+    if method == "fork":
+        # the first path here: it loads the modules, catalogs and caches every worker then inherits
+        outcomes.append(_check_one(paths[0], options))
+        rest = paths[1:]
     ctx = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        outcomes = list(pool.map(_check_one, paths, [options] * len(paths)))
+    with ProcessPoolExecutor(max_workers=min(jobs, len(rest)), mp_context=ctx) as pool:
+        outcomes.extend(pool.map(_check_one, rest, [options] * len(rest)))
     results: list[PathReport] = []
     for outcome in outcomes:
         if isinstance(outcome, _Failed):
