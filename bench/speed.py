@@ -6,7 +6,8 @@ Builds (into a temp dir) sparse models whose headers are real and whose data reg
 Qwen2.5-0.5B (1 shard), Qwen2.5-7B (4 shards), Llama-3.1-405B (191 shards) and a multi-GB GGUF. Each
 round runs every command once, in a shuffled order, so machine noise hits all of them alike; the median
 per command is reported. Prints the ratios the issue sets targets for:
-  405B / 0.5B (target <= 1.3), 405B / `check --version` (target <= 2x),
+  405B / 0.5B (target <= 1.3), 405B / `check --version` (target <= 2x), 405B / the floor (bench/floor.py:
+  a bare Python process that stats every file and parses every header and config; target <= 3x),
   and our own import time (-X importtime over the CLI, pipeline and all rule modules; target <= 150 ms).
 """
 
@@ -92,7 +93,8 @@ def main() -> None:
         for name, path in models.items():
             apparent, allocated = disk_size(path)
             print(f"  {name:<12} {apparent / 2**30:9.2f} GiB apparent, {allocated / 2**20:7.2f} MiB on disk")
-        cmds = {"--version": [*CHECK, "--version"]}
+        cmds = {"--version": [*CHECK, "--version"],
+                "floor-405b": [sys.executable, str(ROOT / "bench" / "floor.py"), str(models["llama-405b"])]}
         for name, path in models.items():
             cmds[name] = [*CHECK, str(path), *TARGET]
         times: dict[str, list[float]] = {k: [] for k in cmds}
@@ -109,10 +111,13 @@ def main() -> None:
             print(f"  {k:<12} {v * 1000:8.1f} ms   (min {min(times[k]) * 1000:.1f}, max {max(times[k]) * 1000:.1f})")
         ratio_size = med["llama-405b"] / med["qwen2.5-0.5b"]
         ratio_version = med["llama-405b"] / med["--version"]
+        ratio_floor = med["llama-405b"] / med["floor-405b"]
         ours, total = import_time_ms()
         print("\nratios:")
         print(f"  405B (191 shards) / 0.5B        = {ratio_size:.2f}   (target <= 1.3)")
         print(f"  405B full check / check --version = {ratio_version:.2f}   (target <= 2.0)")
+        print(f"  405B full check / bare-Python floor (stat + every header and config) = {ratio_floor:.2f}   "
+              "(target <= 3.0)")
         print(f"  imports of the default path: own modules {ours:.1f} ms of {total:.1f} ms total   (target <= 150 ms own)")
 
 

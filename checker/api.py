@@ -33,9 +33,16 @@ def check_path(path: str, flags: Options) -> PathReport:
     resolved = resolve(path, flags)
     options = resolved.options
     cat = catalog_mod.load(options.catalog_files)
+    image_spec = instance_spec = None
+    if options.image_spec or options.instance_spec:
+        from checker import cloudspec
+
+        image_spec = cloudspec.image_from_spec(options.image_spec, options.image) if options.image_spec else None
+        instance_spec = cloudspec.instances_from_spec(options.instance_spec, cat) if options.instance_spec else None
     target = target_mod.resolve(
         cat, image=options.image, chip=options.chip, instance=options.instance, gpu=options.gpu,
         gpu_count=options.gpu_count, engine_args=options.engine_args,
+        engine=options.engine, image_spec=image_spec, instance_spec=instance_spec,
     )
     if options.deployment is not None:
         target = replace(target, deployment=options.deployment)

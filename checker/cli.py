@@ -222,6 +222,9 @@ def main() -> None:
 @click.option("--instance", help="Instance type (ecs.gn7i-c8g1.2xlarge, ml.gu7i.c16m60.1-gu30, g5.xlarge...) or 'local' (`check instances`).")
 @click.option("--gpu", help="GPU model when there is no instance: t4, a10, a100-80gb, h100, rtx4090... (`check gpus`)")
 @click.option("--gpu-count", type=int, help="Number of GPUs with --gpu (default 1).")
+@click.option("--engine", "engine_decl", metavar="ENGINE[:VERSION]", help="Engine a private image runs, e.g. vllm:0.14.0.")
+@click.option("--image-spec", type=click.Path(dir_okay=False), help="Image description JSON: PAI GetImage / ListImageLabels, docker or skopeo inspect.")
+@click.option("--instance-spec", type=click.Path(dir_okay=False), help="Instance types JSON: PAI-EAS describe-machine-spec or AWS describe-instance-types.")
 @_engine_arg_options
 @click.option("--service", type=click.Path(dir_okay=False), help="PAI-EAS service JSON to check against.")
 @click.option("--deploy", "deploy_file", type=click.Path(dir_okay=False), help="modelcheck deploy YAML (see docs/deploy.md).")
@@ -320,6 +323,9 @@ def _run(paths: list[str], kw: dict[str, Any]) -> None:
     fail_on = kw.get("fail_on")
     options = Options(
         **target_kw,
+        engine=kw.get("engine_decl"),
+        image_spec=kw.get("image_spec"),
+        instance_spec=kw.get("instance_spec"),
         engine_args=engine_args,
         select=_split_multi(kw.get("select")),
         ignore=_split_multi(kw.get("ignore")),
@@ -348,8 +354,13 @@ def _run(paths: list[str], kw: dict[str, Any]) -> None:
     width = output_width(kw.get("width"), to_file=bool(output)) if fmt == "text" else None
     rendered = formatters.get(fmt)(report, color=color, width=width, quiet=quiet)
     if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(rendered)
+        from checker.errors import UsageError
+
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(rendered)
+        except OSError as exc:  # a missing folder, a read-only path: the user's, not ours (exit 2)
+            raise UsageError(f"--output {output}: cannot write the report: {exc.strerror or exc}") from None
         # keep a short human summary on the terminal when the report goes to a file
         if not quiet or report.failed:
             click.echo(formatters.summary_line(report), err=True)

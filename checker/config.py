@@ -153,6 +153,12 @@ def build_schema() -> dict[str, Any]:
                 "items": {"type": "string", "minLength": 1},
                 "description": "Rule plugins (entry point names) that must load, else exit 2",
             },
+            "require": {
+                "type": "array",
+                "items": {"type": "string", "enum": ["image", "instance"]},
+                "uniqueItems": True,
+                "description": "Target parts a run must declare (CI): without them the run exits 2",
+            },
             "models": {
                 "type": "array",
                 "items": {"type": "string", "minLength": 1},

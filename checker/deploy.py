@@ -104,13 +104,9 @@ def _launcher(seg: list[str]) -> tuple[str | None, list[str], str | None]:
     return None, [], None
 
 
-def _parse_args(engine: str, args: list[str], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Flags -> (engine_args, unknown), with the engine's own spellings (checker.engine_args)."""
-    parsed = engine_args.from_argv(engine, args, where, ConfigError)
-    unknown = dict(parsed.unknown)
-    if parsed.positional:
-        unknown["_positional"] = list(parsed.positional)
-    return dict(parsed.args), unknown
+def _parse_args(engine: str, args: list[str], where: str) -> engine_args.ParsedArgs:
+    """Flags -> typed engine arguments, with the engine's own spellings (checker.engine_args)."""
+    return engine_args.from_argv(engine, args, where, ConfigError)
 
 
 def parse_serve_command(cmd: str, where: str = "start command") -> dict[str, Any]:
@@ -119,12 +115,13 @@ def parse_serve_command(cmd: str, where: str = "start command") -> dict[str, Any
     Handles ``vllm serve PATH``, ``python -m vllm.entrypoints.openai.api_server --model``,
     ``python -m sglang.launch_server --model-path`` / ``sglang serve``, ``llama-server -m``, env prefixes
     (``VAR=1 vllm serve``), ``bash -c "..."`` and ``&&`` / ``;`` chains. Unknown flags are kept in
-    ``engine_args["_unknown"]``. ``launcher`` is None when no engine command is recognised.
+    ``unknown`` (and every flag as written in ``flags``: rule ENG020 checks them against the engine release's
+    own parser). ``launcher`` is None when no engine command is recognised.
     """
     env: dict[str, str] = {}
     tokens = _split(cmd)
     result: dict[str, Any] = {"launcher": None, "model": None, "engine_args": {}, "env": env, "port": None,
-                              "host": None, "argv": tokens, "segment": [], "raw": cmd}
+                              "host": None, "argv": tokens, "segment": [], "raw": cmd, "flags": (), "unknown": {}}
     for seg in _segments(tokens):
         seg = _strip_prefix(seg, env)
         if not seg:
@@ -144,7 +141,8 @@ def parse_serve_command(cmd: str, where: str = "start command") -> dict[str, Any
         engine, args, positional = _launcher(seg)
         if engine is None:
             continue
-        engine_args, unknown = _parse_args(engine, args, where)
+        parsed = _parse_args(engine, args, where)
+        engine_args = dict(parsed.args)
         model = engine_args.pop("model", None)
         if positional is not None:
             model = positional
@@ -152,9 +150,8 @@ def parse_serve_command(cmd: str, where: str = "start command") -> dict[str, Any
             model = engine_args["hf_repo"]
         port = engine_args.pop("port", None)
         host = engine_args.pop("host", None)
-        if unknown:
-            engine_args["_unknown"] = unknown
-        result.update(launcher=engine, model=model, engine_args=engine_args, port=port, host=host, segment=seg)
+        result.update(launcher=engine, model=model, engine_args=engine_args, port=port, host=host, segment=seg,
+                      flags=parsed.flags, unknown=parsed.unknown)
         return result
     return result
 
@@ -352,6 +349,7 @@ def _load_service(path: str, online: bool) -> dict[str, Any]:
         "command": cmd["raw"],
         "command_key": cmd_key,
         "argv": cmd["argv"],
+        "engine_flags": tuple(cmd["flags"]),
         "container_index": idx,
         "container_count": len(containers),
         "container_port": cont.get("port"),
@@ -424,6 +422,7 @@ def _load_deploy(path: str, online: bool) -> dict[str, Any]:
         "command": cmd["raw"] or None,
         "command_key": "command",
         "argv": cmd["argv"],
+        "engine_flags": tuple(cmd["flags"]),
         "container_port": doc.get("port"),
         "container_port_key": "port",
         "engine_port": cmd["port"],
@@ -461,6 +460,7 @@ def _load_cmd(serve_cmd: str, online: bool) -> dict[str, Any]:
         "command": serve_cmd,
         "command_key": "--serve-cmd",
         "argv": cmd["argv"],
+        "engine_flags": tuple(cmd["flags"]),
         "container_port": None,
         "engine_port": cmd["port"],
         "mounts": [],
@@ -518,7 +518,7 @@ def load(service: str | None = None, deploy: str | None = None, serve_cmd: str |
             cmd: Deployment = other["deployment"]
             dep = replace(
                 spec["deployment"], launcher=cmd.launcher, command=cmd.command, command_key=cmd.command_key,
-                argv=cmd.argv, engine_port=cmd.engine_port, model_ref=cmd.model_ref,
+                argv=cmd.argv, engine_flags=cmd.engine_flags, engine_port=cmd.engine_port, model_ref=cmd.model_ref,
                 model_ref_kind=cmd.model_ref_kind, is_hub_id=cmd.is_hub_id, hub_id=cmd.hub_id,
                 env={**spec["deployment"].env, **cmd.env},
             )

@@ -130,6 +130,7 @@ class ParsedArgs:
     args: dict[str, Any]  # canonical name -> typed value
     unknown: dict[str, Any]  # flag as written -> raw value (True for a bare flag)
     positional: tuple[str, ...]
+    flags: tuple[str, ...] = ()  # every flag as written (before any "="), for the engine's own parser check
 
 
 def from_argv(engine: str, argv: Iterable[str], where: str = "start command",
@@ -144,6 +145,7 @@ def from_argv(engine: str, argv: Iterable[str], where: str = "start command",
     args: dict[str, Any] = {}
     unknown: dict[str, Any] = {}
     positional: list[str] = []
+    written: list[str] = []
     i = 0
     while i < len(tokens):
         tok = tokens[i]
@@ -152,6 +154,7 @@ def from_argv(engine: str, argv: Iterable[str], where: str = "start command",
             positional.append(tok)
             continue
         flag, eq, inline = tok.partition("=")
+        written.append(flag)
         has_next = i < len(tokens) and not (tokens[i].startswith("-") and not _NEGATIVE_NUMBER.match(tokens[i]))
         arg = table.get(flag)
         negated = False
@@ -186,7 +189,8 @@ def from_argv(engine: str, argv: Iterable[str], where: str = "start command",
         else:
             raise error(f"{where}: {flag} needs a value")
         args[arg.name] = coerce(arg.name, raw, where, error)
-    return ParsedArgs(args=coerce_all(args, where, error), unknown=unknown, positional=tuple(positional))
+    return ParsedArgs(args=coerce_all(args, where, error), unknown=unknown, positional=tuple(positional),
+                      flags=tuple(written))
 
 
 # -- generated views --------------------------------------------------------------------------------

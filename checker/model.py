@@ -338,6 +338,9 @@ class ImageRef:
     tag: str | None = None
     digest: str | None = None  # "sha256:..." when pinned by digest
     chip_from: str | None = None  # where ``chip`` came from: "tag" | "default" (family default) | None
+    # where ``version`` came from: "tag" | "newest-known" (none given: the catalog's newest) | "engine" (--engine)
+    # | "spec" (--image-spec labels) | None
+    version_from: str | None = None
 
     @property
     def version_tuple(self) -> tuple[int, ...] | None:
@@ -385,6 +388,7 @@ class Deployment:
     command: str | None = None
     command_key: str = "command"  # where the command sits in the spec
     argv: tuple[str, ...] = ()
+    engine_flags: tuple[str, ...] = ()  # every flag the start command passes the engine, as written
     container_index: int | None = None
     container_count: int | None = None
     container_port: int | None = None

@@ -14,6 +14,7 @@ from typing import Any
 
 from checker import config as config_mod
 from checker import engine_args
+from checker.errors import ConfigError
 from checker.rule import Severity
 
 
@@ -29,6 +30,9 @@ class Options:
     instance: str | None = None
     gpu: str | None = None
     gpu_count: int | None = None
+    engine: str | None = None  # --engine vllm:0.14.0: the engine of a private image
+    image_spec: str | None = None  # --image-spec FILE (checker.cloudspec)
+    instance_spec: str | None = None  # --instance-spec FILE (checker.cloudspec)
     engine_args: dict[str, Any] = field(default_factory=dict)
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
@@ -74,11 +78,20 @@ def resolve(path: str, flags: Options) -> Resolved:
         return Resolved(options=typed)
     table = config_mod.effective(config, path)
     config_mod.check_table(config, table)
-    return Resolved(
-        options=_merge(typed, table, config),
-        suppressions=config_mod.suppressions_for(config, path),
-        config=config.display,
-    )
+    options = _merge(typed, table, config)
+    _check_required(options, config, path)
+    return Resolved(options=options, suppressions=config_mod.suppressions_for(config, path), config=config.display)
+
+
+def _check_required(options: Options, config: config_mod.Config, path: str) -> None:
+    """``require = ["image", "instance"]``: a CI gate that was given no target would check next to nothing
+    and pass; it is a usage error instead (exit 2)."""
+    has = {"image": options.image or options.image_spec, "instance": options.instance or options.gpu}
+    for need in config.data.get("require") or ():
+        if not has.get(need):
+            flag = "--image" if need == "image" else "--instance (or --gpu)"
+            raise ConfigError(f"{config.display}: {config.key_path(['require'])}: {path} has no {need} declared "
+                              f"(give {flag}, or set {need} in the config)")
 
 
 _TARGET_KEYS = ("image", "chip", "instance", "gpu", "gpu-count")

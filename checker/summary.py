@@ -147,3 +147,32 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "hint": f.hint,
         "data": f.data,
     }
+
+
+# Skip reasons that mean part of the target was never declared (rule.NEEDS): these checks did not run and
+# a green result says nothing about them. Kind-based skips and the opt-in stages (smoke, deployment spec)
+# are not gaps.
+_GAPS = ("image", "instance", "gpu", "vram", "estimate")
+
+
+def not_checked(skipped: Any) -> list[dict[str, Any]]:
+    """What this run did not check because the target was not declared: one entry per missing input, with
+    the rule families and codes it left out (``skipped``: the linter's Skip records)."""
+    from checker.rule import NEEDS
+
+    by_reason: dict[str, list[str]] = {}
+    for s in skipped:
+        by_reason.setdefault(s.reason, []).append(s.rule)
+    out: list[dict[str, Any]] = []
+    for need in _GAPS:
+        codes = by_reason.pop(NEEDS[need], None)
+        if not codes:
+            continue
+        if out and out[-1]["what"] == "instance" and need in ("gpu", "vram", "estimate"):
+            # no instance: the GPU, its memory and the estimate are missing for that one reason
+            out[-1]["rules"] = sorted({*out[-1]["rules"], *codes})
+            out[-1]["families"] = sorted({c[:3] for c in out[-1]["rules"]})
+            continue
+        out.append({"what": need, "reason": NEEDS[need], "families": sorted({c[:3] for c in codes}),
+                    "rules": sorted(codes)})
+    return out

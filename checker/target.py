@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from checker.errors import UsageError
 from checker.model import ImageRef, Instance, Target
 
-__all__ = ["CHIPS", "normalize_chip", "parse_image", "resolve"]
+__all__ = ["CHIPS", "normalize_chip", "parse_engine", "parse_image", "resolve"]
 
 CHIPS = ("GPU", "CPU", "PPU", "XPU")
 _CHIP_SUFFIX = {"gpu": "GPU", "cpu": "CPU", "ppu": "PPU", "xpu": "XPU"}
@@ -159,20 +159,79 @@ def _parse_tag(tag: str, family: dict[str, Any] | None) -> tuple[str | None, str
     return version, chip, "-".join(rest) or None, other_accel
 
 
-def parse_image(ref: str, catalog: Any) -> ImageRef:
-    """Parse any image reference users write into an ImageRef (engine, version, chip, registry, region)."""
+_ENGINE_DECL = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._/-]*?)\s*(?:(?:==|[:@=]|\s)\s*v?(\d[\w.+-]*))?\s*$")
+_NO_VERSION_TAGS = {"latest", "nightly", "main"}
+
+
+def parse_engine(value: str, catalog: Any) -> tuple[str, str | None]:
+    """``--engine vllm:0.14.0`` (also ``vllm==0.14.0``, ``vllm@0.14.0``, ``vllm``) -> (family, version)."""
+    m = _ENGINE_DECL.match(str(value or ""))
+    if not m:
+        raise UsageError(f"invalid --engine {value!r}: write ENGINE[:VERSION], e.g. vllm:0.14.0")
+    name, version = m.group(1), m.group(2)
+    family = catalog.image_family_name(name)
+    if family is None:
+        close = catalog.close_image_name(name, cutoff=0.6)
+        hint = f"; did you mean {catalog.image_family_name(close)}?" if close else ""
+        raise UsageError(f"unknown engine {name!r} in --engine {value!r}{hint}")
+    if version is not None and _VERSION.match(version) is None:
+        raise UsageError(f"invalid --engine {value!r}: {version!r} is not a version")
+    return family, version
+
+
+def _typo(raw: str, registry: str | None, parts: list[str], tag: str | None, digest: str | None, catalog: Any) -> None:
+    """An image name one slip away from a known engine (vlm, sgalng, vllm-opnai) is a usage error."""
+    last = parts[-1]
+    head, _, suffix = last.rpartition("-")
+    candidates = [(last, "")]
+    if head and suffix in _CHIP_SUFFIX:
+        candidates.append((head, "-" + suffix))
+    for name, keep in candidates:
+        alias = catalog.close_image_name(name)
+        if alias is None:
+            continue
+        fixed = "/".join([*([registry] if registry else []), *parts[:-1], alias + keep])
+        fixed += f":{tag}" if tag else ""
+        fixed += f"@{digest}" if digest else ""
+        family = catalog.image_family_name(alias)
+        raise UsageError(
+            f"unknown image {raw!r}: no engine is called {name!r}; did you mean {fixed}? "
+            f"(for a private image built on {family}, declare it: --engine {family}:VERSION or --image-spec FILE)"
+        )
+
+
+def parse_image(ref: str, catalog: Any, *, engine: str | None = None) -> ImageRef:
+    """Parse any image reference users write into an ImageRef (engine, version, chip, registry, region).
+
+    ``engine`` (``--engine vllm:0.14.0``) declares the engine of a private image. An unknown name one slip
+    away from a known engine is a UsageError with "did you mean". A known engine named without a version
+    (``vllm-gpu``, ``:latest``) is taken as the newest release the catalog knows (``version_from``
+    "newest-known")."""
     if ref is None or not str(ref).strip():
         raise UsageError("empty --image; give an image such as vllm:0.14.0-gpu")
     raw = str(ref)
     registry, parts, tag, digest = _split_ref(raw)
     family_name, name_chip, exact = _engine(catalog, parts)
+    declared, declared_version = parse_engine(engine, catalog) if engine else (None, None)
+    if declared and family_name and exact and declared != family_name:
+        raise UsageError(f"--engine {engine} conflicts with --image {raw}, which is a {family_name} image")
+    if declared:
+        if family_name != declared:
+            name_chip = None  # "my-vllm-gpu" named a chip for the engine we guessed, not the one declared
+        family_name, exact = declared, True
+    elif family_name is None or not exact:
+        _typo(raw, registry, parts, tag, digest, catalog)  # 'vlm', 'sgalng', and 'vllm-opnai' (a token matched)
     family = catalog.find_image_family(family_name) if family_name else None
 
     version = variant = None
     chip = name_chip
     chip_from = "tag" if name_chip else None
-    if tag:
-        version, tag_chip, variant, other_accel = _parse_tag(tag, family)
+    if tag and tag in _NO_VERSION_TAGS:
+        tag_for_parse = None
+    else:
+        tag_for_parse = tag
+    if tag_for_parse:
+        version, tag_chip, variant, other_accel = _parse_tag(tag_for_parse, family)
         if other_accel and tag_chip is None:
             # A ROCm/Vulkan/... build: not the family's default chip, and no EAS chip label either.
             chip, chip_from = None, None
@@ -182,6 +241,21 @@ def parse_image(ref: str, catalog: Any) -> ImageRef:
             chip, chip_from = family["default_chip"], "default"
     elif chip is None and family and family.get("default_chip"):
         chip, chip_from = family["default_chip"], "default"
+
+    version_from = "tag" if version else None
+    if declared:
+        if declared_version and version and not engine_named_by_image(family_name, parts, catalog):
+            version = None  # a private image's own tag version says nothing about the engine's
+        if declared_version:
+            if version and _vt(version) != _vt(declared_version):
+                raise UsageError(f"--engine {engine} conflicts with --image {raw}, which names version {version}")
+            version, version_from = declared_version, "engine"
+        elif version and not engine_named_by_image(family_name, parts, catalog):
+            version, version_from = None, None
+    if version is None and family_name and exact:
+        newest = catalog.newest_version(family_name) if hasattr(catalog, "newest_version") else None
+        if newest:
+            version, version_from = newest, "newest-known"
 
     return ImageRef(
         raw=raw,
@@ -197,7 +271,46 @@ def parse_image(ref: str, catalog: Any) -> ImageRef:
         tag=tag,
         digest=digest,
         chip_from=chip_from,
+        version_from=version_from,
     )
+
+
+def engine_named_by_image(family: str, parts: list[str], catalog: Any) -> bool:
+    """Does the image's own name say ``family`` (so its tag is the engine's version)?"""
+    fam, _chip, exact = _engine(catalog, parts)
+    return fam == family and exact
+
+
+def _vt(version: str) -> tuple[int, ...] | None:
+    from checker.model import version_tuple
+
+    return version_tuple(version)
+
+
+def _image_with_spec(image: str | ImageRef | None, spec: Mapping[str, Any], engine: str | None, catalog: Any) -> ImageRef:
+    """--image-spec: the URI names the image when --image does not; the labels' engine/version declare
+    the engine (unless --engine does) and the labels' chip wins over the tag's."""
+    origin = spec.get("origin") or "the image spec"
+    raw = image.raw if isinstance(image, ImageRef) else image
+    raw = raw or spec.get("uri")
+    decl = engine
+    if decl is None and spec.get("engine"):
+        fam = catalog.image_family_name(str(spec["engine"]))
+        if fam:
+            decl = f"{fam}:{spec['version']}" if spec.get("version") else fam
+    if not raw:
+        if decl is None:
+            raise UsageError(f"--image-spec {origin}: names no image (ImageUri / RepoTags) and no engine; add --image or --engine")
+        raw = decl  # "vllm:0.14.0" reads as an image reference
+    ref = parse_image(str(raw), catalog, engine=decl)
+    if decl is not None and engine is None and ref.version_from == "engine":
+        ref = dataclasses.replace(ref, version_from="spec")
+    chip = spec.get("chip")
+    if chip:
+        if ref.chip_from == "tag" and ref.chip and ref.chip != chip:
+            raise UsageError(f"--image {raw} names chip {ref.chip} but --image-spec {origin} says system.chipType {chip}")
+        ref = dataclasses.replace(ref, chip=chip, chip_from="spec")
+    return ref
 
 
 def _gpu_count(value: Any) -> int:
@@ -227,21 +340,37 @@ def resolve(
     gpu_count: int | str | None = None,
     engine_args: Mapping[str, Any] | None = None,
     deployment: Any = None,
+    engine: str | None = None,
+    image_spec: Mapping[str, Any] | None = None,
+    instance_spec: Sequence[Instance] | None = None,
 ) -> Target:
-    """Build the Target from CLI-style inputs; every bad or conflicting input is a one-line UsageError."""
-    image_ref = parse_image(image, catalog) if isinstance(image, str) else image
+    """Build the Target from CLI-style inputs; every bad or conflicting input is a one-line UsageError.
+
+    ``engine`` is ``--engine vllm:0.14.0`` (the engine of a private image); ``image_spec`` is what
+    :func:`checker.cloudspec.image_from_spec` read (URI, engine, version, chip from labels); ``instance_spec``
+    the instance types :func:`checker.cloudspec.instances_from_spec` read: the named ``--instance`` is
+    looked up there first, then in the catalog."""
+    if image_spec:
+        image_ref = _image_with_spec(image, image_spec, engine, catalog)
+    else:
+        image_ref = parse_image(image, catalog, engine=engine) if isinstance(image, str) else image
     chip_flag = normalize_chip(chip) if chip is not None and str(chip).strip() else None
     count = _gpu_count(gpu_count) if gpu_count is not None else None
 
     inst: Instance | None = None
-    if instance is not None and str(instance).strip():
-        name = str(instance).strip()
-        if name.lower() == "local":
+    named = str(instance).strip() if instance is not None and str(instance).strip() else None
+    if instance_spec:
+        from checker.cloudspec import find_in_spec
+
+        origin = (instance_spec[0].source or "").rsplit(" in ", 1)[-1]
+        inst = find_in_spec(list(instance_spec), named, origin)
+    if inst is None and named:
+        if named.lower() == "local":
             from checker import gpu_local  # lazy: NVML only when asked for
 
             inst = gpu_local.detect(catalog)
         else:
-            inst = catalog.instance(name)
+            inst = catalog.instance(named)
 
     if gpu is not None and str(gpu).strip():
         g = catalog.gpu(str(gpu))

@@ -178,3 +178,40 @@ def gpu_image_without_gpus(ctx: Context) -> Iterator[Finding]:
         hint=f"request at least one GPU, or deploy on {_instance_hint(ctx, 'GPU')}",
         data={"instance": inst.name, "gpu_count": inst.gpu_count, "image_chip": img_chip},
     )
+
+
+@rule("CHP005", severity=Severity.WARNING, needs={"instance"})
+def instance_from_family(ctx: Context) -> Iterator[Finding]:
+    """The instance type is not in the catalog: its GPU model, count and memory were inferred from its family.
+
+    ## Why it matters
+    modelcheck knows the family (the GPU model every listed type of it carries, and the chip) but not this
+    size: the GPU count comes from the type name (Alibaba's `-4x` multiplier, or `c<vCPUs per GPU>g1` with
+    the size's vCPUs) or, failing that, the family's smallest type. Memory checks use those figures.
+
+    ## How to fix
+    Confirm the type with the cloud (`aliyun eas describe-machine-spec` / `aws ec2 describe-instance-types`)
+    and pass the answer with `--instance-spec FILE`, or add the type to a `--catalog` file.
+    """
+    inst = ctx.target.instance
+    if inst is None or ctx.catalog is None:
+        return
+    try:
+        info = ctx.catalog.instance_info(inst.name)
+    except CATALOG_ERRORS:
+        return
+    if not isinstance(info, dict) or info.get("inferred_from") != "family":
+        return
+    if inst.source != getattr(ctx.catalog.find_instance(inst.name), "source", None):
+        return  # described by the cloud's own answer (--instance-spec), not inferred
+    what = f"{inst.gpu_count}x {inst.gpu.name}" if inst.gpu and inst.gpu_count else f"a {inst.chip} instance"
+    how = f"; GPU count from {info.get('gpus_from')}" if inst.gpu else ""
+    members = ", ".join((info.get("members") or [])[:3])
+    yield Finding(
+        f"{inst.name} is not in the instance catalog: taken as {what} from the {info.get('family')} family "
+        f"({members}){how}",
+        hint="confirm it with the cloud's answer (--instance-spec FILE from `aliyun eas describe-machine-spec` "
+        "or `aws ec2 describe-instance-types`) or add it to a --catalog file",
+        data={"instance": inst.name, "family": info.get("family"), "gpu": info.get("gpu"),
+              "gpus": info.get("gpus"), "gpus_from": info.get("gpus_from")},
+    )

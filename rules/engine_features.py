@@ -58,6 +58,11 @@ def trust_remote_code_needed(ctx: Context) -> Iterator[Finding]:
     arch = ctx.facts.architectures[0] if ctx.facts.architectures else None
     native = arch is not None and engine in (None, "vllm") and support.arch_support(arch, v).status == "registered"
     tokenizer_needs = any(r.startswith("tokenizer_config.json") for r in reasons)
+    if engine == "sglang":  # SGLang's own registry and config classes (checker/engines/sglang.py)
+        from checker.engines import sglang
+
+        need = sglang.remote_code(ctx.facts.config, v)
+        native, config_needs = not need.model_needs, need.config_needs
     if native and not config_needs and not tokenizer_needs:
         return
     why = "its config class is repo code (auto_map.AutoConfig)" if config_needs else f"{arch} has no built-in implementation"

@@ -16,6 +16,7 @@ from rules._common import (
     accepted_kinds,
     engine_label,
     image_category,
+    image_family,
     images_for,
 )
 
@@ -110,22 +111,58 @@ def general_purpose_image(ctx: Context) -> Iterator[Finding]:
 
 @rule("IMG006", severity=Severity.WARNING, needs={"image"})
 def unknown_image(ctx: Context) -> Iterator[Finding]:
-    """The image is not in the catalog, so model/image compatibility cannot be checked.
+    """The image is not in the catalog and its engine was not declared, so nothing engine-specific was checked.
 
     ## Why it matters
     Without knowing the engine, modelcheck cannot tell whether it loads this kind and format of model,
-    which chips it runs on, or how it uses memory; those checks are skipped.
+    which chips it runs on, which flags it accepts, or how it uses memory; those checks are skipped.
+    (A name one slip away from a known engine, like `vlm:0.14.0-gpu`, is refused outright with a
+    "did you mean".)
 
     ## How to fix
-    Use a known image name (`check rules` / the catalog lists them), or describe your image in a user
-    catalog file (`--catalog my-images.yaml`) with its category, accepts_kinds and chip_types.
+    Declare the engine the image is built on (`--engine vllm:0.14.0`), pass the registry's description
+    of the image (`--image-spec FILE`: PAI GetImage labels, `docker image inspect` / `skopeo inspect`
+    output), or describe the image in a user catalog file (`--catalog my-images.yaml`).
     """
     img = ctx.target.image
     if img is not None and not img.known:
+        skipped = "model kind and format support, chip build, engine flags, architecture support, memory estimate"
         yield Finding(
-            f"unknown image {img.raw!r} (engine {img.engine!r}): compatibility with this "
-            f"{ctx.facts.kind} model was not checked",
-            hint="use a catalog image name (vllm:0.14.0-gpu, sglang:0.5.8-gpu, llama.cpp, comfyui:2.2 ...) "
-            "or add the image to a user catalog with --catalog",
-            data={"image": img.raw, "engine": img.engine},
+            f"unknown image {img.raw!r} (engine {img.engine!r}): what it serves was not checked for this "
+            f"{ctx.facts.kind} model ({skipped})",
+            hint="declare the engine it runs (--engine vllm:0.14.0), pass its labels with --image-spec FILE, "
+            "describe it in a user catalog (--catalog), or use a catalog image name (vllm:0.14.0-gpu, "
+            "sglang:0.5.8-gpu, llama.cpp, comfyui:2.2 ...)",
+            data={"image": img.raw, "engine": img.engine, "not_checked": skipped.split(", ")},
         )
+
+
+@rule("IMG008", severity=Severity.WARNING, needs={"image"})
+def image_newer_than_known(ctx: Context) -> Iterator[Finding]:
+    """The image's engine version is newer than the newest release modelcheck knows.
+
+    ## Why it matters
+    Architecture support, quantization methods, accepted flags and memory behaviour are release data:
+    for a newer release modelcheck answers as for the newest release it knows, which may miss what the
+    new release added or removed.
+
+    ## How to fix
+    Nothing is wrong with the deployment by itself. Check the release notes for changes since the newest
+    known release, or update modelcheck (its catalog data comes with each version).
+    """
+    from checker.model import version_tuple
+
+    img = ctx.target.image
+    if img is None or not img.known or not img.version or img.version_from == "newest-known":
+        return
+    newest = image_family(ctx).get("latest_known")
+    have, top = version_tuple(img.version), version_tuple(str(newest) if newest else None)
+    if not have or not top or have <= top:
+        return
+    yield Finding(
+        f"{img.engine} {img.version} (from {img.raw}) is newer than {newest}, the newest {img.engine} release "
+        f"modelcheck knows: architecture support, quantization, engine flags and the memory estimate were "
+        f"checked as {newest}",
+        hint=f"check the {img.engine} release notes after {newest}, or update modelcheck",
+        data={"engine": img.engine, "version": img.version, "newest_known": str(newest)},
+    )

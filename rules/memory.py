@@ -1,111 +1,33 @@
-"""MEM: will the model fit in GPU memory, with what context and concurrency (from checker.estimate)."""
+"""MEM: will the model fit in GPU memory, with what context and concurrency (from checker.estimate).
+
+Each engine is judged by its own start-up (checker/engines/): vLLM refuses to start when one max_model_len
+request does not fit the KV cache; SGLang clamps the request length to its KV pool and starts
+(tp_worker.py max_req_len); llama-server's --fit shrinks the context or moves layers to the CPU and
+starts. Fix hints come from ``Estimate.fixes`` (each re-estimated by the estimator) and are written in the
+target engine's flags."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from checker.rule import Context, Finding, Severity, rule
+from rules._memory import (
+    MIN_USEFUL_MAX_MODEL_LEN,
+    _data,
+    _fix_hint,
+    _flag,
+    _fp8_kv_helps,
+    _g,
+    _instances_hint,
+    _llama_context,
+    _llama_weights,
+    _sglang_clamp,
+    _weights_path,
+    _where,
+)
 
-GIB = 1 << 30
 KINDS = {"hf-llm", "gguf", "diffusion", "tts", "unknown", "custom"}
 LLM_KINDS = {"hf-llm", "gguf", "unknown", "custom"}
-MIN_USEFUL_MAX_MODEL_LEN = 1024  # below this a --max-model-len hint is not a fix
-
-
-def _g(n: int) -> str:
-    return f"{n / GIB:.2f} GiB"
-
-
-def _where(ctx: Context) -> str:
-    gpu = ctx.target.gpu
-    n = ctx.target.gpu_count
-    return f"{n}x {gpu.name}" if gpu else "the target"
-
-
-def _instances_hint(ctx: Context) -> str:
-    """The smallest catalog instances (same cloud and chip) where the model starts (Context.alternatives)."""
-    # only instances that do better than this one: suggesting the same type (or a same-size sibling) fixes nothing
-    here = ctx.target.instance.name if ctx.target.instance else None
-    kv_here = ctx.estimate.kv_cache_tokens if ctx.estimate else 0
-    rows = [r for r in ctx.alternatives if r.instance != here and r.kv_cache_tokens > kv_here][:3]
-    if not rows:
-        return ""
-    parts = [f"{r.instance} ({r.gpu_count}x {r.gpu}, TP {r.tensor_parallel_size}, "
-             f"{r.kv_cache_tokens} KV tokens)" for r in rows]
-    return "; or deploy on " + ", ".join(parts)
-
-
-def _model_limit(ctx: Context) -> int | None:
-    """The model's own context limit as vLLM derives it from config.json, or None."""
-    if ctx.facts.config is None:
-        return None
-    from checker import engines
-
-    ev = engines.of(ctx)
-    return ev.max_len.value if ev is not None and ev.max_len is not None else None
-
-
-def round_max_model_len(n: int) -> int:
-    """The largest round length <= n users would type: a multiple of 1024, or of 256 below 4096."""
-    step = 1024 if n >= 4096 else 256
-    return n // step * step if n >= step else n
-
-
-def _suggested_len(ctx: Context) -> tuple[int, int]:
-    """(round --max-model-len to offer, exact largest that starts), both within the model's limit."""
-    fit = (ctx.estimate.fixes.max_model_len if ctx.estimate.fixes else None) or 0
-    limit = _model_limit(ctx)
-    if limit and fit > limit:  # never advise more than the model allows (ENG011 would refuse it)
-        fit = limit
-    return round_max_model_len(fit), fit
-
-
-def _fix_hint(ctx: Context, first: str = "") -> str:
-    x = ctx.estimate.fixes
-    fixes = [first] if first else []
-    fit, _ = _suggested_len(ctx)
-    # a context of a few hundred tokens serves nothing useful: then only memory/GPU fixes are offered
-    if fit >= MIN_USEFUL_MAX_MODEL_LEN:
-        fixes.append(f"--max-model-len {fit}")
-    if x and x.gpu_memory_utilization:
-        fixes.append(f"--gpu-memory-utilization {x.gpu_memory_utilization:.2f}")
-    if x and x.max_num_seqs:
-        fixes.append(f"--max-num-seqs {x.max_num_seqs}")
-    tp = x.tensor_parallel_size if x else None
-    if tp and tp <= ctx.target.gpu_count:
-        fixes.append(f"--tensor-parallel-size {tp}")
-    elif tp:
-        fixes.append(f"--tensor-parallel-size {tp} on an instance with {tp} GPUs")
-    hint = "use " + " or ".join(fixes) if fixes else "use a GPU with more memory"
-    return hint + _instances_hint(ctx)
-
-
-def _weights_path(ctx: Context) -> str | None:
-    """The index of a sharded model (naming one shard would blame that shard), else the one weight file."""
-    files = ctx.facts.weights.files
-    if len(files) > 1:
-        index = [f for f in ctx.facts.json_files if f.endswith((".safetensors.index.json", ".bin.index.json"))]
-        return index[0] if index else None
-    return files[0] if files else None
-
-
-def _fp8_kv_helps(ctx: Context) -> bool:
-    """An FP8 KV cache doubles the tokens: a fix only when not already FP8 and twice the tokens suffice."""
-    est = ctx.estimate
-    kv = str(ctx.target.engine_args.get("kv_cache_dtype") or "auto").lower()
-    return kv in ("auto", "bfloat16") and est.max_model_len is not None and 2 * est.kv_cache_tokens >= est.max_model_len
-
-
-def _data(ctx: Context) -> dict:
-    from checker.summary import memory_block
-
-    data = memory_block(ctx.estimate) or {}
-    if ctx.estimate.fixes and ctx.estimate.fixes.max_model_len:
-        # the hint offers a round length; the exact largest that starts stays in the data
-        suggested, exact = _suggested_len(ctx)
-        data["suggested_max_model_len"] = suggested
-        data["exact_max_model_len"] = exact
-    return data
 
 
 @rule("MEM001", severity=Severity.ERROR, kinds=KINDS, needs={"estimate"})
@@ -122,7 +44,17 @@ def weights_exceed_vram(ctx: Context) -> Iterator[Finding]:
     instance with more GPU memory. The hint lists the smallest catalog instances where it fits.
     """
     est = ctx.estimate
+    if est.engine == "llama.cpp":
+        yield from _llama_weights(ctx)
+        return
     if est.weights_bytes_per_gpu <= est.usable_bytes:
+        return
+    if est.engine == "sglang":
+        yield Finding(
+            f"weights take {_g(est.weights_bytes_per_gpu)} per GPU but SGLang's --mem-fraction-static "
+            f"{est.gpu_memory_utilization:.3f} leaves {_g(est.usable_bytes)} for weights + KV pool on {_where(ctx)}: "
+            "it stops with \"Not enough memory. Please try to increase --mem-fraction-static\"",
+            path=_weights_path(ctx), hint=_fix_hint(ctx), data=_data(ctx))
         return
     yield Finding(
         f"weights take {_g(est.weights_bytes_per_gpu)} per GPU but {est.engine} may use only "
@@ -147,7 +79,20 @@ def no_kv_cache_memory(ctx: Context) -> Iterator[Finding]:
     pass), add GPUs with --tensor-parallel-size, or pick a larger instance.
     """
     est = ctx.estimate
-    if est.weights_bytes_per_gpu > est.usable_bytes or est.kv_cache_bytes > 0 or not est.kv_cache_bytes_per_token:
+    if est.engine == "llama.cpp":
+        return  # llama-server allocates the KV cache of its context: MEM001 / MEM003 judge it
+    if est.engine == "sglang" and est.failure != "no-kv-memory":
+        return  # SGLang stops when its pool holds no token at all (max_total_num_tokens <= 0)
+    if est.engine != "sglang" and (est.weights_bytes_per_gpu > est.usable_bytes or est.kv_cache_bytes > 0
+                                   or not est.kv_cache_bytes_per_token):
+        return
+    if est.engine == "sglang":
+        yield Finding(
+            f"no memory left for SGLang's KV pool on {_where(ctx)}: --mem-fraction-static "
+            f"{est.gpu_memory_utilization:.3f} x free memory = {_g(est.usable_bytes)} - weights "
+            f"{_g(est.weights_bytes_per_gpu)} = {_g(est.kv_cache_bytes)}: it stops with \"Not enough memory. Please "
+            "try to increase --mem-fraction-static\"",
+            hint=_fix_hint(ctx), data=_data(ctx))
         return
     yield Finding(
         f"no memory left for the KV cache on {_where(ctx)}: {_g(est.usable_bytes)} usable - weights "
@@ -168,15 +113,24 @@ def max_model_len_exceeds_kv_cache(ctx: Context) -> Iterator[Finding]:
     vLLM checks at start-up that one request of max_model_len tokens fits and stops with "The model's
     max seq len (N) is larger than the maximum number of tokens that can be stored in KV cache (M)".
     Without --max-model-len it uses the model's own limit (often 128K), which rarely fits a 24 GB GPU.
+    SGLang starts anyway and clamps the longest request to its KV pool (a warning stating the clamped
+    length); llama-server's --fit trims an unset context to what fits (a warning), and fails only when
+    -c and -ngl are both pinned.
 
     ## How to fix
     Pass the largest --max-model-len that fits (the hint gives it), raise --gpu-memory-utilization,
     use --kv-cache-dtype fp8, or add GPUs.
     """
     est = ctx.estimate
+    if est.engine == "llama.cpp":
+        yield from _llama_context(ctx)
+        return
     if est.kv_cache_bytes <= 0 or est.weights_bytes_per_gpu > est.usable_bytes:
         return
     if est.max_model_len is None or est.max_concurrency is None or est.max_concurrency >= 1.0:
+        return
+    if est.engine == "sglang":
+        yield from _sglang_clamp(ctx)
         return
     fit = ((est.fixes.max_model_len if est.fixes else None) or 0) >= MIN_USEFUL_MAX_MODEL_LEN
     yield Finding(
@@ -204,6 +158,8 @@ def low_concurrency(ctx: Context) -> Iterator[Finding]:
     fp8, add GPUs, or set `min_concurrency` for this rule to the floor your service needs.
     """
     est = ctx.estimate
+    if est.engine == "llama.cpp":
+        return  # llama-server allocates one context shared by its -np slots: no concurrency figure to judge
     floor = float(ctx.options.get("min_concurrency", 2.0))
     if est.max_concurrency is None or est.max_concurrency < 1.0 or est.max_concurrency >= floor:
         return
@@ -211,7 +167,8 @@ def low_concurrency(ctx: Context) -> Iterator[Finding]:
     yield Finding(
         f"the KV cache holds {est.kv_cache_tokens} tokens: {est.max_concurrency:.2f} concurrent requests of "
         f"{est.max_model_len} tokens on {_where(ctx)}, below the floor of {floor:g}",
-        hint=f"use --max-model-len {est.kv_cache_tokens // max(floor, 1.0) // est.block_size * est.block_size:.0f}"
+        # the KV pool does not depend on the length (vLLM V1, SGLang): the shorter length passes by construction
+        hint=f"use {_flag(ctx, 'max_model_len')} {est.kv_cache_tokens // max(floor, 1.0) // est.block_size * est.block_size:.0f}"
         f" or a larger GPU (needs {want_tokens} KV tokens)" + _instances_hint(ctx),
         data={**_data(ctx), "min_concurrency": floor},
     )
@@ -231,6 +188,8 @@ def instance_oversized(ctx: Context) -> Iterator[Finding]:
     you need the concurrency.
     """
     est = ctx.estimate
+    if est.engine == "llama.cpp":
+        return  # no concurrency figure for llama-server (see MEM004)
     limit = float(ctx.options.get("oversized_concurrency", 64.0))
     if est.max_concurrency is None or est.max_concurrency < limit:
         return

@@ -324,3 +324,51 @@ def test_builtin_yaml_is_read_without_jsonschema_import_cost():
         assert before or "jsonschema" not in sys.modules
     finally:
         load()
+
+
+# -- instance families and image names (issue 13) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, chip, gpu, count, family, gpus_from",
+    [
+        # Alibaba ECS naming: c<vCPUs per GPU>g1 with the size's vCPUs, or the -Nx multiplier
+        ("ecs.gn7-c12g1.12xlarge", "GPU", "A100 40GB", 4, "gn7", "48 vCPUs at 12 vCPUs per GPU ('c12g1' in the name)"),
+        ("ecs.gn7i-16x.64xlarge", "GPU", "A10", 16, "gn7i", "the '-16x' multiplier in the name"),
+        ("ecs.gn8v-tee-4x.16xlarge", "GPU", "H20", 4, "gn8v-tee", "the '-4x' multiplier in the name"),
+        ("g5.3xlarge", "GPU", "A10G", 1, "g5", "assumed: the smallest g5 type has 1"),
+        ("ecs.c7.16xlarge", "CPU", None, 0, "c7", "no GPU"),
+    ],
+)
+def test_unlisted_instance_resolves_from_its_family(name, chip, gpu, count, family, gpus_from):
+    cat = load()
+    inst = cat.instance(name)
+    assert (inst.chip, inst.gpu.name if inst.gpu else None, inst.gpu_count, inst.family) == (chip, gpu, count, family)
+    info = cat.instance_info(name)
+    assert (info["inferred_from"], info["family"], info["gpus_from"], info["confidence"]) == (
+        "family", family, gpus_from, "low")
+    assert inst.source.startswith("not a catalog entry: ")
+    assert cat.instance_family(name) == family
+
+
+def test_guide_prefixes_and_unknown_families():
+    cat = load()
+    assert cat.instance("ecs.ebmppu1.16xlarge").chip == "PPU"  # eas_chip_compat: ecs.ebmppu* -> PPU
+    assert cat.instance("ecs.egs1.4xlarge").chip == "XPU"  # ecs.egs* -> XPU
+    assert cat.instance_info("ecs.gn7i-c8g1.2xlarge")["gpus"] == 1  # a listed type: its own entry
+    assert "inferred_from" not in cat.instance_info("ecs.gn7i-c8g1.2xlarge")
+    with pytest.raises(UsageError, match="unknown instance 'ecs.gn99-c8g1.2xlarge'"):
+        cat.instance("ecs.gn99-c8g1.2xlarge")
+    # vGPU families mix slice sizes: a size we do not list is not guessed
+    assert cat.find_instance("ecs.sgn7i-vws-m3.xlarge") is None
+
+
+def test_newest_version_and_close_image_names():
+    cat = load()
+    assert (cat.newest_version("vllm"), cat.newest_version("vllm/vllm-openai"), cat.newest_version("sglang")) == (
+        "0.33.0", "0.33.0", "0.5.8")
+    assert cat.newest_version("comfyui") is None
+    assert [cat.close_image_name(n) for n in ("vlm", "sgalng", "olama", "vllm-opnai")] == [
+        "vllm", "sglang", "ollama", "vllm-openai"]
+    # other names that merely share letters are not slips
+    assert [cat.close_image_name(n) for n in ("serving", "llm", "comfy", "vllm", "my-server")] == [None] * 5

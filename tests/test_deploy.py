@@ -50,7 +50,8 @@ def test_parse_serve_command_matrix(cmd, launcher, model, port, args):
 def test_parse_keeps_unknown_flags_and_env():
     r = deploy.parse_serve_command("HF_TOKEN=x exec vllm serve /m --frobnicate 3 --weird-flag")
     assert r["env"] == {"HF_TOKEN": "x"}
-    assert r["engine_args"]["_unknown"] == {"--frobnicate": "3", "--weird-flag": True}
+    assert r["unknown"] == {"--frobnicate": "3", "--weird-flag": True} and "_unknown" not in r["engine_args"]
+    assert "--frobnicate" in r["flags"] and "--weird-flag" in r["flags"]
 
 
 def test_parse_bad_number_is_config_error():

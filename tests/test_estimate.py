@@ -284,12 +284,19 @@ def test_llama_cpp_gguf() -> None:
                     file_size=4_920_000_000, data_offset=0, expected_file_size=4_920_000_000)
     w = WeightsSummary("gguf", 4_900_000_000, 0, {"Q4_K": 4_900_000_000}, "Q4_K", 1, ("m.gguf",))
     facts = make_facts(kind="gguf", gguf=[info], weights=w)
+    # newest llama-server (engines/llamacpp.py): -c defaults to the GGUF's 131072; --fit shrinks it for the A10
     est = compute(facts, target(None, engine="llama.cpp"))
-    assert est.engine == "llama.cpp" and est.max_model_len == 4096
-    assert est.kv_cache_bytes_per_token == 131072
-    assert est.status == "ok" and est.extra["gpu_layers"] == 32
+    assert est.engine == "llama.cpp" and est.kv_cache_bytes_per_token == 131072
+    assert est.status == "ok" and est.extra["offload"] == "context-reduced" and est.extra["gpu_layers"] == 32
+    assert est.extra["context_before_fit"] == 131072 and 4096 <= est.max_model_len < 131072
+    # -c 131072 pinned on a 7.4 GiB P4: --fit moves layers to the CPU instead (starts, slower)
     small = compute(facts, target(None, gpu("Tesla P4", 7.4, "6.1"), engine="llama.cpp", max_model_len=131072))
-    assert small.status == "fail" and 0 < small.extra["gpu_layers"] < 32
+    assert small.status == "ok" and small.extra["offload"] == "partial-offload"
+    assert 0 <= small.extra["gpu_layers"] < 32 and small.max_model_len == 131072
+    # -c and -ngl both pinned: nothing left for --fit, the allocation fails at load
+    pinned = compute(facts, target(None, gpu("Tesla P4", 7.4, "6.1"), engine="llama.cpp", max_model_len=131072,
+                                   n_gpu_layers=99))
+    assert pinned.status == "fail" and pinned.extra["offload"] == "fail"
     # the same file under vLLM: vLLM's budget and paged KV (GGUF needs V0 before 0.9.0: arg_utils.py@0.8.5)
     v = compute(facts, target("0.14.0", max_model_len=8192))
     assert v.engine == "vllm" and v.extra["vllm_engine"] == "V1" and v.kv_cache_bytes_per_token == 131072

@@ -41,8 +41,9 @@ def facts(weights: int = LLAMA8B):
     return make_facts(config=load_config("Llama-3.1-8B-Instruct"), weights=w)
 
 
-def target(gpu=A10, n=1, name="a10-1", **args) -> Target:
-    img = ImageRef(raw="vllm:0.11.0-gpu", engine="vllm", version="0.11.0", chip="GPU", category="llm")
+def target(gpu=A10, n=1, name="a10-1", image="vllm:0.11.0", **args) -> Target:
+    engine, version = image.split(":")
+    img = ImageRef(raw=f"{image}-gpu", engine=engine, version=version, chip="GPU", category="llm")
     return Target(image=img, instance=Instance(name=name, cloud="alibaba", chip="GPU", gpu=gpu, gpu_count=n),
                   chip="GPU", engine_args=args)
 
@@ -96,7 +97,7 @@ def test_mem003_max_model_len_exceeds_kv() -> None:
 
 
 def test_round_max_model_len() -> None:
-    from rules.memory import round_max_model_len
+    from rules._memory import round_max_model_len
 
     assert round_max_model_len(28432) == 27648  # 27 x 1024
     assert round_max_model_len(3900) == 3840  # 15 x 256 below 4096
@@ -123,3 +124,102 @@ def test_mem005_instance_oversized() -> None:
     assert out[0].hint.startswith("consider a10-1 (3.5x)")
     assert out[0].data["smaller_instances"][0]["instance"] == "a10-1"
     assert run(instance_oversized, facts(), target(max_model_len=8192)) == []
+
+
+# -- SGLang: its own accounting (checker/engines/sglang.py); the pool clamps the request length -----------------
+
+
+def test_mem003_sglang_clamps_instead_of_failing() -> None:
+    # Llama-3.1-8B (131072 context) on an A10: vLLM refuses to start (above), SGLang 0.5.8 starts with the longest
+    # request clamped to its KV pool: (22.06 - 0.5) GiB x 0.834 - 14.96 GiB weights = 3.02 GiB / 128 KiB per token
+    # (0.834 = (22589 MiB - 3760 MiB reserved) / 22589 MiB: server_args.py@0.5.8 on a < 35 GB GPU)
+    t = target(image="sglang:0.5.8")
+    est = compute(facts(), t)
+    assert est.engine == "sglang" and est.status == "ok" and est.gpu_memory_utilization == 0.834
+    out = run(max_model_len_exceeds_kv_cache, facts(), t)
+    assert len(out) == 1 and out[0].rule == "MEM003" and out[0].severity.label == "warning"
+    clamped = est.kv_cache_tokens - 1
+    assert out[0].message.startswith(f"context length 131072 is larger than SGLang's KV pool of {est.kv_cache_tokens}")
+    assert out[0].message.endswith(f"SGLang starts but clamps the longest request to {clamped} tokens")
+    assert out[0].data["clamped_max_req_len"] == clamped and 20000 < clamped < 30000
+    # the hint speaks SGLang: --context-length, never vLLM's --max-model-len / --gpu-memory-utilization
+    assert f"--context-length {clamped // 1024 * 1024}" in out[0].hint
+    assert "--max-model-len" not in out[0].hint and "--gpu-memory-utilization" not in out[0].hint
+    # the full context needs 16 GiB of KV: no --mem-fraction-static <= 0.95 gives it; TP 2 does (re-estimated:
+    # half the KV heads and weights per GPU)
+    assert "--mem-fraction-static" not in out[0].hint
+    assert "--tp-size 2 on an instance with 2 GPUs for the full 131072 tokens" in out[0].hint
+    assert compute(facts(), target(image="sglang:0.5.8", tensor_parallel_size=2)).kv_cache_tokens >= 131072
+    assert compute(facts(), target(image="sglang:0.5.8", mem_fraction_static=0.95)).kv_cache_tokens < 131072
+    # an explicit --context-length that fits: nothing to say
+    assert run(max_model_len_exceeds_kv_cache, facts(), target(image="sglang:0.5.8", context_length=16384)) == []
+
+
+def test_mem001_mem002_sglang_fail_with_sglang_fixes() -> None:
+    out = run(weights_exceed_vram, facts(LLAMA8B * 2), target(image="sglang:0.5.8"))
+    assert len(out) == 1 and out[0].severity.label == "error"
+    assert "SGLang's --mem-fraction-static 0.834 leaves" in out[0].message
+    assert "Not enough memory. Please try to increase --mem-fraction-static" in out[0].message
+    assert "--tp-size 2" in out[0].hint and "--tensor-parallel-size" not in out[0].hint
+    assert "--context-length" not in out[0].hint  # SGLang's pool does not depend on the context length
+    # weights that fit the fraction but leave less than one token (128 KiB) for the pool: SGLang stops;
+    # --mem-fraction-static one step up is re-estimated to start
+    usable = compute(facts(), target(image="sglang:0.5.8")).usable_bytes
+    f = facts(usable - 65536)
+    out = run(no_kv_cache_memory, f, target(image="sglang:0.5.8"))
+    assert len(out) == 1 and out[0].rule == "MEM002" and "no memory left for SGLang's KV pool" in out[0].message
+    frac = compute(f, target(image="sglang:0.5.8")).fixes.gpu_memory_utilization
+    assert f"--mem-fraction-static {frac:.2f}" in out[0].hint
+    assert compute(f, target(image="sglang:0.5.8", mem_fraction_static=frac)).status == "ok"
+    assert compute(f, target(image="sglang:0.5.8", mem_fraction_static=frac - 0.01)).status == "fail"
+
+
+def test_mem004_hint_in_engine_syntax() -> None:
+    out = run(low_concurrency, facts(), target(image="sglang:0.5.8", context_length=20000))
+    assert len(out) == 1 and out[0].hint.startswith("use --context-length ")
+    shorter = int(out[0].hint.split()[2])
+    again = compute(facts(), target(image="sglang:0.5.8", context_length=shorter))
+    assert again.max_concurrency >= 2.0  # the offered length passes the floor
+
+
+# -- llama.cpp: --fit reduces the context or offloads fewer layers; pinned -c / -ngl fail -------------------------
+
+
+def _gguf_facts(weights: int = 4_900_000_000):
+    from checker.model import GGUFInfo
+
+    meta = {"general.architecture": "llama", "llama.block_count": 32, "llama.embedding_length": 4096,
+            "llama.attention.head_count": 32, "llama.attention.head_count_kv": 8, "llama.context_length": 131072,
+            "llama.feed_forward_length": 14336, "tokenizer.ggml.tokens": {"type": "string", "length": 128256}}
+    info = GGUFInfo(path="m.gguf", version=3, tensor_count=291, kv_count=len(meta), metadata=meta, tensors=(),
+                    file_size=weights + 9_000_000, data_offset=0, expected_file_size=weights + 9_000_000)
+    w = WeightsSummary("gguf", weights, 0, {"Q4_K": weights}, "Q4_K", 291, ("m.gguf",))
+    return make_facts(kind="gguf", gguf=[info], weights=w)
+
+
+def test_llama_cpp_context_reduced_is_a_warning_with_c_flag() -> None:
+    t = target(image="llama.cpp:server-cuda")
+    out = run(max_model_len_exceeds_kv_cache, _gguf_facts(), t)
+    est = compute(_gguf_facts(), t)
+    assert est.status == "ok" and est.extra["offload"] == "context-reduced"
+    assert len(out) == 1 and out[0].severity.label == "warning" and out[0].path == "m.gguf"
+    assert out[0].message.startswith(f"--fit reduces the context from 131072 to {est.max_model_len}")
+    assert f"-c {est.max_model_len // 1024 * 1024}" in out[0].hint and "--max-model-len" not in out[0].hint
+    assert run(low_concurrency, _gguf_facts(), t) == [] and run(no_kv_cache_memory, _gguf_facts(), t) == []
+
+
+def test_llama_cpp_pinned_flags_fail_with_replanned_fixes() -> None:
+    # 7.45 GiB of Q8 weights + a 16 GiB KV cache for -c 131072 exceed the A10's 21.76 GiB
+    q8 = _gguf_facts(8_000_000_000)
+    t = target(image="llama.cpp:server-cuda", ctx_size=131072, n_gpu_layers=99)
+    out = run(max_model_len_exceeds_kv_cache, q8, t)
+    assert len(out) == 1 and out[0].severity.label == "error"
+    assert "the CUDA allocation fails at load" in out[0].message
+    fit = compute(q8, t).fixes.max_model_len
+    assert f"-c {fit // 1024 * 1024}" in out[0].hint and "-ngl " in out[0].hint
+    ok = compute(q8, target(image="llama.cpp:server-cuda", ctx_size=fit // 1024 * 1024, n_gpu_layers=99))
+    assert ok.status == "ok"
+    # a model larger than the GPU without -ngl: --fit moves layers to the CPU, it starts (warning)
+    big = run(weights_exceed_vram, _gguf_facts(40 * GIB), target(image="llama.cpp:server-cuda"))
+    assert len(big) == 1 and big[0].severity.label == "warning" and "layers on the GPU and runs the rest on the CPU" \
+        in big[0].message

@@ -141,7 +141,13 @@ def test_unknown_image():
     [f] = run(img.unknown_image, make_facts(config=QWEN), "myorg/fancy-server:1.0")
     assert f.rule == "IMG006" and "'myorg/fancy-server:1.0'" in f.message and "--catalog" in f.hint
     assert f.severity == Severity.WARNING and "was not checked" in f.message
-    assert f.data == {"image": "myorg/fancy-server:1.0", "engine": "fancy-server"}
+    assert f.data == {
+        "image": "myorg/fancy-server:1.0",
+        "engine": "fancy-server",
+        "not_checked": ["model kind and format support", "chip build", "engine flags", "architecture support",
+                        "memory estimate"],
+    }
+    assert "--engine vllm:0.14.0" in f.hint and "--image-spec" in f.hint
     assert run(img.unknown_image, make_facts(config=QWEN), "vllm:0.14.0-gpu") == []
 
 

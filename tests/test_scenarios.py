@@ -333,7 +333,9 @@ SCENARIOS = [
       id="awq-a10-flag-awq-marlin"),
     S("gptq-v100", "gptq", (*VLLM, *V100), 0, "hf-llm", {}, id="gptq-v100"),  # GPTQ min cc 6.0
     S("fp8-h20", "fp8", (*VLLM, *H20), 0, "hf-llm", {}, id="fp8-h20-native"),
-    S("gguf-llamacpp", "gguf", ("--image", "llama.cpp:server-cuda", *A10), 0, "gguf", {}, id="gguf-llamacpp"),
+    # newest llama-server: -c defaults to the GGUF's 131072 and --fit trims it to fit the A10 (engines/llamacpp.py)
+    S("gguf-llamacpp", "gguf", ("--image", "llama.cpp:server-cuda", *A10), 0, "gguf", {"MEM003": "warning"},
+      id="gguf-llamacpp"),
     S("sdxl-comfyui", "sdxl", ("--image", "comfyui:2.2", *A10), 0, "diffusion", {}, id="sdxl-comfyui"),
     S("flux-comfyui", "flux", ("--image", "comfyui:2.2", *L20), 0, "diffusion", {}, id="flux-comfyui-l20"),
     S("cosyvoice-ok", "cosyvoice", ("--image", "cosyvoice:latest", *A10), 0, "tts", {"SEC009": "info"},

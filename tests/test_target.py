@@ -21,8 +21,12 @@ def cat():
 # ref, engine, version, chip, chip_from, variant, registry, region, known
 # fmt: off
 CASES = [
-    ("vllm", "vllm", None, "GPU", "default", None, None, None, True),
-    ("vllm-gpu", "vllm", None, "GPU", "tag", None, None, None, True),
+    # no version: the newest release the catalog knows (images.yaml latest_known)
+    ("vllm", "vllm", "0.33.0", "GPU", "default", None, None, None, True),
+    ("vllm-gpu", "vllm", "0.33.0", "GPU", "tag", None, None, None, True),
+    ("vllm:latest", "vllm", "0.33.0", "GPU", "default", None, None, None, True),
+    ("vllm/vllm-openai:latest", "vllm", "0.33.0", "GPU", "default", None, None, None, True),
+    ("lmsysorg/sglang:latest", "sglang", "0.5.8", "GPU", "default", None, None, None, True),
     ("vllm:0.14.0-gpu", "vllm", "0.14.0", "GPU", "tag", None, None, None, True),
     ("vllm:0.14.0-xpu", "vllm", "0.14.0", "XPU", "tag", None, None, None, True),
     ("vllm:0.13.0rc2.a8ec486.20260305pai-gpu", "vllm", "0.13.0rc2", "GPU", "tag", "a8ec486.20260305pai", None, None, True),
@@ -93,7 +97,7 @@ def test_parse_image_category_and_repository(cat):
 
 def test_parse_image_digests(cat):
     img = parse_image(f"vllm@{SHA}", cat)
-    assert (img.engine, img.version, img.tag, img.digest) == ("vllm", None, None, SHA)
+    assert (img.engine, img.version, img.version_from, img.tag, img.digest) == ("vllm", "0.33.0", "newest-known", None, SHA)
     img = parse_image(f"eas-registry-vpc.cn-hangzhou.cr.aliyuncs.com/pai-eas/vllm:0.14.0-gpu@{SHA}", cat)
     assert (img.engine, img.version, img.chip, img.region, img.digest) == (
         "vllm",
@@ -236,3 +240,152 @@ def test_resolve_local_uses_nvml(cat, monkeypatch):
     monkeypatch.setattr(gpu_local, "detect", lambda catalog=None: seen.append(catalog) or fake)
     t = resolve(cat, instance="LOCAL", image="vllm")
     assert t.instance is fake and seen == [cat] and t.chip == "GPU"
+
+
+# -- a gate that lets nothing unknown through (issue 13) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ref, suggestion",
+    [
+        ("vlm:0.14.0-gpu", "did you mean vllm:0.14.0-gpu?"),
+        ("sgalng:0.5.8-gpu", "did you mean sglang:0.5.8-gpu?"),
+        ("vllm-opnai:v0.8.4", "did you mean vllm-openai:v0.8.4?"),
+        ("eas-registry-vpc.cn-hangzhou.cr.aliyuncs.com/pai-eas/vlm:0.14.0-gpu",
+         "did you mean eas-registry-vpc.cn-hangzhou.cr.aliyuncs.com/pai-eas/vllm:0.14.0-gpu?"),
+        ("olama", "did you mean ollama?"),
+        ("comfyiu:2.2", "did you mean comfyui:2.2?"),
+    ],
+)
+def test_typo_image_is_a_usage_error(cat, ref, suggestion):
+    with pytest.raises(UsageError) as exc:
+        parse_image(ref, cat)
+    msg = str(exc.value)
+    assert msg.startswith(f"unknown image {ref!r}: no engine is called") and suggestion in msg
+    assert "--engine" in msg and "--image-spec" in msg
+
+
+def test_private_image_needs_its_engine_declared(cat):
+    img = parse_image("registry.example.com/team/serving:1.4", cat)
+    assert (img.known, img.engine, img.version, img.version_from) == (False, "serving", "1.4", "tag")
+    img = parse_image("registry.example.com/team/serving:1.4", cat, engine="vllm:0.14.0")
+    assert (img.known, img.engine, img.version, img.version_from, img.chip, img.chip_from, img.category) == (
+        True, "vllm", "0.14.0", "engine", "GPU", "default", "llm")
+    # declared without a version: the newest release the catalog knows, not the private tag
+    img = parse_image("registry.example.com/team/serving:1.4", cat, engine="sglang")
+    assert (img.engine, img.version, img.version_from) == ("sglang", "0.5.8", "newest-known")
+    # a typo'd name with a declared engine is the user's private name: no did-you-mean
+    img = parse_image("vlm:2.0", cat, engine="vllm==0.10.2")
+    assert (img.engine, img.version, img.known) == ("vllm", "0.10.2", True)
+
+
+@pytest.mark.parametrize(
+    "ref, engine, message",
+    [
+        ("vllm:0.14.0-gpu", "sglang:0.5.8", "--engine sglang:0.5.8 conflicts with --image vllm:0.14.0-gpu, which is a vllm image"),
+        ("vllm:0.14.0-gpu", "vllm:0.13.0", "--engine vllm:0.13.0 conflicts with --image vllm:0.14.0-gpu, which names version 0.14.0"),
+        ("acme/x:1", "vlm:0.14.0", "unknown engine 'vlm' in --engine 'vlm:0.14.0'; did you mean vllm?"),
+        ("acme/x:1", "vllm:latest!", "invalid --engine 'vllm:latest!': write ENGINE[:VERSION], e.g. vllm:0.14.0"),
+    ],
+)
+def test_engine_declaration_errors(cat, ref, engine, message):
+    with pytest.raises(UsageError) as exc:
+        parse_image(ref, cat, engine=engine)
+    assert str(exc.value) == message
+
+
+def test_no_version_means_newest_known(cat):
+    for ref in ("vllm-gpu", "vllm:latest", "vllm/vllm-openai:latest", "vllm"):
+        img = parse_image(ref, cat)
+        assert (img.version, img.version_from) == ("0.33.0", "newest-known"), ref
+    assert parse_image("vllm:0.14.0-gpu", cat).version_from == "tag"
+    # families without a latest_known keep "no version"
+    img = parse_image("llama.cpp:server-cuda", cat)
+    assert (img.version, img.version_from) == (None, None)
+
+
+def test_seed_guide_chip_example_resolves_from_the_family(cat):
+    """`--image vllm:0.14.0-xpu --instance ecs.gn7-c12g1.12xlarge` (the seed guide's own example)."""
+    t = resolve(cat, image="vllm:0.14.0-xpu", instance="ecs.gn7-c12g1.12xlarge")
+    assert (t.instance.chip, t.instance.gpu.name, t.instance.gpu_count, t.instance.family) == (
+        "GPU", "A100 40GB", 4, "gn7")
+    assert t.image.chip == "XPU" and t.chip == "GPU"
+    with pytest.raises(UsageError, match="unknown instance 'ecs.gnx9-c12g1.12xlarge'"):
+        resolve(cat, instance="ecs.gnx9-c12g1.12xlarge")
+
+
+def test_image_and_instance_from_cloud_answers(cat):
+    from checker.cloudspec import image_from_spec, instances_from_spec
+
+    spec = image_from_spec("fixtures/cloudspec/pai_get_image_xpu.json")
+    insts = instances_from_spec("fixtures/cloudspec/eas_describe_machine_spec.json", cat)
+    t = resolve(cat, image_spec=spec, instance="ecs.gn7i-c12g1.3xlarge", instance_spec=insts)
+    assert (t.image.raw, t.image.engine, t.image.version, t.image.version_from, t.image.chip, t.image.chip_from) == (
+        "registry.cn-hangzhou.aliyuncs.com/acme/llm-serving:2.3", "vllm", "0.14.0", "spec", "XPU", "spec")
+    assert (t.instance.name, t.instance.gpu.name, t.instance.gpu_count, t.instance.vcpu) == (
+        "ecs.gn7i-c12g1.3xlarge", "A10", 1, 12)
+    assert t.instance.source.startswith("PAI-EAS DescribeMachineSpec answer in fixtures/cloudspec/")
+    # a type the answer does not list falls back to the catalog
+    t = resolve(cat, instance="ecs.gn7i-c8g1.2xlarge", instance_spec=insts)
+    assert t.instance.source == "Alibaba ecs_gpu_families_en"
+    # the tag's chip and the label's chip disagree: the user must say which
+    with pytest.raises(UsageError, match="names chip GPU but --image-spec .* says system.chipType XPU"):
+        resolve(cat, image="registry.cn-hangzhou.aliyuncs.com/acme/llm-serving:2.3-gpu", image_spec=spec)
+    with pytest.raises(UsageError, match="describes 3 types"):
+        resolve(cat, instance_spec=insts)
+
+
+# -- the rules these decisions feed ---------------------------------------------------------------
+
+
+def _lint(path, **kw):
+    from checker.api import check
+
+    r = check(path, **kw).results[0]
+    return r, {f.rule: f for f in r.findings}
+
+
+def test_design_card_form_passes_cleanly(qwen_example):
+    r, found = _lint(qwen_example, image="vllm-gpu", instance="ecs.gn7i-c8g1.2xlarge")
+    assert found == {}
+    assert (r.target.image.version, r.target.image.version_from) == ("0.33.0", "newest-known")
+
+
+def test_seed_guide_chip_example_is_a_chip_error(qwen_example):
+    from rules.chip import instance_from_family
+
+    _r, found = _lint(qwen_example, image="vllm:0.14.0-xpu", instance="ecs.gn7-c12g1.12xlarge")
+    assert found["CHP001"].severity.name == "ERROR"
+    assert "built for XPU but ecs.gn7-c12g1.12xlarge is a GPU instance" in found["CHP001"].message
+    f = found["CHP005"]
+    assert (f.severity.name, f.name) == ("WARNING", instance_from_family.__name__.replace("_", "-"))
+    assert f.message.startswith("ecs.gn7-c12g1.12xlarge is not in the instance catalog: taken as 4x A100 40GB "
+                                "from the gn7 family")
+    assert f.data["gpus_from"] == "48 vCPUs at 12 vCPUs per GPU ('c12g1' in the name)"
+    assert "--instance-spec" in f.hint
+
+
+def test_image_spec_xpu_label_on_gpu_instance_is_a_chip_error(qwen_example):
+    from checker.cloudspec import image_from_spec
+    from checker.target import resolve as _resolve
+    from checker.testing import make_facts, run_rule
+    from rules.chip import image_chip_mismatch
+
+    t = _resolve(load(), image_spec=image_from_spec("fixtures/cloudspec/pai_get_image_xpu.json"),
+                 instance="ecs.gn7i-c8g1.2xlarge")
+    [f] = run_rule(image_chip_mismatch, make_facts(), t, catalog=load())
+    assert f.rule == "CHP001" and f.data["image_chip"] == "XPU" and f.data["instance_chip"] == "GPU"
+
+
+def test_newer_than_newest_known_is_named(qwen_example):
+    from rules.image import image_newer_than_known
+
+    _r, found = _lint(qwen_example, image="vllm:0.99.0-gpu", instance="ecs.gn7i-c8g1.2xlarge")
+    f = found["IMG008"]
+    assert (f.severity.name, f.name) == ("WARNING", image_newer_than_known.__name__.replace("_", "-"))
+    assert f.message == ("vllm 0.99.0 (from vllm:0.99.0-gpu) is newer than 0.33.0, the newest vllm release "
+                         "modelcheck knows: architecture support, quantization, engine flags and the memory "
+                         "estimate were checked as 0.33.0")
+    assert f.data == {"engine": "vllm", "version": "0.99.0", "newest_known": "0.33.0"}
+    _r, found = _lint(qwen_example, image="vllm:0.33.0-gpu", instance="ecs.gn7i-c8g1.2xlarge")
+    assert "IMG008" not in found

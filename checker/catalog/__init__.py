@@ -144,6 +144,7 @@ class Catalog:
     """GPUs, instances and image families; build with :func:`load`. Read-only after construction."""
 
     __slots__ = (
+        "_families",
         "_gpu_index",
         "_gpu_raw",
         "_gpus",
@@ -163,6 +164,7 @@ class Catalog:
         self._instances: dict[str, Instance] = {}  # lower-case name -> Instance
         self._inst_raw: dict[str, dict[str, Any]] = {}
         self._patterns: list[_Pattern] = []
+        self._families: dict[str, list[Instance]] = {}  # lower-case family -> its catalog types
         self._images: dict[str, dict[str, Any]] = {}
         self._image_index: dict[str, str] = {}  # lower-case alias -> family
         self.sources: dict[str, str] = {}
@@ -195,6 +197,9 @@ class Catalog:
         inst = self._instances.get(key)
         if inst is not None:
             return inst
+        inferred = self._from_family(name.strip(), key)
+        if inferred is not None:
+            return inferred[0]
         for pat in self._patterns:
             if pat.regex.match(key):
                 return self._from_pattern(name.strip(), key, pat)
@@ -208,8 +213,75 @@ class Catalog:
         return found
 
     def instance_info(self, name: str) -> dict[str, Any]:
-        """The raw catalog entry (confidence, illustrative, gpu_fraction, note...); {} for pattern matches."""
-        return copy.deepcopy(self._inst_raw.get(_norm_key(name), {}))
+        """The raw catalog entry (confidence, illustrative, gpu_fraction, note...); {} for pattern matches;
+        for a type resolved from its family: inferred_from="family", family, gpus_from, members, confidence."""
+        key = _norm_key(name)
+        if key in self._inst_raw:
+            return copy.deepcopy(self._inst_raw[key])
+        inferred = self._from_family(name.strip(), key)
+        return inferred[1] if inferred is not None else {}
+
+    def instance_family(self, name: str) -> str | None:
+        """The catalog family an instance type name belongs to ('ecs.gn7i-c4g1.xlarge' -> 'gn7i'), or None."""
+        key = _norm_key(name)
+        if key in self._instances:
+            return self._instances[key].family
+        fam = _family_in_name(key, self._families)
+        return fam
+
+    def _from_family(self, name: str, key: str) -> tuple[Instance, dict[str, Any]] | None:
+        """An instance type we do not list whose family we do: GPU model and chip from the family's types,
+        GPU count from the name (Alibaba '-4x' multiplier, or 'c<vCPU per GPU>g1' with the size's vCPUs),
+        else the family's smallest count. (Alibaba ECS naming, instances_alibaba.yaml; ecs_gpu_families_en.)"""
+        fam = _family_in_name(key, self._families)
+        if fam is None:
+            return None
+        members = self._families[fam]
+        gpus = {m.gpu.name if m.gpu else None for m in members}
+        chips = {m.chip for m in members}
+        if len(gpus) != 1 or len(chips) != 1:
+            return None  # vGPU slices or mixed families: the name does not say which
+        gpu = members[0].gpu
+        chip = members[0].chip
+        vcpu = _size_vcpu(key)
+        count, how = 0, "no GPU"
+        if gpu is not None:
+            middle = key.split(".")[1] if key.startswith(("ecs.", "ml.")) else key.split(".")[0]
+            mult = re.search(r"-(\d+)x$", middle)
+            per = re.search(r"-c(\d+)g1$", middle)
+            if mult:
+                count, how = int(mult.group(1)), f"the '-{mult.group(1)}x' multiplier in the name"
+            elif per and vcpu and vcpu % int(per.group(1)) == 0 and vcpu >= int(per.group(1)):
+                count = vcpu // int(per.group(1))
+                how = f"{vcpu} vCPUs at {per.group(1)} vCPUs per GPU ('c{per.group(1)}g1' in the name)"
+            else:
+                count = min(m.gpu_count for m in members)
+                how = f"assumed: the smallest {fam} type has {count}"
+        cloud = members[0].cloud
+        shown = ", ".join(m.name for m in sorted(members, key=lambda m: (m.gpu_count, m.vcpu or 0))[:3])
+        gpu_words = f"{count}x {gpu.name}" if gpu is not None else chip
+        inst = Instance(
+            name=name,
+            cloud=cloud,
+            chip=chip,
+            gpu=gpu,
+            gpu_count=count,
+            vcpu=vcpu,
+            mem_gib=None,
+            family=fam,
+            source=f"not a catalog entry: {gpu_words} inferred from the {fam} family ({shown})"
+            + (f"; GPU count from {how}" if gpu is not None else ""),
+        )
+        info = {
+            "inferred_from": "family",
+            "family": fam,
+            "gpu": gpu.name if gpu is not None else None,
+            "gpus": count,
+            "gpus_from": how,
+            "members": [m.name for m in members],
+            "confidence": "low",
+        }
+        return inst, info
 
     def instances(self, cloud: str | None = None, chip: str | None = None) -> list[Instance]:
         out = [
@@ -262,6 +334,25 @@ class Catalog:
     def image_families(self) -> list[str]:
         return sorted(self._images)
 
+    def newest_version(self, family: str) -> str | None:
+        """The newest release the catalog knows for an image family (``latest_known``), or None."""
+        name = self.image_family_name(family)
+        entry = self._images.get(name) if name else None
+        return str(entry["latest_known"]) if entry and entry.get("latest_known") else None
+
+    def close_image_name(self, name: str, cutoff: float = 0.8) -> str | None:
+        """A known engine name or repository alias ``name`` is a likely typo of ('vlm' -> 'vllm'), or None."""
+        import difflib  # only for names we do not know
+
+        key = _norm_key(name)
+        if len(key) < 3 or key in self._image_index:
+            return None
+        for hit in difflib.get_close_matches(key, list(self._image_index), n=3, cutoff=cutoff):
+            # a slip (vlm, sgalng, olama), not another name that shares letters (serving / tfserving, llm / vllm)
+            if key not in hit and hit not in key and _edit_distance(key, hit) <= 2:
+                return hit
+        return None
+
     # -- suggestions -----------------------------------------------------------------------------
     def suggest(self, kind: str, name: str, n: int = 3) -> list[str]:
         """'did you mean' candidates for kind "gpu", "instance" or "image" (canonical names)."""
@@ -290,6 +381,59 @@ class Catalog:
             hits = difflib.get_close_matches(name.lower(), list(self._image_index), n=n * 4, cutoff=0.6)
             return _dedup((self._image_index[h] for h in hits), n)
         raise ValueError(f"unknown suggestion kind {kind!r} (gpu, instance, image)")
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal-string-alignment distance (insert, delete, substitute, swap neighbours)."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def _family_in_name(key: str, families: dict[str, list[Instance]]) -> str | None:
+    """The longest catalog family the type name is built on: 'ecs.gn8v-tee-8x.16xlarge' -> 'gn8v-tee'."""
+    parts = key.split(".")
+    if len(parts) < 2:
+        return None
+    middle = parts[1] if parts[0] in ("ecs", "ml") and len(parts) >= 3 else parts[0]
+    best = None
+    for fam in families:
+        if (middle == fam or middle.startswith(fam + "-")) and (best is None or len(fam) > len(best)):
+            best = fam
+    if best is None or not _well_formed(parts, middle[len(best) :]):
+        return None  # a slip in the size ("2xlarg") is a typo to report, not a new size to infer
+    return best
+
+
+_ECS_SUFFIX = re.compile(r"^(-c\d+g1|-\d+x)?$")
+_SIZE = re.compile(r"^(large|\d*xlarge|metal(-\d+xl)?)$")
+_ML_SIZE = re.compile(r"^(c\d+m\d+\.\d+-[a-z]+\d+|\d*xlarge-[a-z]+\d+)$")
+
+
+def _well_formed(parts: list[str], suffix: str) -> bool:
+    """A type name shaped like its cloud's names: ecs.<family>[-c<N>g1|-<N>x].<size>, <family>.<size>,
+    ml.<family>.c<vCPU>m<GiB>.<n>-<gpu> (Alibaba ECS / PAI naming, instances_alibaba.yaml; EC2 naming)."""
+    if parts[0] == "ecs":
+        return len(parts) == 3 and bool(_ECS_SUFFIX.match(suffix)) and bool(_SIZE.match(parts[2]))
+    if parts[0] == "ml":
+        return not suffix and bool(_ML_SIZE.match(".".join(parts[2:])))
+    return len(parts) == 2 and not suffix and bool(_SIZE.match(parts[1]))
+
+
+def _size_vcpu(key: str) -> int | None:
+    size = key.rsplit(".", 1)[-1]
+    if size == "large":
+        return 2
+    m = _SIZE_VCPU.match(size)
+    return 4 * int(m.group(1) or 1) if m else None
 
 
 def _instance_family(key: str) -> str | None:
@@ -362,6 +506,10 @@ def _build(docs: list[tuple[str, dict[str, Any]]]) -> Catalog:
         cat._instances[key] = _instance_from(cat, e, origin, i)
         cat._inst_raw[key] = e
     cat._patterns = user_patterns + builtin_patterns  # a user's pattern may claim a family first
+    for key, inst in cat._instances.items():
+        # families resolve unlisted sizes; only where the type name carries the family (ecs.gn7i-..., g5.x)
+        if inst.family and _family_in_name(key, {inst.family.lower(): []}) == inst.family.lower():
+            cat._families.setdefault(inst.family.lower(), []).append(inst)
 
     for family, entry in cat._images.items():
         for alias in (family, *(entry.get("aliases") or ())):

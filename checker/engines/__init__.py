@@ -122,10 +122,23 @@ def view(facts: ModelFacts, target: Target) -> EngineView | None:
     if facts.config is None:
         return None
     v = vllm.view(facts, None, target.engine_args, target.deployment, engine=engine)
+    notes = [f"{engine}: layer pattern, dtype and quantization read as vLLM does (not read in {engine}'s source)"]
+    max_len = v.max_len
+    if engine == "sglang":
+        from checker.engines import sglang
+
+        # SGLang's own length: model_config.py get_context_length (checker/engines/sglang.py cites it)
+        cl = sglang.context_length(facts.config, version)
+        read = sglang.release_read(version)
+        if cl is not None:
+            max_len = MaxLen(value=cl.derived, key=cl.key, base=None, factor=cl.factor, rope_type=None,
+                             strict_value=cl.derived, certain=read.exact, default=cl.derived,
+                             notes=tuple(n for n in (*cl.notes, read.note) if n))
+    else:
+        notes.append(f"{engine}: max_model_len derived as vLLM does (not read in {engine}'s source)")
     return EngineView(
-        engine=engine, version=version, max_len=v.max_len, layers=v.layers, dtype=v.dtype, quant=v.quant,
-        param_count=v.param_count, param_source=v.param_source, runner=v.runner,
-        notes=(*v.notes, f"{engine}: max_model_len and layer pattern derived as vLLM does (not read in {engine}'s source)"),
+        engine=engine, version=version, max_len=max_len, layers=v.layers, dtype=v.dtype, quant=v.quant,
+        param_count=v.param_count, param_source=v.param_source, runner=v.runner, notes=(*v.notes, *notes),
     )
 
 

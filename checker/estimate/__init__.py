@@ -98,9 +98,9 @@ def _compute(facts: ModelFacts, target: Target, view: Any, fixes: bool) -> Estim
         from checker.estimate import simple as E
 
         if engine in ("llama.cpp", "llamacpp", "ollama") or (facts.kind == "gguf" and engine == "vllm"):
-            return E.llama_cpp(facts, target)
+            return E.llama_cpp(facts, target, fixes=fixes)
         if engine == "sglang" and facts.config is not None:
-            return E.sglang(facts, target)
+            return E.sglang(facts, target, fixes=fixes)
         if facts.kind in ("diffusion", "tts") and _image_serves(target, facts.kind):
             return E.diffusion(facts, target) if facts.kind == "diffusion" else E.tts(facts, target)
     except (ValueError, TypeError, ZeroDivisionError):

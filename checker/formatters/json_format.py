@@ -7,7 +7,7 @@ from typing import Any
 
 from checker import __version__
 from checker.report import Report
-from checker.summary import finding_dict, memory_block, model_summary, smoke_block, target_summary
+from checker.summary import finding_dict, memory_block, model_summary, not_checked, smoke_block, target_summary
 
 
 def report_dict(report: Report) -> dict[str, Any]:
@@ -23,6 +23,7 @@ def report_dict(report: Report) -> dict[str, Any]:
             "memory": memory_block(r.estimate),
             "findings": [finding_dict(f) for f in r.findings],
             "skipped": [{"rule": s.rule, "name": s.name, "reason": s.reason} for s in r.skipped],
+            "not_checked": not_checked(r.skipped),
         }
         if r.smoke is not None and hasattr(r.smoke, "to_dict"):
             entry["smoke"] = smoke_block(r.smoke)

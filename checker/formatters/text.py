@@ -7,7 +7,7 @@ from typing import Any
 from checker.model import Estimate
 from checker.report import PathReport, Report
 from checker.rule import Finding, Severity
-from checker.summary import model_summary
+from checker.summary import model_summary, not_checked
 
 _COLORS = {Severity.ERROR: "\033[31m", Severity.WARNING: "\033[33m", Severity.INFO: "\033[36m"}
 _BOLD, _DIM, _RESET = "\033[1m", "\033[2m", "\033[0m"
@@ -158,6 +158,7 @@ def _path_block(r: PathReport, color: bool, verbose: bool = False) -> list[str]:
         tparts.append(
             f"image {img.engine}"
             + (f" {img.version}" if img.version else "")
+            + (" (no version given: the newest known)" if getattr(img, "version_from", None) == "newest-known" else "")
             + (f" ({img.chip})" if img.chip else "")
         )
     if t.instance:
@@ -167,10 +168,13 @@ def _path_block(r: PathReport, color: bool, verbose: bool = False) -> list[str]:
     elif t.chip:
         tparts.append(f"chip {t.chip}")
     if t.engine_args:
-        tparts.append(" ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(t.engine_args.items())))
+        tparts.append(" ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(t.engine_args.items())
+                               if not k.startswith("_")))
     if tparts:
         lines.append("  target: " + "; ".join(tparts))
     lines.extend(_memory_lines(r, verbose))
+    for gap in not_checked(r.skipped):
+        lines.append(_paint(f"  not checked: {', '.join(gap['families'])} rules ({gap['reason']})", _DIM, color))
     findings = r.findings
     if findings:
         for f in findings:

@@ -1,0 +1,36 @@
+"""The engine view answers with the target engine's own derivation: SGLang's context length is not vLLM's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from checker import engines
+from checker.testing import make_facts, make_target, run_rule
+from rules import engine_flags
+
+REAL = Path(__file__).resolve().parents[2] / "fixtures" / "realworld"
+
+
+def _facts(folder: str):
+    cfg = json.loads((REAL / folder / "config.json").read_text())
+    return make_facts(config=cfg, files={"model.safetensors": 10, "tokenizer.json": 10})
+
+
+def test_phi35_longrope_default_differs_between_vllm_and_sglang() -> None:
+    phi = _facts("Phi-3.5-mini-instruct")
+    # vllm/config/model.py@0.11.1+: LongRoPE models default to original_max_position_embeddings
+    v = engines.view(phi, make_target(image="vllm:0.17.0-gpu"))
+    # sglang/srt/configs/model_config.py@0.5.8 get_context_length: max_position_embeddings, no LongRoPE case
+    s = engines.view(phi, make_target(image="sglang:0.5.8-gpu"))
+    assert (v.engine, v.max_model_len) == ("vllm", 4096)
+    assert (s.engine, s.max_model_len, s.max_len.key) == ("sglang", 131072, "max_position_embeddings")
+    assert s.max_len.certain is True
+
+
+def test_sglang_length_check_names_sglangs_override() -> None:
+    falcon = _facts("falcon-180B-chat")  # no max_position_embeddings: transformers' FalconConfig default 2048
+    t = make_target(image="sglang:0.5.8-gpu", engine_args={"max_model_len": 4096})
+    [f] = run_rule(engine_flags.max_model_len_exceeds_model, falcon, t, view=engines.view(falcon, t))
+    assert f.rule == "ENG011" and f.severity.label == "error" and f.data["limit"] == 2048
+    assert "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN" in f.hint
