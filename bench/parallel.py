@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fixtures.builders import LLAMA_405B, make_diffusers, make_gguf, make_hf_llm  # noqa: E402
+from fixtures.builders import LLAMA_405B, make_diffusers, make_gguf, make_hf_llm
 
 CHECK = [sys.executable, "-m", "checker.cli"]
 TARGET = ["--image", "vllm:0.14.0-gpu", "--instance", "ecs.gn7i-c8g1.2xlarge", "--format", "json", "--no-config"]

@@ -27,8 +27,8 @@ _GROUP_FLAGS = ("--help", "-h", "--version", "-V")
 
 # `check --help`: the check options in the order users look for them (params not listed go to "Other")
 _SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Target", ("image", "chip", "instance", "gpu", "gpu_count", "service", "deploy_file", "serve_cmd",
-                "catalog_files")),
+    ("Target", ("image", "chip", "instance", "gpu", "gpu_count", "engine_decl", "image_spec", "instance_spec",
+                "service", "deploy_file", "serve_cmd", "catalog_files")),
     ("Engine arguments (as the engine spells them)", ("@engine",)),
     ("Output", ("fmt", "output", "quiet", "verbose", "color", "width")),
     ("Rule selection", ("select", "ignore", "fail_on", "severity_overrides", "exit_zero", "config_file",
@@ -354,8 +354,6 @@ def _run(paths: list[str], kw: dict[str, Any]) -> None:
     width = output_width(kw.get("width"), to_file=bool(output)) if fmt == "text" else None
     rendered = formatters.get(fmt)(report, color=color, width=width, quiet=quiet)
     if output:
-        from checker.errors import UsageError
-
         try:
             with open(output, "w", encoding="utf-8") as fh:
                 fh.write(rendered)

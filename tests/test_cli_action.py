@@ -140,7 +140,7 @@ def test_pull_request_checks_only_the_changed_model_folder_and_writes_sarif(tmp_
     assert Path(runner.outputs["changed"]["list"]).read_text() == "models/qwen-trunc\n"
     check = runner.logs["check"]
     assert re.search(r"^::error file=models/qwen-trunc/model-00002-of-00002\.safetensors,line=1,"
-                     r"title=FIL004 truncated-weights::", check.stdout, re.M), check.stdout
+                     r"title=FIL004 truncated-weights::", check.stdout, re.MULTILINE), check.stdout
     assert "qwen-good" not in check.stdout
     assert runner.outputs["check"]["exit-code"] == "1"
     sarif = json.loads((repo / runner.outputs["check"]["sarif"]).read_text())

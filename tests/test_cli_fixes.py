@@ -59,7 +59,7 @@ def test_smoke_text_says_unknown_and_never_a_negative_kv_cache():
 
     s = SimpleNamespace(skipped_reason=None, passed=False, engine="vllm", answers=(), comparisons=(), log_path=None,
                         metrics={"tokens_per_s": None, "kv_cache_gib": -4.07, "load_s": 12.5})
-    [verdict, figures] = smoke_text(s)
+    [_verdict, figures] = smoke_text(s)
     assert figures == "  ready in 12.5 s, decode unknown (not measurable), KV cache none (4.07 GiB short)"
 
 

@@ -70,7 +70,7 @@ def test_help_lists_every_check_option_in_sections():
         assert param.opts[-1] in out, f"{param.opts} missing from check --help"
     # options land in their section
     target = out[out.index("\nTarget:"):out.index("\nEngine arguments")]
-    assert "--instance" in target and "--gpu-count" in target and not re.search(r"^  --max-model-len ", target, re.M)
+    assert "--instance" in target and "--gpu-count" in target and not re.search(r"^  --max-model-len ", target, re.MULTILINE)
     engine = out[out.index("\nEngine arguments"):out.index("\nOutput:")]
     assert "--max-model-len" in engine and "--engine-arg KEY=VALUE" in engine
     output = out[out.index("\nOutput:"):out.index("\nRule selection:")]
@@ -78,8 +78,8 @@ def test_help_lists_every_check_option_in_sections():
         assert flag in output
     assert "-V, --version" in out
     for cmd in ("rules", "explain", "plan", "images", "instances", "gpus"):
-        assert re.search(rf"^  {cmd} ", out, re.M), cmd
-    assert not re.search(r"^  run ", out, re.M)  # the hidden command stays hidden
+        assert re.search(rf"^  {cmd} ", out, re.MULTILINE), cmd
+    assert not re.search(r"^  run ", out, re.MULTILINE)  # the hidden command stays hidden
     # `check run --help` (still accepted) shows the same grouped options
     assert "Engine arguments (as the engine spells them):" in invoke("run", "--help").stdout
 
@@ -267,7 +267,7 @@ def test_check_images_instances_gpus_tables_and_json():
     assert {i["name"] for i in doc} == {i.name for i in cat.instances(cloud="aws")}
 
     gpus = invoke("gpus")
-    assert re.search(r"^A10 +22\.1 +8\.6 +Ampere +bf16 +a10, nvidia-a10, a10-24gb$", gpus.stdout, re.M)
+    assert re.search(r"^A10 +22\.1 +8\.6 +Ampere +bf16 +a10, nvidia-a10, a10-24gb$", gpus.stdout, re.MULTILINE)
     assert [g["name"] for g in json.loads(invoke("gpus", "-f", "json").stdout)] == [g.name for g in cat.gpus()]
 
 

@@ -11,7 +11,7 @@ import re
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _FINDING = re.compile(r"^( *)(error|warning|info) +")
-_LABEL = re.compile(r"^( *)(fix|evidence|target|assumes|log|memory|smoke): ")
+_LABEL = re.compile(r"^( *)(fix|evidence|target|assumes|log|memory|smoke|not checked): ")
 _SPACES = re.compile(r"( +)")
 
 
