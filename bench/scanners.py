@@ -1,6 +1,11 @@
-"""Side by side: modelcheck's pickle scanner vs picklescan, modelscan and modelaudit on one corpus.
+"""Side by side: modelcheck's pickle scanner vs picklescan, modelscan, modelaudit and fickling.
 
     .venv/bin/python bench/scanners.py [--venv /work/scanners-venv] [--keep DIR]
+    .venv/bin/python bench/scanners.py --bypasses   # issue 12's bypass classes, one model folder each
+
+``--bypasses`` builds fixtures/malicious/bypasses.py and runs the real ``check`` command line on each
+folder (a malicious case must end in exit 1 with the expected error, a benign control without a SEC
+error) and each other scanner on the same folder (a file-only scanner on every file in it).
 
 The corpus is built by fixtures/malicious/build.py (malicious and benign pickles, torch zip and legacy
 archives, numpy and joblib files). The other scanners run through their Python APIs inside a separate
@@ -36,6 +41,13 @@ if which == "picklescan":
     def scan(f):
         r = scan_file_path(f)
         return r.issues_count > 0, bool(r.scan_err)
+elif which == "fickling":
+    from fickling.fickle import Pickled
+    from fickling.analysis import check_safety, Severity
+    def scan(f):
+        with open(f, "rb") as fh:
+            r = check_safety(Pickled.load(fh))
+        return r.severity.value[0] >= Severity.SUSPICIOUS.value[0], False
 elif which == "modelscan":
     from modelscan.modelscan import ModelScan
     def scan(f):
@@ -47,6 +59,21 @@ else:
         r = scan_model_directory_or_file(f)
         sev = [str(getattr(i, "severity", "")).lower() for i in r.issues]
         return any("critical" in s for s in sev), bool(getattr(r, "has_errors", False))
+if files and files[0] == "--folders":
+    folders, out = files[1:], {}
+    for d in folders:
+        t = time.perf_counter(); det = err = False
+        paths = [d] if which in ("modelscan", "modelaudit") else [
+            os.path.join(r, n) for r, _, ns in os.walk(d) for n in ns]
+        for p in paths:
+            try:
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                    a, b = scan(p)
+            except Exception:
+                a, b = False, True
+            det, err = det or a, err or b
+        out[os.path.basename(d)] = [bool(det), bool(err), time.perf_counter() - t]
+    print(json.dumps(out)); sys.exit(0)
 for f in files:
     t = time.perf_counter()
     try:
@@ -73,7 +100,8 @@ def _ours(files: list[str]) -> dict[str, list]:
     for f in files:
         t = time.perf_counter()
         scans, errors = scan_file(f, os.path.basename(f), os.path.getsize(f))
-        out[os.path.basename(f)] = [any(s.dangerous for s in scans), bool(errors), time.perf_counter() - t]
+        out[os.path.basename(f)] = [any(s.dangerous for s in scans) or bool(errors), bool(errors),
+                                    time.perf_counter() - t]
     return out
 
 
@@ -94,12 +122,67 @@ def _external(which: str, venv: str, files: list[str]) -> dict[str, list] | str:
     return f"not installed or failed: {(proc.stderr.strip().splitlines() or ['?'])[-1][:160]}"
 
 
+def _check_cli(folder: str) -> tuple[int, list[str], float]:
+    """(exit code, rules reporting errors, seconds) of the real ``check --format json`` on ``folder``."""
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "checker.cli", folder, "--format", "json"], capture_output=True,
+                          text=True, timeout=120, check=False, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    wall = time.perf_counter() - t
+    try:
+        findings = json.loads(proc.stdout)["results"][0]["findings"]
+    except (ValueError, KeyError, IndexError):
+        findings = []
+    return proc.returncode, sorted({f["rule"] for f in findings if f["severity"] == "error"}), wall
+
+
+def bypasses(args: argparse.Namespace) -> int:
+    spec = importlib.util.spec_from_file_location("bypasses", ROOT / "fixtures" / "malicious" / "bypasses.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bypasses"] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    dest = args.keep or tempfile.mkdtemp(prefix="mcbypass-")
+    cases = mod.build(dest)
+    folders = [os.path.join(dest, n) for n in cases]
+    others = {w: _external(w, args.venv, ["--folders", *folders]) for w in args.only}
+    names = [w for w, r in others.items() if not isinstance(r, str)]
+    for w, r in others.items():
+        if isinstance(r, str):
+            print(f"{w}: {r}")
+    print(f"{'case':44s} label  {'check':>12s} " + " ".join(f"{n[:10]:>10s}" for n in names))
+    ours_ok = 0
+    tally = {n: 0 for n in names}
+    missed_but_caught = []
+    for name, case in cases.items():
+        rc, errs, wall = _check_cli(os.path.join(dest, name))
+        sec = [e for e in errs if e.startswith(("SEC", "FIL011"))]
+        ok = (rc == 1 and case.expect in errs) if case.malicious else not sec
+        ours_ok += ok
+        marks = []
+        for n in names:
+            det = others[n].get(name, [False])[0]  # type: ignore[union-attr]
+            tally[n] += det == case.malicious
+            marks.append("D" if det else "-")
+            if det and case.malicious and not ok:
+                missed_but_caught.append((name, n))
+        label = "MAL" if case.malicious else "ok "
+        verdict = f"rc={rc} " + ("ok" if ok else "WRONG")
+        print(f"{name[:44]:44s} {label}  {verdict:>12s} "
+              + " ".join(f"{m:>10s}" for m in marks) + f"   {wall:4.2f}s {','.join(errs)}")
+    n_cases = len(cases)
+    print(f"\ncorrect verdicts: check {ours_ok}/{n_cases}; " + "; ".join(f"{n} {tally[n]}/{n_cases}" for n in names))
+    print(f"cases another scanner catches and check misses: {missed_but_caught or 'none'}")
+    return 0 if ours_ok == n_cases else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--venv", default=os.environ.get("SCANNERS_VENV", "/work/scanners-venv"))
     ap.add_argument("--keep", default=None, help="build the corpus here and keep it")
-    ap.add_argument("--only", nargs="*", default=["picklescan", "modelscan", "modelaudit"])
+    ap.add_argument("--only", nargs="*", default=["picklescan", "modelscan", "modelaudit", "fickling"])
+    ap.add_argument("--bypasses", action="store_true", help="run issue 12's bypass corpus through `check`")
     args = ap.parse_args()
+    if args.bypasses:
+        return bypasses(args)
     dest = args.keep or tempfile.mkdtemp(prefix="mccorpus-")
     labels = _build(dest)
     files = [os.path.join(dest, n) for n in sorted(labels)]

@@ -154,7 +154,7 @@ def run(rules: tuple[Rule, ...], ctx: Context, settings: Settings | None = None)
             # a per-finding severity is the rule's own up/downgrade; a configured override wins over both
             sev = settings.severity_overrides.get(r.code) or f.severity or r.severity
             findings.append(f.stamped(r.code, r.name, sev))
-    findings = _suppress(findings, settings, ctx.facts.input_path)
+    findings = _suppress(findings, settings, ctx.facts)
     findings.sort(key=lambda f: (-int(f.severity or 0), f.rule, f.path or "", f.message))
     return Result(findings=tuple(findings), skipped=tuple(skipped), ran=tuple(ran))
 
@@ -174,7 +174,7 @@ def plugin_load_findings(load_errors: tuple[tuple[str, str], ...], settings: Set
     )
 
 
-def _suppress(findings: list[Finding], settings: Settings, path: str) -> list[Finding]:
+def _suppress(findings: list[Finding], settings: Settings, facts: ModelFacts) -> list[Finding]:
     """Drop suppressed findings; report (CHK003) each suppression that matched none, when selected."""
     from checker.registry import matches
 
@@ -183,7 +183,7 @@ def _suppress(findings: list[Finding], settings: Settings, path: str) -> list[Fi
     used: set[int] = set()
     kept = []
     for f in findings:
-        hit = next((i for i, s in enumerate(settings.suppressions) if _suppresses(s, f, matches)), None)
+        hit = next((i for i, s in enumerate(settings.suppressions) if _suppresses(s, f, matches, facts)), None)
         if hit is None:
             kept.append(f)
         else:
@@ -194,20 +194,23 @@ def _suppress(findings: list[Finding], settings: Settings, path: str) -> list[Fi
                 continue
             scope = f", paths {', '.join(s.paths)}" if s.paths else ""
             kept.append(_stamp(UNUSED_SUPPRESSION, settings, Finding(
-                f"suppression {s.key} in {s.config} (rule {s.rule}{scope}) matched no finding for {path}",
+                f"suppression {s.key} in {s.config} (rule {s.rule}{scope}) matched no finding for {facts.input_path}",
                 hint=f"delete it from {s.config} or fix its rule/paths (reason given: {s.reason})",
                 data={"config": s.config, "key": s.key, "rule": s.rule, "reason": s.reason},
             )))
     return kept
 
 
-def _suppresses(s: Any, f: Finding, matches: Any) -> bool:
+def _suppresses(s: Any, f: Finding, matches: Any, facts: ModelFacts) -> bool:
     if not matches(f.rule, f.name, s.rule):
         return False
     if not s.files:
         return True
     where = f.path or ""
-    # a finding path is a file, or "file:field"; match the whole path and each ':'-prefix, never assume
-    # that the first ':' ends the file name (a file may be called "config.json:evil.pkl")
-    candidates = [where] + [where[:i] for i, ch in enumerate(where) if ch == ":"]
-    return any(fnmatch.fnmatchcase(c, g) for c in candidates for g in s.files)
+    # A finding path is a file, or "file:field". The file is the whole path when the folder has a file of
+    # that name (it may be called "config.json:evil.pkl"), else the longest ':'-prefix that is a file.
+    file = where
+    if facts.file(where) is None:
+        prefixes = [where[:i] for i, ch in enumerate(where) if ch == ":" and facts.file(where[:i]) is not None]
+        file = prefixes[-1] if prefixes else where.split(":", 1)[0]
+    return any(fnmatch.fnmatchcase(file, g) for g in s.files)

@@ -108,14 +108,16 @@ class PickleGlobal:
 class PickleScan:
     """Opcode-level scan of one pickle (a file, or a member of a torch zip archive). Never unpickled."""
 
-    path: str  # file path, "archive.pt:archive/data.pkl" for members
+    path: str  # the file's path (never split: names may hold ':'); the archive member is ``member``
     format: str  # "pickle" | "torch-zip" | "torch-legacy" | "numpy" | "joblib"
     globals: tuple[PickleGlobal, ...]
     opcodes_seen: int = 0
+    member: str | None = None  # "archive/data.pkl" for a member of a zip/tar (nested: "a.zip/b.pkl")
 
     @property
     def dangerous(self) -> tuple[PickleGlobal, ...]:
-        return tuple(g for g in self.globals if g.verdict == "dangerous")
+        """Globals that make loading run code: denylisted ("dangerous") or off the allowlist ("unlisted")."""
+        return tuple(g for g in self.globals if g.verdict in ("dangerous", "unlisted"))
 
     @property
     def unknown(self) -> tuple[PickleGlobal, ...]:
@@ -237,6 +239,7 @@ class ModelFacts:
     weights_not_in_index: tuple[str, ...] = ()  # safetensors files the index does not list (not loaded)
     hashes: tuple[HashResult, ...] = ()  # --verify only: every weight file hashed
     extra: dict[str, Any] = field(default_factory=dict)  # scanner results not yet typed (security scan)
+    scan: CodeScan = field(default_factory=lambda: CodeScan())  # checker.facts.scan: code in the files
 
     # -- convenience views (pure, no I/O) -------------------------------------------------------
     @property
@@ -468,3 +471,21 @@ class Estimate:
     engine_version: str | None = None  # the version the figures were computed for
     fixes: Fixes | None = None  # only for a failing start
     llm: bool = True  # False for diffusion / TTS pipelines: no KV cache
+
+
+
+@dataclass(frozen=True, slots=True)
+class CodeScan:
+    """What ``checker.facts.scan`` found while looking for code in the model files (nothing is executed).
+
+    Pickle scans themselves are ``ModelFacts.pickles``; what stopped a scan is a ``FactError`` of kind
+    "pickle" (``limits`` repeats the folder-wide ones: caps and the per-run budget).
+    """
+
+    files_sniffed: int = 0  # files whose content was looked at
+    opcodes: int = 0  # pickle opcodes walked, all files together
+    bytes_read: int = 0  # bytes decompressed or read from archives into memory
+    limits: tuple[str, ...] = ()  # caps or budget reached: files or members left unscanned (one line each)
+    keras_lambda: dict[str, tuple[str, ...]] = field(default_factory=dict)  # .keras/.h5 -> Lambda layer names
+    onnx_external: dict[str, tuple[str, ...]] = field(default_factory=dict)  # .onnx -> external-data locations
+    torchscript: tuple[tuple[str, str | None], ...] = ()  # (file, member or None) TorchScript archives

@@ -51,7 +51,7 @@ def _enough(est: Estimate, min_concurrency: float | None) -> bool:
 
 
 def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image: ImageRef | None,
-           min_concurrency: float | None = None) -> PlanRow | None:
+           min_concurrency: float | None = None, view: Any = None) -> PlanRow | None:
     """The smallest TP on this instance with which the model starts (and, with ``min_concurrency``, whose
     KV cache holds at least that many full-length requests), or None."""
     from checker.estimate import compute
@@ -66,7 +66,7 @@ def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image
             continue
         args = {**engine_args, "tensor_parallel_size": tp} if image is None or image.engine == "vllm" else engine_args
         target = Target(image=image, instance=inst, chip=inst.chip, engine_args=args)
-        est = compute(facts, target, fixes=False)
+        est = compute(facts, target, view, fixes=False)
         if est is None:
             return None
         if est.status == "ok" and _enough(est, min_concurrency):
@@ -108,6 +108,10 @@ def plan(
         return []
     engine_args = dict(engine_args or {})
     min_cc = _min_cc(image)
+    # what the engine derives from the model does not depend on the instance: once for the whole catalog
+    from checker import engines
+
+    view = engines.view(facts, Target(image=image, instance=None, chip=None, engine_args=engine_args))
     rows: list[tuple[PlanRow, Instance]] = []
     seen: set[tuple[str, str]] = set()
     # many instance types share a GPU model and count: estimate each combination once
@@ -125,7 +129,7 @@ def plan(
         seen.add(key)
         combo = (inst.gpu, inst.gpu_count, inst.chip)
         if combo not in fits:
-            fits[combo] = fit_on(facts, inst, engine_args, image, min_concurrency)
+            fits[combo] = fit_on(facts, inst, engine_args, image, min_concurrency, view)
         row = fits[combo]
         if row is not None:
             row = replace(row, instance=inst.name, cloud=inst.cloud)

@@ -16,9 +16,28 @@ from checker.rule import Context, Finding, Severity, rule
 from rules._common import image_engine, model_types, quant_method
 
 
+def _sglang_architecture(ctx: Context, v: tuple[int, ...] | None) -> Iterator[Finding]:
+    """SGLang's own registry (srt/models/*.py EntryClass per release, checker/engines/sglang.py): before
+    0.4.9 an architecture it does not implement stops the server; from 0.4.9 the Transformers backend runs it."""
+    from checker.engines import sglang
+
+    arch = ctx.facts.architectures[0]
+    s = sglang.arch_support(arch, v)
+    if s.status != "unsupported":
+        return
+    ver = sglang.fmt(v) if v else "(version unknown)"
+    yield Finding(
+        f"architecture {arch} is not implemented by SGLang {ver} (its srt/models registry as of "
+        f"{sglang.fmt(s.release)}) and this release has no Transformers fallback: the server refuses to start",
+        path="config.json:architectures", severity=Severity.ERROR if s.note is None else Severity.WARNING,
+        hint="use SGLang >= 0.4.9 (Transformers backend) or an engine that implements the architecture",
+        data={"architecture": arch, "sglang": ver, "release_read": sglang.fmt(s.release), "note": s.note},
+    )
+
+
 @rule("ENG001", severity=Severity.ERROR, kinds={"hf-llm"}, needs={"image", "config"})
 def architecture_not_in_engine(ctx: Context) -> Iterator[Finding]:
-    """The image's vLLM version does not register the model's architecture.
+    """The image's engine version (vLLM, SGLang) does not implement the model's architecture.
 
     ## Why it matters
     vLLM picks the implementation from config.json `architectures[0]`. A name the version's model
@@ -30,7 +49,12 @@ def architecture_not_in_engine(ctx: Context) -> Iterator[Finding]:
     older one for removed architectures. For custom code, see ENG015 (--trust-remote-code).
     """
     engine, v = image_engine(ctx)
-    if engine != "vllm" or not ctx.facts.architectures:
+    if not ctx.facts.architectures:
+        return
+    if engine == "sglang":
+        yield from _sglang_architecture(ctx, v)
+        return
+    if engine != "vllm":
         return
     arch = ctx.facts.architectures[0]
     s = support.arch_support(arch, v)

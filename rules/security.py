@@ -19,22 +19,16 @@ _SAFETENSORS_HINT = (
 _PICKLE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 
 
-def _file_and_member(scan: PickleScan) -> tuple[str, str | None]:
-    path, sep, member = scan.path.partition(":")
-    return path, (member if sep else None)
-
-
 def _where(scan: PickleScan) -> str:
-    path, member = _file_and_member(scan)
-    return f"{path} (member {member})" if member else path
+    return f"{scan.path} (member {scan.member})" if scan.member else scan.path
 
 
-def _pickles_importing(ctx: Context, verdict: str) -> Iterator[tuple[PickleScan, list[str], str, str | None]]:
-    """(scan, dotted global names, file, archive member) for each pickle importing globals of ``verdict``."""
+def _pickles_importing(ctx: Context, verdicts: tuple[str, ...]) -> Iterator[tuple[PickleScan, list[str]]]:
+    """(scan, dotted global names) for each pickle importing globals with one of ``verdicts``."""
     for scan in ctx.facts.pickles:
-        names = [f"{g.module}.{g.name}" for g in scan.globals if g.verdict == verdict]
+        names = [f"{g.module}.{g.name}" for g in scan.globals if g.verdict in verdicts]
         if names:
-            yield scan, names, *_file_and_member(scan)
+            yield scan, names
 
 
 @rule("SEC001", severity=Severity.ERROR)
@@ -45,66 +39,90 @@ def dangerous_pickle_global(ctx: Context) -> Iterator[Finding]:
     Loading a pickle (``torch.load`` without ``weights_only``, ``joblib.load``, ``numpy.load`` with
     ``allow_pickle``) calls whatever the pickle names: ``os.system``, ``builtins.exec``,
     ``subprocess.Popen``... The serving process then runs the attacker's command with its credentials.
-    The file was only read as opcodes here, never unpickled.
+    As ``torch.load(weights_only=True)`` does, only a reviewed allowlist of reconstruction globals
+    (tensors, storages, dtypes, numpy arrays, plain containers) passes; anything else is an error, and
+    the message names the known dangerous ones. ``copyreg`` extension codes count as dangerous (they
+    resolve to a global the file does not name). The file was only read as opcodes, never unpickled.
 
     ## How to fix
     Do not deploy the file. Get the weights as safetensors from a trusted source, or convert a trusted
     copy in an isolated sandbox with ``torch.load(..., weights_only=True)`` and ``safetensors.torch.save_file``.
     """
-    for scan, names, path, member in _pickles_importing(ctx, "dangerous"):
+    for scan, names in _pickles_importing(ctx, ("dangerous", "unlisted")):
+        denied = [f"{g.module}.{g.name}" for g in scan.globals if g.verdict == "dangerous"]
+        unlisted = [f"{g.module}.{g.name}" for g in scan.globals if g.verdict == "unlisted"]
+        parts = []
+        if denied:
+            parts.append(f"{_shown(denied)}, which can run code")
+        if unlisted:
+            parts.append(f"{_shown(unlisted)}, which {'is' if len(unlisted) == 1 else 'are'} not on the allowlist of "
+                         "weight-reconstruction globals (torch.load(weights_only=True) refuses them)")
         yield Finding(
-            f"{_where(scan)} is a {'' if scan.format == 'pickle' else scan.format + ' '}pickle that imports "
-            f"{', '.join(names)}: loading it runs code",
-            path=path,
+            f"{_where(scan)} is a {_fmt(scan.format)} that imports {'; and '.join(parts)}: loading it calls them",
+            path=scan.path,
             hint=_SAFETENSORS_HINT,
-            data={"file": path, "member": member, "format": scan.format, "globals": names},
+            data={"file": scan.path, "member": scan.member, "format": scan.format, "globals": names,
+                  "dangerous": denied, "unlisted": unlisted},
         )
+
+
+def _shown(names: list[str], n: int = 8) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
 @rule("SEC002", severity=Severity.WARNING)
 def unknown_pickle_global(ctx: Context) -> Iterator[Finding]:
-    """A pickle in the model imports globals that are neither weight-loading helpers nor known-dangerous.
+    """A pickle in the model imports reviewed training-state classes (not weights).
 
     ## Why it matters
-    Unpickling imports each named module and calls the named objects. Classes from training code
-    (``transformers.training_args.TrainingArguments``, Lightning modules, sklearn estimators) are common
-    and usually benign, but nothing guarantees what their constructors do; ``torch.load`` with
-    ``weights_only=True`` refuses them.
+    Unpickling imports each named module and calls the named objects. Hugging Face Trainer state
+    (``training_args.bin``: ``transformers.training_args.TrainingArguments`` and its enums, accelerate's
+    state) is common and reviewed, but it is not weights, and ``torch.load`` with ``weights_only=True``
+    refuses it. Every other global off the allowlist is an error (SEC001).
 
     ## How to fix
     Check that every listed global is expected for this file. Ship tensors as safetensors and other
     state as JSON; drop files the server does not need (``training_args.bin``, optimizer states).
     """
-    for scan, names, path, member in _pickles_importing(ctx, "unknown"):
-        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    for scan, names in _pickles_importing(ctx, ("unknown",)):
+        if scan.dangerous:
+            continue  # SEC001 reports the file
         yield Finding(
-            f"{_where(scan)} imports globals this checker does not know to be safe: {shown}",
-            path=path,
-            hint="review these classes before loading the file, or replace it with safetensors/JSON",
-            data={"file": path, "member": member, "format": scan.format, "globals": names},
+            f"{_where(scan)} imports training-state classes that are not weights: {_shown(names)}",
+            path=scan.path,
+            hint="the server does not need this file: remove it, or keep such state as JSON",
+            data={"file": scan.path, "member": scan.member, "format": scan.format, "globals": names},
         )
 
 
 @rule("SEC003", severity=Severity.ERROR)
 def pickle_not_scanned(ctx: Context) -> Iterator[Finding]:
-    """A file that may hold a pickle could not be scanned completely.
+    """A file that may hold a pickle could not be scanned completely, or the code scan stopped early.
 
     ## Why it matters
-    The scan stops at malformed data, fixed limits (64 MiB of pickle stream, 2 million opcodes) or
-    unreadable archives. Whatever comes after that point was not checked for code-running globals, so
-    the gate fails closed: a pickle we cannot vouch for is an error (a corrupt one also fails to load).
+    The scan stops at malformed data, fixed limits (32 MiB per decompressed stream or archive member)
+    or unreadable archives, and the whole run has one budget (pickle opcodes walked, bytes decompressed),
+    a file-count cap and the folder walk's entry cap. Whatever comes after such a point was not checked
+    for code-running globals, so the gate fails closed: a pickle we cannot vouch for is an error (a
+    corrupt one also fails to load), and so is a folder only partly scanned.
 
     ## How to fix
     Replace the file with safetensors, or make sure it is intact (re-download and compare sha256 with
     ``--verify``). Files the server does not load can be removed.
     """
     for err in ctx.facts.errors_of("pickle"):
-        path = err.path.partition(":")[0]
+        if not err.path:
+            yield Finding(
+                f"the scan for code-running files stopped early: {err.message}",
+                hint="point the check at the model folder itself and remove files the server does not need",
+                data={"file": None, "reason": err.message},
+            )
+            continue
         yield Finding(
             f"{err.path} could not be scanned for code-running pickle globals: {err.message}",
-            path=path,
+            path=err.path,
             hint="replace it with safetensors or re-download an intact copy",
-            data={"file": path, "reason": err.message},
+            data={"file": err.path, "reason": err.message},
         )
 
 
@@ -119,16 +137,22 @@ def pickle_weights(ctx: Context) -> Iterator[Finding]:
     ## How to fix
     Ship only ``*.safetensors`` (convert with ``safetensors.torch.save_file``) and delete the pickles.
     """
-    scanned = {s.path.partition(":")[0] for s in ctx.facts.pickles if s.format in ("torch-zip", "torch-legacy")}
+    scanned = {s.path for s in ctx.facts.pickles if s.format in ("torch-zip", "torch-legacy")}
     files = sorted(f.path for f in ctx.facts.files if f.path in scanned and f.suffix in _PICKLE_WEIGHT_SUFFIXES)
     if not files:
         return
     has_st = bool(ctx.facts.safetensors) or any(f.suffix == ".safetensors" for f in ctx.facts.files)
     what = "besides safetensors weights" if has_st else "and no safetensors copy"
+    if ctx.facts.kind == "tts":
+        # CosyVoice's loader opens llm.pt / flow.pt / hift.pt by name with torch.load: a safetensors copy
+        # would never be read, so converting fixes nothing
+        hint = "keep them (the serving code loads these names), pin the model revision and check the hashes (--verify)"
+    else:
+        hint = ("delete the pickle copies" if has_st else "convert the weights to safetensors") + " before deploying"
     yield Finding(
         f"pickle weight files {', '.join(files[:5])}{' ...' if len(files) > 5 else ''} {what}",
         path=files[0],
-        hint=("delete the pickle copies" if has_st else "convert the weights to safetensors") + " before deploying",
+        hint=hint,
         data={"files": files, "safetensors_present": has_st},
     )
 
@@ -162,3 +186,7 @@ def weight_hash_mismatch(ctx: Context) -> Iterator[Finding]:
                 hint="make the file readable and verify again",
                 data={"reason": res.message},
             )
+
+
+def _fmt(fmt: str) -> str:
+    return "pickle" if fmt == "pickle" else f"{fmt} pickle"

@@ -1,5 +1,5 @@
-"""SEC: code that ships inside the model folder (``auto_map`` Python files, Keras Lambda layers), and
-model files whose code scan could not finish."""
+"""SEC: code that ships with the model (``auto_map`` Python files, also from other repositories, Keras
+Lambda layers, TorchScript archives), and model files whose code scan could not finish."""
 
 from __future__ import annotations
 
@@ -36,6 +36,19 @@ def remote_code_required(ctx: Context) -> Iterator[Finding]:
     auto_maps, py_files = _remote_code_files(ctx.facts)
     if not auto_maps and not py_files:
         return
+    outside = sorted({(name, str(v)) for name, m in auto_maps.items() for v in _flatten(m) if "--" in str(v)})
+    if outside:
+        # transformers/dynamic_module_utils.py@4.57.1 get_class_from_dynamic_module: "org/repo--module.Class"
+        # downloads module.py from that other repository at load time: code no review of this folder saw.
+        refs = sorted({v for _, v in outside})
+        yield Finding(
+            f"auto_map in {', '.join(sorted({n for n, _ in outside}))} loads code from another repository: "
+            f"{', '.join(refs[:6])}; with --trust-remote-code the server downloads and runs it",
+            path=min(n for n, _ in outside), severity=Severity.ERROR,
+            hint="point auto_map at reviewed .py files inside the model folder, or use a natively supported "
+                 "architecture",
+            data={"auto_map": auto_maps, "remote": refs},
+        )
     targets = sorted({str(v) for m in auto_maps.values() for v in _flatten(m)})
     parts = []
     if auto_maps:
@@ -43,8 +56,14 @@ def remote_code_required(ctx: Context) -> Iterator[Finding]:
     if py_files:
         parts.append(f"Python files {', '.join(py_files[:10])}" + (" ..." if len(py_files) > 10 else ""))
     cfg = ctx.facts.config or {}
-    optional = (cfg.get("model_type") in support.TRANSFORMERS_NATIVE_MODEL_TYPES
-                and "tokenizer_config.json" not in auto_maps
+    native = cfg.get("model_type") in support.TRANSFORMERS_NATIVE_MODEL_TYPES
+    img = ctx.target.image
+    if img is not None and img.engine == "sglang" and ctx.facts.config is not None:
+        # SGLang's own registry and config classes (checker/engines/sglang.py remote_code, read per release)
+        from checker.engines import sglang
+
+        native = not sglang.remote_code(ctx.facts.config, img.version_tuple).needed
+    optional = (native and "tokenizer_config.json" not in auto_maps
                 and ctx.target.engine_args.get("trust_remote_code") is not True)
     if optional:  # e.g. Phi-3: transformers has the class, the shipped code never runs without the flag
         yield Finding(
@@ -74,21 +93,19 @@ def _flatten(value: Any) -> Iterator[Any]:
         yield value
 
 
-@rule("SEC008", severity=Severity.WARNING)
+@rule("SEC008", severity=Severity.ERROR)
 def keras_lambda_layer(ctx: Context) -> Iterator[Finding]:
     """A Keras model contains Lambda layers, which carry Python code run at load time.
 
     ## Why it matters
     Lambda layers serialize Python bytecode; loading the model (without ``safe_mode``) executes it.
+    The class name is matched also when the JSON spells it with escapes (``"\u004cambda"``).
 
     ## How to fix
     Replace Lambda layers with registered custom layers, or export to a format without code (SavedModel
     signatures, ONNX, safetensors).
     """
-    found = ctx.facts.extra.get("keras_lambda_layers", ctx.facts.extra.get("keras_lambda"))
-    if not isinstance(found, dict):
-        return
-    for rel, names in sorted(found.items()):
+    for rel, names in sorted(ctx.facts.scan.keras_lambda.items()):
         if names:
             yield Finding(
                 f"{rel} has Lambda layers {', '.join(map(str, list(names)[:8]))}: loading it runs their code",
@@ -118,3 +135,40 @@ def model_code_scan_failed(ctx: Context) -> Iterator[Finding]:
                 hint="re-export or re-download the file",
                 data={"format": kind, "reason": err.message},
             )
+
+
+_WEIGHT_NAMES = ("pytorch_model", "adapter_model", "consolidated", "diffusion_pytorch_model")
+
+
+@rule("SEC012", severity=Severity.ERROR)
+def torchscript_archive(ctx: Context) -> Iterator[Finding]:
+    """A TorchScript archive sits where weights are expected.
+
+    ## Why it matters
+    ``torch.load`` hands an archive holding ``constants.pkl`` to ``torch.jit.load``
+    (torch/serialization.py ``_is_torchscript_zip``), which runs the archive's TorchScript code. A weight
+    file (``pytorch_model.bin``, ``*.pth``, ``*.ckpt``, an index-listed shard) should hold tensors only.
+    Elsewhere (a Triton ``model.pt``) it is a warning: the code is part of the model.
+
+    ## How to fix
+    Export the weights with ``safetensors.torch.save_file(model.state_dict(), ...)`` instead of
+    ``torch.jit.save``, or review the archive's ``code/`` folder before serving it.
+    """
+    listed = set()
+    for rel, doc in ctx.facts.json_files.items():
+        wm = doc.get("weight_map") if rel.endswith(".index.json") and isinstance(doc, dict) else None
+        if isinstance(wm, dict):
+            base = rel.rpartition("/")[0]
+            listed.update(f"{base}/{v}" if base else v for v in wm.values() if isinstance(v, str))
+    for path, member in ctx.facts.scan.torchscript:
+        name = path.rsplit("/", 1)[-1].lower()
+        weights = (path in listed or name.endswith((".bin", ".pth", ".ckpt", ".safetensors"))
+                   or name.startswith(_WEIGHT_NAMES))
+        where = f"{path} (member {member})" if member else path
+        yield Finding(
+            f"{where} is a TorchScript archive{' where weights are expected' if weights else ''}: "
+            "torch.load runs its code through torch.jit.load",
+            path=path, severity=None if weights else Severity.WARNING,
+            hint="ship the weights as safetensors; review the archive's code/ folder if TorchScript is intended",
+            data={"file": path, "member": member, "weights_expected": weights},
+        )

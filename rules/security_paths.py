@@ -79,11 +79,7 @@ def onnx_external_data_escape(ctx: Context) -> Iterator[Finding]:
     Re-save the model with ``onnx.save_model(..., save_as_external_data=True, location="<file>")`` so the
     data file sits next to the model.
     """
-    # checker.facts.gather stores {onnx rel path: [locations]} under "onnx_external_data"
-    ext = ctx.facts.extra.get("onnx_external_data", ctx.facts.extra.get("onnx_external"))
-    if not isinstance(ext, dict):
-        return
-    for rel, locations in sorted(ext.items()):
+    for rel, locations in sorted(ctx.facts.scan.onnx_external.items()):
         base = posixpath.dirname(rel)
         bad = sorted({loc for loc in (locations or ()) if isinstance(loc, str) and _escapes(base, loc)})
         if bad:

@@ -142,7 +142,7 @@ def test_padding_past_the_opcode_cap_does_not_hide_the_payload(runs: dict[str, l
         sec = [f for f in res["findings"] if f["rule"] == "SEC001"]
         assert sec and "posix.system" in sec[0]["data"]["globals"], name
         sec3 = [f["message"] for f in res["findings"] if f["rule"] == "SEC003"]
-        assert any("stopped after 2,000,000 opcodes" in m for m in sec3), name
+        assert any("stopped after" in m and "opcodes" in m for m in sec3), name
         assert any("a byte search past that point found posix.system" in m for m in sec3), name
 
 

@@ -81,7 +81,7 @@ def test_torch_zip_member_path_and_format(corpus) -> None:
     dest, _ = corpus
     scans, errors = _scan(dest / "poisoned_zip_p4.bin")
     assert errors == ()
-    assert [(s.path, s.format) for s in scans] == [("poisoned_zip_p4.bin:model/data.pkl", "torch-zip")]
+    assert [(s.path, s.member, s.format) for s in scans] == [("poisoned_zip_p4.bin", "model/data.pkl", "torch-zip")]
     names = {(g.module, g.name): g.verdict for g in scans[0].globals}
     assert names[("torch._utils", "_rebuild_tensor_v2")] == "safe"
     assert names[("torch", "FloatStorage")] == "safe"
@@ -111,12 +111,19 @@ def test_classify_verdicts() -> None:
     assert classify("torch", "bfloat16") == "safe"
     assert classify("torch._utils", "_rebuild_parameter") == "safe"
     assert classify("transformers.training_args", "TrainingArguments") == "unknown"
-    assert classify("pathlib", "Path.write_text") == "unknown"
+    assert classify("pathlib", "Path.write_text") == "unlisted"  # allowlist semantics: off the list is an error
+    assert classify("sklearn.linear_model", "LogisticRegression") == "unlisted"
+    assert classify("uuid", "_get_command_stdout") == "dangerous"
+    assert classify("commands", "getoutput") == "dangerous"  # _compat_pickle maps it to subprocess
+    assert classify("__builtin__", "set") == "safe"
+    assert classify("numpy.lib._npyio_impl", "load") == "dangerous"
+    assert classify("_compat_pickle", "IMPORT_MAPPING") == "dangerous"
+    assert classify("copyreg", "add_extension") == "dangerous"
     assert classify("builtins", "object.__subclasses__") == "dangerous"
     assert classify("torch.fx.graph_module", "reduce_graph_module") == "dangerous"
     assert classify("torch.storage", "_load_from_bytes") == "dangerous"
     assert classify("functools", "partial") == "dangerous"
-    assert classify("os\nsystem", "x") == "dangerous"
+    assert classify("os\nsystem", "x") == "unlisted"  # (the machine never records a name it cannot import)
 
 
 def test_unresolvable_stack_global_is_dangerous(tmp_path: Path) -> None:
@@ -155,6 +162,11 @@ def test_not_a_pickle(tmp_path: Path) -> None:
     assert _scan(tmp_path / "w.bin") == ((), ())  # a .bin may be raw tensors
     (tmp_path / "g.bin").write_bytes(b"ggjt" + b"\0" * 100)
     assert _scan(tmp_path / "g.bin") == ((), ())
+    (tmp_path / "c.bin").write_bytes(b"c" + bytes(range(256)) * 8)  # raw weights that start with GLOBAL's 'c'
+    assert _scan(tmp_path / "c.bin") == ((), ())
+    (tmp_path / "n.pkl").write_bytes(b"\x80\x02cmy-module\nmy class\n)R.")  # cannot be imported: inert
+    scans, errors = _scan(tmp_path / "n.pkl")
+    assert errors == () and scans[0].globals == ()
     (tmp_path / "x.pkl").write_bytes(b"\xff" * 10)
     scans, errors = _scan(tmp_path / "x.pkl")
     assert scans == () and "could not be scanned: not a pickle: invalid opcode 0xff at byte 0" in errors[0].message
@@ -177,13 +189,15 @@ def test_special_files_and_missing(tmp_path: Path) -> None:
 
 
 def test_zip_bomb_member_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pk, "MAX_PICKLE_BYTES", 1 << 20)
+    monkeypatch.setattr(pk, "MAX_BLOB_BYTES", 1 << 20)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("archive/data.pkl", b"\x80\x02" + b"N0" * (4 << 20) + b"N.")
     (tmp_path / "bomb.pt").write_bytes(buf.getvalue())
     _scans, errors = _scan(tmp_path / "bomb.pt")
-    assert [e.message for e in errors][-1] == "member larger than the 1 MiB scan limit"
+    assert errors[0].message == (
+        "member archive/data.pkl: only the first 1 MiB were scanned (1 MiB per member / per-run budget)")
+    assert {e.path for e in errors} == {"bomb.pt"}
 
 
 def test_zip_claiming_too_many_entries(tmp_path: Path) -> None:
@@ -197,18 +211,98 @@ def test_zip_claiming_too_many_entries(tmp_path: Path) -> None:
     assert "claims" in _scan(tmp_path / "y.pt")[1][0].message
 
 
-def test_opcode_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pk, "MAX_OPCODES", 1000)
+def test_opcode_budget_is_per_run(tmp_path: Path) -> None:
     (tmp_path / "long.pkl").write_bytes(b"\x80\x02cos\nsystem\n" + b"N0" * 5000 + b"N.")
-    scans, errors = _scan(tmp_path / "long.pkl")
+    (tmp_path / "late.pkl").write_bytes(b"\x80\x02N0N.")
+    budget = pk.Budget(opcodes=1000)
+    scans, errors = scan_file(str(tmp_path / "long.pkl"), "long.pkl", 0, budget)
     assert _dangerous(scans) == ["os.system"]
-    assert errors[0].message == "stopped after 1,000 opcodes"
+    assert errors[0].message == ("stopped after 1,000 opcodes: the per-run scan budget (1,000 pickle opcodes, "
+                                 "96 MiB decompressed) is used up")
+    assert budget.exhausted
+    # the next file of the same run is not silently passed: a claimed pickle is reported as not scanned
+    scans, errors = scan_file(str(tmp_path / "late.pkl"), "late.pkl", 0, budget)
+    assert scans == () and errors[0].message.startswith("not scanned: the per-run scan budget")
 
 
 def test_npy_header_claim_checked(tmp_path: Path) -> None:
     (tmp_path / "h.npy").write_bytes(b"\x93NUMPY\x02\x00" + struct.pack("<I", 1 << 31) + b"{}")
     scans, errors = _scan(tmp_path / "h.npy")
     assert scans == () and errors[0].message.startswith(".npy header claims 2147483648 bytes")
+
+
+@pytest.mark.parametrize("descr", ["'object'", "'|O8'", "[('a', '|O')]", "('O', (2,))", "'\\x4f'", "'<f8, O'"])
+def test_npy_object_dtype_spellings(tmp_path: Path, descr: str) -> None:
+    header = f"{{'descr': {descr}, 'fortran_order': False, 'shape': (1,), }}".encode()
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    payload = corpus_build.dumps(corpus_build.SYSTEM, 2)
+    (tmp_path / "x.dat").write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + payload)
+    scans, errors = _scan(tmp_path / "x.dat")
+    assert errors == () and [(s.format, _dangerous([s])) for s in scans] == [("numpy", ["posix.system"])]
+    assert pk.descr_has_object(pk.ast.literal_eval(descr)) is True
+    assert pk.descr_has_object("<f4") is False and pk.descr_has_object([("a", "<i8"), ("b", "|S3")]) is False
+
+
+def test_copyreg_extension_codes_are_dangerous(tmp_path: Path) -> None:
+    (tmp_path / "e.pkl").write_bytes(b"\x80\x02\x83\x01\x02X\x01\x00\x00\x00x\x85R.")
+    scans, errors = _scan(tmp_path / "e.pkl")
+    assert errors == () and _dangerous(scans) == ["copyreg.extension code 513"]
+
+
+def test_legacy_magic_spellings_and_pickles_without_proto(tmp_path: Path) -> None:
+    rest = b"K\x01.}.cos\nsystem\n(S'x'\ntR.]." + b"\0" * 32
+    for magic in (b"L119547037146038801333356L\n.", b"I119_547_037_146_038_801_333_356\n.", b"I0x1950A86A20F9469CFC6C\n."):
+        (tmp_path / "m.pth").write_bytes(magic + rest)
+        scans, errors = _scan(tmp_path / "m.pth")
+        assert errors == () and [(s.format, _dangerous([s])) for s in scans] == [("torch-legacy", ["os.system"])]
+
+
+def test_content_sniffing_finds_pickles_in_any_container(tmp_path: Path) -> None:
+    import gzip
+    import tarfile
+
+    evil = corpus_build.dumps(corpus_build.SYSTEM, 2)
+    (tmp_path / "g.pkl.gz").write_bytes(gzip.compress(evil))
+    (tmp_path / "gguf.bin").write_bytes(b"GGUF\x03\x00\x00\x00\x000" + b"cos\nsystem\n(S'x'\ntR.")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/DATA.PKL", evil)
+    (tmp_path / "case.bin").write_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("pickle")
+        info.size = len(evil)
+        tf.addfile(info, io.BytesIO(evil))
+    (tmp_path / "legacy.tar").write_bytes(buf.getvalue())
+    got = {n: [(s.member, s.format, _dangerous([s])) for s in _scan(tmp_path / n)[0]]
+           for n in ("g.pkl.gz", "gguf.bin", "case.bin", "legacy.tar")}
+    assert got == {"g.pkl.gz": [(None, "joblib", ["posix.system"])],
+                   "gguf.bin": [(None, "pickle", ["os.system"])],
+                   "case.bin": [("archive/DATA.PKL", "torch-zip", ["posix.system"])],
+                   "legacy.tar": [("pickle", "torch-legacy", ["posix.system"])]}
+
+
+def test_joblib_itemsize_derived_as_numpy_does(tmp_path: Path) -> None:
+    import joblib
+    import numpy as np
+
+    buf = io.BytesIO()
+    joblib.dump([np.arange(64, dtype=np.float64), corpus_build.SYSTEM], buf)
+    data = buf.getvalue().replace(b"J\xff\xff\xff\xffJ\xff\xff\xff\xff", b"J\x01\x00\x00\x00J\xff\xff\xff\xff", 1)
+    (tmp_path / "m.joblib").write_bytes(data)
+    scans, errors = _scan(tmp_path / "m.joblib")
+    assert errors == () and _dangerous(scans) == ["posix.system"]
+
+
+def test_torchscript_archive_is_recorded(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("m/data.pkl", corpus_build.dumps({}, 2))
+        zf.writestr("m/constants.pkl", corpus_build.dumps((), 2))
+        zf.writestr("m/code/__torch__.py", "def forward(self): ...\n")
+    (tmp_path / "pytorch_model.bin").write_bytes(buf.getvalue())
+    out = pk.scan_path(str(tmp_path / "pytorch_model.bin"), "pytorch_model.bin")
+    assert out.torchscript == ["pytorch_model.bin"] and out.errors == []
 
 
 def test_unknown_globals_reported(tmp_path: Path) -> None:

@@ -158,3 +158,19 @@ def test_unused_suppression_is_the_linters_and_crashes_fail_closed(repo: Path) -
     reg = registry.load()
     assert {"CHK001", "CHK002", "CHK003"} <= set(reg.by_code())
     assert registry.unknown_selectors(reg.rules, ["CHK", "chk003", "unused-suppression"]) == []
+
+
+def test_a_file_suppression_never_covers_a_file_named_like_it_with_a_colon() -> None:
+    from checker import linter
+    from checker.config import Suppression
+    from checker.model import FileEntry, Target
+    from checker.rule import Context, Finding, Severity
+    from checker.testing import make_facts
+
+    facts = make_facts(files=[FileEntry("config.json", 10), FileEntry("config.json:evil.pkl", 10)])
+    evil = Finding("pickle imports os.system", path="config.json:evil.pkl").stamped("SEC001", "x", Severity.ERROR)
+    field = Finding("too long", path="config.json:max_position_embeddings").stamped("ENG011", "y", Severity.ERROR)
+    sup = (Suppression(rule="ALL", reason="config reviewed", files=("config.json",), key="suppress[0]", config="p"),)
+    ctx = Context(facts=facts, target=Target(image=None, instance=None, chip=None))
+    kept = linter.run((), ctx, linter.Settings(suppressions=sup, extra_findings=(evil, field))).findings
+    assert [f.path for f in kept] == ["config.json:evil.pkl"]

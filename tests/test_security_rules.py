@@ -6,25 +6,32 @@ from __future__ import annotations
 import hashlib
 import os
 import zipfile
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from checker.facts.hashes import verify_hashes
 from checker.facts.keras import lambda_layers
 from checker.facts.onnx import external_locations
-from checker.model import FactError, FileEntry, PickleGlobal, PickleScan
+from checker.model import CodeScan, FactError, FileEntry, PickleGlobal, PickleScan
 from checker.testing import make_facts, run_rule
 from checker.facts.hashes import verify_hashes
 from rules import security as sec
 from rules import security_code, security_paths
 
-EVIL = PickleScan("pytorch_model.bin:archive/data.pkl", "torch-zip",
-                  (PickleGlobal("torch._utils", "_rebuild_tensor_v2", "safe"), PickleGlobal("posix", "system", "dangerous")))
-CLEAN = PickleScan("pytorch_model.bin:archive/data.pkl", "torch-zip",
-                   (PickleGlobal("torch._utils", "_rebuild_tensor_v2", "safe"),))
-ODD = PickleScan("training_args.bin:archive/data.pkl", "torch-zip",
-                 (PickleGlobal("transformers.training_args", "TrainingArguments", "unknown"),))
+EVIL = PickleScan("pytorch_model.bin", "torch-zip",
+                  (PickleGlobal("torch._utils", "_rebuild_tensor_v2", "safe"), PickleGlobal("posix", "system", "dangerous")),
+                  member="archive/data.pkl")
+CLEAN = PickleScan("pytorch_model.bin", "torch-zip", (PickleGlobal("torch._utils", "_rebuild_tensor_v2", "safe"),),
+                   member="archive/data.pkl")
+ODD = PickleScan("training_args.bin", "torch-zip",
+                 (PickleGlobal("transformers.training_args", "TrainingArguments", "unknown"),), member="archive/data.pkl")
+UNLISTED = PickleScan("config.json:evil.pkl", "pickle", (PickleGlobal("evil_pkg", "Loader", "unlisted"),))
+
+
+def _with_scan(**kw) -> object:
+    return replace(make_facts(), scan=CodeScan(**kw))
 
 
 def test_sec001_dangerous_global() -> None:
@@ -32,9 +39,15 @@ def test_sec001_dangerous_global() -> None:
     [f] = run_rule(sec.dangerous_pickle_global, make_facts(pickles=[EVIL]))
     assert f.rule == "SEC001" and f.severity.label == "error" and f.path == "pytorch_model.bin"
     assert f.message == ("pytorch_model.bin (member archive/data.pkl) is a torch-zip pickle that imports "
-                         "posix.system: loading it runs code")
+                         "posix.system, which can run code: loading it calls them")
     assert f.data == {"file": "pytorch_model.bin", "member": "archive/data.pkl", "format": "torch-zip",
-                      "globals": ["posix.system"]}
+                      "globals": ["posix.system"], "dangerous": ["posix.system"], "unlisted": []}
+    # allowlist semantics: a global off the list is an error too; a ':' in a file name is part of the name
+    [u] = run_rule(sec.dangerous_pickle_global, make_facts(pickles=[UNLISTED]))
+    assert u.path == "config.json:evil.pkl" and u.severity.label == "error"
+    assert u.message == ("config.json:evil.pkl is a pickle that imports evil_pkg.Loader, which is not on the "
+                         "allowlist of weight-reconstruction globals (torch.load(weights_only=True) refuses them): "
+                         "loading it calls them")
     assert "do not deploy this file" in f.hint and "safetensors" in f.hint
 
 
@@ -43,17 +56,23 @@ def test_sec002_unknown_global() -> None:
     [f] = run_rule(sec.unknown_pickle_global, make_facts(pickles=[ODD]))
     assert f.severity.label == "warning" and "transformers.training_args.TrainingArguments" in f.message
     assert f.rule == "SEC002" and f.path == "training_args.bin"
-    assert "imports globals this checker does not know to be safe" in f.message and "review" in f.hint
+    assert f.message == ("training_args.bin (member archive/data.pkl) imports training-state classes that are not "
+                         "weights: transformers.training_args.TrainingArguments") and "remove it" in f.hint
     assert f.data["globals"] == ["transformers.training_args.TrainingArguments"]
 
 
 def test_sec003_not_scanned() -> None:
     assert run_rule(sec.pickle_not_scanned, make_facts(errors=[FactError("json", "config.json", "bad")])) == []
     [f] = run_rule(sec.pickle_not_scanned,
-                   make_facts(errors=[FactError("pickle", "m.pt:archive/data.pkl", "stopped after 2,000,000 opcodes")]))
-    assert f.path == "m.pt" and f.message.endswith("stopped after 2,000,000 opcodes")
+                   make_facts(errors=[FactError("pickle", "m.pt", "member archive/data.pkl: stopped after 9 opcodes")]))
+    assert f.path == "m.pt" and f.message.endswith("member archive/data.pkl: stopped after 9 opcodes")
     assert f.rule == "SEC003" and f.severity.label == "error" and "could not be scanned" in f.message
-    assert f.data == {"file": "m.pt", "reason": "stopped after 2,000,000 opcodes"} and "safetensors" in f.hint
+    assert f.data == {"file": "m.pt", "reason": "member archive/data.pkl: stopped after 9 opcodes"}
+    assert "safetensors" in f.hint
+    # a cap on the whole run (walk, budget) is an error too, not a silent pass
+    [c] = run_rule(sec.pickle_not_scanned, make_facts(errors=[FactError("pickle", "", "the folder walk stopped")]))
+    assert (c.severity.label, c.path, c.message) == ("error", None,
+                                                     "the scan for code-running files stopped early: the folder walk stopped")
 
 
 def test_sec004_remote_code() -> None:
@@ -116,12 +135,12 @@ def test_onnx_external_locations_and_sec007(tmp_path: Path) -> None:
     path = _onnx_model(tmp_path, "../../etc/passwd")
     locs, errs = external_locations(str(path), path.stat().st_size)
     assert (locs, errs) == (("../../etc/passwd",), ())
-    [f] = run_rule(security_paths.onnx_external_data_escape, make_facts(extra={"onnx_external_data": {"onnx/model.onnx": list(locs)}}))
+    [f] = run_rule(security_paths.onnx_external_data_escape, _with_scan(onnx_external={"onnx/model.onnx": locs}))
     assert f.path == "onnx/model.onnx" and f.data["locations"] == ["../../etc/passwd"]
     assert f.rule == "SEC007" and f.severity.label == "error"
     assert f.message == "onnx/model.onnx reads external tensor data from outside the model folder: ../../etc/passwd"
     assert run_rule(security_paths.onnx_external_data_escape,
-                    make_facts(extra={"onnx_external_data": {"onnx/model.onnx": ["model.onnx_data"]}})) == []
+                    _with_scan(onnx_external={"onnx/model.onnx": ("model.onnx_data",)})) == []
 
 
 def test_onnx_reader_on_broken_files(tmp_path: Path) -> None:
@@ -143,15 +162,37 @@ def test_keras_lambda_and_sec008(tmp_path: Path) -> None:
     assert lambda_layers(str(tmp_path / "m.keras"), 0) == (("evil_lambda",), ())
     (tmp_path / "m.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 5000 + cfg.encode() + b"\0" * 100)
     assert lambda_layers(str(tmp_path / "m.h5"), 0) == (("evil_lambda",), ())
-    [f] = run_rule(security_code.keras_lambda_layer, make_facts(extra={"keras_lambda_layers": {"m.keras": ["evil_lambda"]}}))
-    assert f.severity.label == "warning" and "evil_lambda" in f.message
+    escaped = cfg.replace('"Lambda"', '"\\u004cambda"').replace('"class_name"', '"\\u0063lass_name"')
+    (tmp_path / "e.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100 + escaped.encode() + b"\0" * 100)
+    assert lambda_layers(str(tmp_path / "e.h5"), 0) == (("evil_lambda",), ())
+    [f] = run_rule(security_code.keras_lambda_layer, _with_scan(keras_lambda={"m.keras": ("evil_lambda",)}))
+    assert f.severity.label == "error" and "evil_lambda" in f.message
     assert f.rule == "SEC008" and f.path == "m.keras" and "loading it runs their code" in f.message
     assert f.data == {"layers": ["evil_lambda"]} and "safe_mode=True" in f.hint
-    assert run_rule(security_code.keras_lambda_layer, make_facts(extra={"keras_lambda_layers": {}})) == []
+    assert run_rule(security_code.keras_lambda_layer, _with_scan(keras_lambda={})) == []
+
+
+def test_sec012_torchscript_archive() -> None:
+    assert run_rule(security_code.torchscript_archive, make_facts()) == []
+    [f] = run_rule(security_code.torchscript_archive, _with_scan(torchscript=(("pytorch_model.bin", None),)))
+    assert (f.rule, f.severity.label, f.path) == ("SEC012", "error", "pytorch_model.bin")
+    assert f.message == ("pytorch_model.bin is a TorchScript archive where weights are expected: torch.load runs its "
+                         "code through torch.jit.load")
+    [w] = run_rule(security_code.torchscript_archive, _with_scan(torchscript=(("1/model.pt", None),)))
+    assert w.severity.label == "warning" and w.data["weights_expected"] is False
+
+
+def test_sec004_auto_map_from_another_repository() -> None:
+    cfg = {"model_type": "llama", "auto_map": {"AutoModel": "evil-org/evil-repo--modeling_evil.EvilModel"}}
+    found = run_rule(security_code.remote_code_required, make_facts(config=cfg))
+    [err] = [f for f in found if f.severity.label == "error"]
+    assert err.rule == "SEC004" and err.path == "config.json" and err.data["remote"] == [
+        "evil-org/evil-repo--modeling_evil.EvilModel"]
+    assert "loads code from another repository: evil-org/evil-repo--modeling_evil.EvilModel" in err.message
 
 
 def test_sec009_pickle_weights() -> None:
-    scan = PickleScan("pytorch_model.bin:archive/data.pkl", "torch-zip", ())
+    scan = PickleScan("pytorch_model.bin", "torch-zip", (), member="archive/data.pkl")
     assert run_rule(sec.pickle_weights, make_facts(files={"model.safetensors": 10})) == []
     [f] = run_rule(sec.pickle_weights, make_facts(files={"pytorch_model.bin": 10, "model.safetensors": 10},
                                                   pickles=[scan]))

@@ -1,7 +1,7 @@
 """Facts: the only code that reads a model folder. ``gather(path)`` -> ModelFacts.
 
 Stats the tree (bounded), reads small JSON/YAML/text configs (size-capped), safetensors and GGUF
-*headers* (our own bounded parsers), and pickle *opcodes* (checker.facts.pickle, never unpickled).
+*headers* (our own bounded parsers), and code in any file (checker.facts.scan: pickle opcodes, never unpickled).
 Bad content never raises: it becomes a FactError inside the facts.
 """
 
@@ -18,13 +18,13 @@ from checker.facts import jsonfile
 from checker.facts import safetensors as _st
 from checker.facts.classify import classify
 from checker.facts.resolve import resolve
+from checker.facts.scan import scan_folder
 from checker.facts.walk import WalkResult, _type_of, walk
 from checker.model import (
     FactError,
     FileEntry,
     GGUFInfo,
     ModelFacts,
-    PickleScan,
     SafetensorsHeader,
     SourceInfo,
     WeightsSummary,
@@ -36,9 +36,7 @@ MAX_JSON_FILES = 200
 MAX_YAML_FILES = 20
 MAX_SAFETENSORS = 4096
 MAX_GGUF = 64
-MAX_PICKLES = 64
 MAX_TENSORS_TOTAL = 200_000  # the largest real checkpoints (1T-parameter MoE) hold ~150k tensors
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz")
 OLLAMA_JSON_MEDIA = ("application/vnd.ollama.image.params", "application/vnd.docker.container.image.v1+json")
 OLLAMA_TEXT_MEDIA = ("application/vnd.ollama.image.template", "application/vnd.ollama.image.system")
 
@@ -90,9 +88,11 @@ def _gather(path: str, max_entries: int) -> ModelFacts:
     json_files, yaml_files, text_files = _read_configs(readable, w, errors, r.extra)
     st_headers = _read_safetensors(readable, w, errors)
     gguf_infos = _read_gguf(readable, w, errors, r.gguf_paths)
-    pickles = _read_pickles(readable, w, errors, extra)
-    _read_side_formats(readable, w, errors, extra)
     _check_index(json_files, errors)
+    pickles, code_scan, scan_errors = scan_folder(
+        readable, w.rel_to_abs, r.root, json_files, walk_truncated=w.truncated, walk_errors=w.errors
+    )
+    errors.extend(scan_errors)
 
     files = tuple(w.files)
     weights = _summarise(files, json_files, st_headers, gguf_infos, index_skipped, errors)
@@ -129,6 +129,7 @@ def _gather(path: str, max_entries: int) -> ModelFacts:
         incomplete_downloads=tuple(w.incomplete_downloads),
         weights_not_in_index=tuple(index_skipped),
         extra=extra,
+        scan=code_scan,
     )
 
 
@@ -252,58 +253,6 @@ def _read_gguf(readable, w, errors, extra_paths) -> tuple[GGUFInfo, ...]:
         else:
             out.append(g)
     return tuple(out)
-
-
-def _read_pickles(readable, w, errors, extra) -> tuple[PickleScan, ...]:
-    cands = [f for f in readable if f.suffix in PICKLE_SUFFIXES and not f.path.startswith(".cache/")]
-    if not cands:
-        return ()
-    try:
-        from checker.facts.pickle import scan_file
-    except ImportError:
-        return ()
-    if len(cands) > MAX_PICKLES:
-        extra["pickle_scan_capped"] = {"scanned": MAX_PICKLES, "total": len(cands)}
-    out: list[PickleScan] = []
-    for f in cands[:MAX_PICKLES]:
-        try:
-            scans, errs = scan_file(w.rel_to_abs[f.path], f.path, f.size)
-        except Exception as e:  # noqa: BLE001 - a scanner bug must not stop gathering; fail closed
-            errors.append(FactError("pickle", f.path, f"pickle scanner failed: {type(e).__name__}: {e}"))
-            continue
-        out.extend(scans)
-        errors.extend(errs)
-    return tuple(out)
-
-
-def _read_side_formats(readable, w, errors, extra) -> None:
-    """Keras Lambda layers and ONNX external-data locations (security engineer's scanners), into extra."""
-    keras_files = [f for f in readable if f.suffix in (".keras", ".h5")][:16]
-    onnx_files = [f for f in readable if f.suffix == ".onnx"][:64]
-    if keras_files:
-        try:
-            from checker.facts.keras import lambda_layers
-        except ImportError:
-            lambda_layers = None
-        if lambda_layers:
-            _scan_each(keras_files, lambda_layers, "keras_lambda_layers", w, errors, extra)
-    if onnx_files:
-        try:
-            from checker.facts.onnx import external_locations
-        except ImportError:
-            external_locations = None
-        if external_locations:
-            _scan_each(onnx_files, external_locations, "onnx_external_data", w, errors, extra)
-
-
-def _scan_each(files, scan, extra_key: str, w, errors, extra) -> None:
-    """Run ``scan(abs_path, size) -> (found, errors)`` on each file; what it finds goes to
-    ``extra[extra_key][rel path]``, its errors to the facts' errors under the file's relative path."""
-    for f in files:
-        found, errs = scan(w.rel_to_abs[f.path], f.size)
-        errors.extend(FactError(e.kind, f.path, e.message) for e in errs)
-        if found:
-            extra.setdefault(extra_key, {})[f.path] = list(found)
 
 
 def _check_index(json_files, errors) -> None:

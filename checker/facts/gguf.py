@@ -9,6 +9,7 @@ Large arrays (tokenizer.ggml.tokens, merges, scores...) are skipped and summaris
 
 from __future__ import annotations
 
+import itertools
 import struct
 from typing import Any
 
@@ -18,7 +19,7 @@ from checker.model import FactError, GGUFInfo, TensorInfo
 MAX_STRING = 1 << 20  # a metadata string longer than 1 MiB is treated as corrupt
 KEEP_STRING = 256 * 1024  # stored prefix of long strings (chat templates are tens of KB)
 SMALL_ARRAY = 16  # arrays up to this many scalar items are kept as lists
-MAX_DIMS = 8  # GGML_MAX_DIMS is 4; allow some slack
+MAX_DIMS = 4  # ggml.h GGML_MAX_DIMS: llama.cpp's gguf_init_from_file rejects more
 CHUNK = 1 << 20
 # Real files: ~20-60 metadata keys, at most a few thousand tensors, vocabularies up to ~260k tokens.
 # Each parsed entry costs hundreds of bytes of Python objects and a microsecond or more, so absurd counts
@@ -222,6 +223,8 @@ def _parse(f, rel: str, file_size: int) -> GGUFInfo:
     metadata: dict[str, Any] = {}
     for _ in range(kv_count):
         key = r.string(keep=4096)
+        if key in metadata:  # llama.cpp ggml/src/gguf.cpp: "duplicate key" fails the load
+            raise _Corrupt(f"duplicate metadata key {key!r}")
         vtype = r.unpack("I", 4)
         metadata[key] = r.value(vtype)
     tensors: list[tuple[str, int, tuple[int, ...], int]] = []
@@ -229,7 +232,7 @@ def _parse(f, rel: str, file_size: int) -> GGUFInfo:
         name = r.string(keep=4096)
         n_dims = r.unpack("I", 4)
         if n_dims > MAX_DIMS:
-            raise _Corrupt(f"tensor {name!r}: n_dims {n_dims} > {MAX_DIMS}")
+            raise _Corrupt(f"tensor {name!r}: n_dims {n_dims} > {MAX_DIMS} (llama.cpp allows at most {MAX_DIMS} dimensions)")
         dims = tuple(r.unpack("Q", 8) for _ in range(n_dims))
         ttype = r.unpack("I", 4)
         offset = r.unpack("Q", 8)
@@ -240,6 +243,8 @@ def _parse(f, rel: str, file_size: int) -> GGUFInfo:
     data_offset = -(-r.pos // alignment) * alignment
     infos: list[TensorInfo] = []
     end = 0
+    names: set[str] = set()
+    spans: list[tuple[int, int, str]] = []
     for name, ttype, dims, offset in tensors:
         nbytes = tensor_nbytes(ttype, dims)
         tname = GGML_TYPES[ttype][0] if ttype in GGML_TYPES else f"TYPE_{ttype}"
@@ -249,8 +254,16 @@ def _parse(f, rel: str, file_size: int) -> GGUFInfo:
             raise _Corrupt(f"tensor {name!r}: {tname} dims {list(dims)} are not a whole number of blocks")
         if offset % alignment:
             raise _Corrupt(f"tensor {name!r}: data offset {offset} is not aligned to {alignment}")
+        if name in names:  # llama.cpp ggml/src/gguf.cpp: "duplicate tensor name" fails the load
+            raise _Corrupt(f"duplicate tensor name {name!r}")
+        names.add(name)
         infos.append(TensorInfo(name, tname, dims, nbytes, data_offset + offset))
+        spans.append((offset, offset + nbytes, name))
         end = max(end, offset + nbytes)
+    spans.sort()
+    for (_, prev_end, prev), (start, _, cur) in itertools.pairwise(spans):
+        if start < prev_end:  # llama.cpp checks each tensor starts where the previous (padded) one ends
+            raise _Corrupt(f"tensor {cur!r} data (offset {start}) overlaps tensor {prev!r} (ends at {prev_end})")
     # A GGUF without tensors (llama.cpp's vocab-only ggml-vocab-*.gguf, `convert_hf_to_gguf.py --vocab-only`)
     # ends right after its metadata: gguf-py pads to the alignment only before tensor data
     # (gguf-py/gguf/gguf_writer.py@llama_cpp_python-0.3.16/vendor/llama.cpp: write_tensors_to_file calls

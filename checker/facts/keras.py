@@ -19,8 +19,19 @@ from checker.model import FactError
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 MAX_H5_SCAN = 64 * 1024 * 1024
 _CHUNK = 1 << 20
-_PATTERN = re.compile(rb'"class_name"\s*:\s*"(Lambda|__lambda__)"')
-_NAME = re.compile(rb'"name"\s*:\s*"([^"\\]{1,200})"')
+# A JSON "key": "value" pair whose key or value may be written with escapes (\u004cambda is "Lambda").
+_PAIR = re.compile(rb'"((?:[^"\\\n]|\\.){1,64})"\s*:\s*"((?:[^"\\\n]|\\.){1,400})"')
+_LAMBDA = ("Lambda", "__lambda__")
+
+
+def _json_str(raw: bytes) -> str | None:
+    if b"\\" not in raw:
+        return raw.decode("utf-8", "replace")
+    try:
+        value = json.loads(b'"' + raw + b'"')
+    except ValueError:
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _names_from_json(doc: object, out: list[str]) -> None:
@@ -40,9 +51,19 @@ def _names_from_json(doc: object, out: list[str]) -> None:
 
 
 def _names_from_bytes(buf: bytes, out: list[str]) -> None:
-    for m in _PATTERN.finditer(buf):
-        near = _NAME.search(buf, m.end(), m.end() + 400)
-        out.append(near.group(1).decode("utf-8", "replace") if near else m.group(1).decode())
+    """Lambda layers in raw bytes (an HDF5 ``model_config`` attribute, a config too big to parse)."""
+    pairs = list(_PAIR.finditer(buf))
+    for i, m in enumerate(pairs):
+        if _json_str(m.group(1)) != "class_name" or _json_str(m.group(2)) not in _LAMBDA:
+            continue
+        name = None
+        for n in pairs[i + 1 : i + 8]:
+            if n.start() - m.end() > 2000:
+                break
+            if _json_str(n.group(1)) == "name":
+                name = _json_str(n.group(2))
+                break
+        out.append(name or "Lambda")
 
 
 def lambda_layers(abs_path: str, size: int) -> tuple[tuple[str, ...], tuple[FactError, ...]]:
@@ -81,7 +102,7 @@ def lambda_layers(abs_path: str, size: int) -> tuple[tuple[str, ...], tuple[Fact
                         break
                     read += len(chunk)
                     _names_from_bytes(tail + chunk, found)
-                    tail = chunk[-64:]  # a match straddling two chunks
+                    tail = chunk[-1024:]  # a match straddling two chunks
                 found = list(dict.fromkeys(found))
     except Exception as exc:  # noqa: BLE001 - fail closed with one line
         return (), (FactError("keras", rel, f"could not be read: {type(exc).__name__}: {exc}"[:200]),)

@@ -14,6 +14,7 @@ StringStringEntryProto.key=1, value=2.
 
 from __future__ import annotations
 
+import mmap
 import os
 import stat
 
@@ -43,20 +44,25 @@ class _Bad(Exception):
 
 
 class _Reader:
-    def __init__(self, fh, size: int) -> None:
-        self.fh, self.size, self.messages = fh, size, 0
+    """Walks the protobuf in a memory map by index: no per-byte reads, only the bytes visited are touched."""
+
+    def __init__(self, buf, budget=None) -> None:
+        self.buf, self.pos, self.messages = buf, 0, 0
+        self.budget = budget
+        self.max_messages = MAX_MESSAGES if budget is None else min(MAX_MESSAGES, budget.opcodes_left)
         self.locations: list[str] = []
 
     def varint(self, end: int) -> int:
+        buf, pos = self.buf, self.pos
         result = shift = 0
         while True:
-            if self.fh.tell() >= end:
+            if pos >= end:
                 raise _Bad("varint runs past the end of its message")
-            b = self.fh.read(1)
-            if not b:
-                raise _Bad("truncated varint")
-            result |= (b[0] & 0x7F) << shift
-            if not b[0] & 0x80:
+            b = buf[pos]
+            pos += 1
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                self.pos = pos
                 return result
             shift += 7
             if shift > 63:
@@ -65,13 +71,13 @@ class _Reader:
     def message(self, kind: str, end: int, depth: int) -> dict[int, bytes] | None:
         """Walk one message up to ``end``; for 'entry' return its string fields."""
         self.messages += 1
-        if self.messages > MAX_MESSAGES:
-            raise _Bad(f"more than {MAX_MESSAGES:,} protobuf messages")
+        if self.messages > self.max_messages:
+            raise _Bad(f"more than {self.max_messages:,} protobuf messages (per-run scan budget)")
         if depth > MAX_DEPTH:
             raise _Bad(f"messages nested deeper than {MAX_DEPTH}")
         children = _CHILDREN[kind]
         strings: dict[int, bytes] = {}
-        while self.fh.tell() < end:
+        while self.pos < end:
             key = self.varint(end)
             field, wire = key >> 3, key & 7
             if field == 0:
@@ -79,20 +85,21 @@ class _Reader:
             if wire == 0:
                 self.varint(end)
             elif wire == 1 or wire == 5:
-                self._skip(8 if wire == 1 else 4, end)
+                n = 8 if wire == 1 else 4
+                if self.pos + n > end:
+                    raise _Bad("fixed-width field runs past the end of its message")
+                self.pos += n
             elif wire == 2:
                 length = self.varint(end)
-                start = self.fh.tell()
+                start = self.pos
                 if start + length > end:
                     raise _Bad(f"field {field} claims {length:,} bytes, past the end of its message")
                 child = children.get(field)
                 if child is not None:
                     self.message(child, start + length, depth + 1)
-                    self.fh.seek(start + length)
                 elif kind == "entry" and field in (1, 2) and length <= MAX_STRING:
-                    strings[field] = self.fh.read(length)
-                else:
-                    self.fh.seek(start + length)
+                    strings[field] = bytes(self.buf[start : start + length])
+                self.pos = start + length
             elif wire in (3, 4):  # deprecated groups: ONNX never writes them
                 raise _Bad(f"unsupported protobuf wire type {wire}")
             else:
@@ -102,35 +109,39 @@ class _Reader:
             self.locations.append(strings[2].decode("utf-8", "replace"))
         return strings
 
-    def _skip(self, n: int, end: int) -> None:
-        if self.fh.tell() + n > end:
-            raise _Bad("fixed-width field runs past the end of its message")
-        self.fh.seek(n, os.SEEK_CUR)
 
-
-def external_locations(abs_path: str, size: int) -> tuple[tuple[str, ...], tuple[FactError, ...]]:
+def external_locations(abs_path: str, size: int = 0, budget=None) -> tuple[tuple[str, ...], tuple[FactError, ...]]:
     """External-data locations named by the ONNX model at ``abs_path`` (unique, in file order).
 
     Never raises: a file that is not a readable ONNX protobuf gives one ``FactError(kind="onnx")``
-    whose path is the file name (the caller may replace it with the relative path).
+    whose path is the file name (the caller may replace it with the relative path). Messages walked
+    count against ``budget`` (checker.facts.pickle.Budget) when one is given.
     """
     rel = os.path.basename(abs_path)
     try:
-        fd = os.open(abs_path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(abs_path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
         return (), (FactError("onnx", rel, f"could not be opened: {exc.strerror or exc}"),)
+    reader = None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
             return (), (FactError("onnx", rel, "not a regular file"),)
-        with os.fdopen(fd, "rb", buffering=1 << 16) as fh:
-            reader = _Reader(fh, st.st_size)
+        if st.st_size == 0:
+            return (), (FactError("onnx", rel, "not a readable ONNX model: the file is empty"),)
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as buf:
+            reader = _Reader(buf, budget)
             try:
                 reader.message("model", st.st_size, 0)
             except _Bad as exc:
                 found = tuple(dict.fromkeys(reader.locations))
                 return found, (FactError("onnx", rel, f"not a readable ONNX model: {exc}"),)
             return tuple(dict.fromkeys(reader.locations)), ()
+    except RecursionError:
+        return (), (FactError("onnx", rel, "not a readable ONNX model: nested too deep"),)
     except Exception as exc:  # noqa: BLE001 - fail closed with one line
         return (), (FactError("onnx", rel, f"could not be read: {type(exc).__name__}: {exc}"[:200]),)
+    finally:
+        os.close(fd)
+        if reader is not None and budget is not None:
+            budget.opcodes_used += reader.messages

@@ -1,33 +1,48 @@
-"""Pickle security scan: read the opcodes of pickles (raw, torch zip/legacy, numpy, joblib), never unpickle.
+"""Pickle security scan: read the opcodes of pickles (raw, torch zip/legacy/tar, numpy, joblib), never unpickle.
 
 A small symbolic pickle machine walks the opcode stream with its own bounded loop. It keeps just enough
 of the stack and memo to name every global the unpickler would import (GLOBAL, INST, STACK_GLOBAL with
 operands from string pushes or memo gets) and to follow joblib's raw array data that sits between
-opcodes. Each global gets a verdict: ``safe`` (what weight loaders need), ``dangerous`` (runs code,
-touches files or the network) or ``unknown``. Every limit is fixed here; anything odd becomes a
-``FactError(kind="pickle")`` and never an exception.
+opcodes. Each global gets a verdict, with allowlist semantics as ``torch.load(weights_only=True)`` has:
 
-Entry point: :func:`scan_file`, called by ``checker.facts.gather`` for files with :data:`PICKLE_SUFFIXES`.
+* ``safe``: on the reviewed allowlist of reconstruction globals (tensors, storages, dtypes, numpy arrays,
+  joblib's array wrapper, plain containers);
+* ``unknown``: a reviewed training-state class (``transformers.training_args.TrainingArguments``...):
+  a warning, the file is not weights;
+* ``dangerous``: on the denylist (runs code, spawns processes, touches files or the network, unpickles
+  again, rewrites the unpickler's name resolution): the denylist only names the danger;
+* ``unlisted``: anything else. An error like ``dangerous``: the unpickler imports and calls it.
+
+Containers are recognised by content, never by name (checker.facts.scan decides which files to read):
+zip (torch, npz, TorchScript), tar (torch legacy tar, .nemo), gzip/bz2/xz/lzma/zlib (joblib), ``.npy``
+and raw pickle streams. Every limit is fixed here or in the per-run :class:`Budget`; anything odd becomes
+a ``FactError(kind="pickle")`` and never an exception.
 """
 
 from __future__ import annotations
 
+import ast
 import bz2
+import io
 import lzma
+import mmap
 import os
 import re
 import stat
 import struct
+import tarfile
 import zipfile
 import zlib
+from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from dataclasses import dataclass, field
 
 from checker.model import FactError, PickleGlobal, PickleScan
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz", ".pk", ".dat")
+# Suffixes whose files claim to be pickles: a stream there that does not parse is an error, not "no pickle".
+CLAIM_SUFFIXES = (".pkl", ".pickle", ".pk", ".pt", ".pth", ".ckpt", ".joblib", ".npy", ".dill", ".sav")
+PICKLE_SUFFIXES = (".bin", *CLAIM_SUFFIXES, ".npz", ".dat", ".tar", ".nemo", ".zip", ".gz")  # for callers
 
-MAX_PICKLE_BYTES = 64 * 1024 * 1024  # pickle stream bytes read or decompressed per file
-MAX_OPCODES = 2_000_000  # ~1-2 s of pure Python; torch data.pkl of a 70B model is ~100k opcodes
+MAX_BLOB_BYTES = 32 * 1024 * 1024  # one decompressed stream / archive member held in memory
 MAX_STACK = 200_000  # pickle batches APPENDS/SETITEMS by 1000: real streams stay shallow
 MAX_MEMO = 200_000
 MAX_LINE = 1 << 16  # text-protocol argument lines
@@ -35,19 +50,46 @@ MAX_KEEP_BYTES = 16 * 1024 * 1024  # bytes literals kept for nested scans (torch
 MAX_PICKLES_PER_STREAM = 16
 MAX_ZIP_ENTRIES = 100_000
 MAX_ZIP_CENTRAL_DIR = 32 * 1024 * 1024
-MAX_ZIP_MEMBERS_SCANNED = 64
+MAX_MEMBERS_SNIFFED = 4096  # archive members looked at (a torch zip has one per tensor)
 MAX_NESTED_DEPTH = 3
 MAX_NPY_HEADER = 1 << 16
+MAX_SEARCH_BYTES = 8 * 1024 * 1024  # byte search past a cap
+HEAD_BYTES = 4096  # content sniffing reads this much first
+MAX_INT_DIGITS = 4300  # CPython's int() string limit (sys.int_info.default_max_str_digits)
 
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+MAX_OPCODES = 1_200_000  # per run (Budget): ~1 s of the pure-Python walk on a slow core, all files together
+
+
+@dataclass(slots=True)
+class Budget:
+    """One budget per run (checker.facts.scan makes it): opcodes walked and bytes decompressed or read
+    into memory, over every file. When it runs out, what is left is reported as not scanned."""
+
+    opcodes: int = MAX_OPCODES
+    bytes: int = 96 * 1024 * 1024  # decompressed / archive-member bytes, all files together
+    opcodes_used: int = 0
+    bytes_used: int = 0
+
+    @property
+    def opcodes_left(self) -> int:
+        return max(0, self.opcodes - self.opcodes_used)
+
+    @property
+    def bytes_left(self) -> int:
+        return max(0, self.bytes - self.bytes_used)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.opcodes_left <= 0 or self.bytes_left <= 0
+
+    def describe(self) -> str:
+        return (f"the per-run scan budget ({self.opcodes:,} pickle opcodes, {self.bytes >> 20} MiB decompressed) "
+                f"is used up")
 
 
 # ---------------------------------------------------------------------------------------------
 # Verdicts
-
-# Python 2 names the unpickler maps (fix_imports) before importing.
-_PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg", "exceptions": "builtins", "cPickle": "pickle",
-                "commands": "subprocess", "urllib2": "urllib", "httplib": "http", "Tkinter": "tkinter"}
 
 _TORCH_STORAGES = {
     f"{t}Storage"
@@ -60,16 +102,16 @@ _TORCH_DTYPES = {
     "complex128", "cfloat", "cdouble", "chalf", "uint8", "uint16", "uint32", "uint64", "int8", "int16",
     "short", "int32", "int", "int64", "long", "bool", "qint8", "quint8", "qint32", "quint4x2", "quint2x4",
     "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2",
-    "bits8", "bits16", "strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc",
-    "_mkldnn", "contiguous_format", "channels_last", "channels_last_3d", "preserve_format",
-    "per_tensor_affine", "per_channel_affine", "per_tensor_symmetric", "per_channel_symmetric",
-    "per_channel_affine_float_qparams",
+    "bits8", "bits16", "bits1x8", "bits2x4", "bits4x2", "strided", "sparse_coo", "sparse_csr", "sparse_csc",
+    "sparse_bsr", "sparse_bsc", "_mkldnn", "contiguous_format", "channels_last", "channels_last_3d",
+    "preserve_format", "per_tensor_affine", "per_channel_affine", "per_tensor_symmetric",
+    "per_channel_symmetric", "per_channel_affine_float_qparams",
 }
+# torch/_weights_only_unpickler.py@2.5.1 _tensor_rebuild_functions()
 _TORCH_REBUILD = {
     "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
     "_rebuild_parameter_with_state", "_rebuild_sparse_tensor", "_rebuild_nested_tensor", "_rebuild_qtensor",
     "_rebuild_meta_tensor_no_storage", "_rebuild_wrapper_subclass", "_rebuild_device_tensor_from_numpy",
-    "_rebuild_device_tensor_from_cpu_tensor", "_rebuild_xla_tensor", "_rebuild_mps_tensor",
 }
 _NUMPY_SCALARS = {
     "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32",
@@ -77,11 +119,16 @@ _NUMPY_SCALARS = {
     "ulonglong", "half", "single", "double", "str_", "bytes_", "void", "datetime64", "timedelta64",
 }
 
+# The allowlist. torch/_weights_only_unpickler.py@2.5.1 _get_allowed_globals(): OrderedDict, Counter,
+# nn.Parameter, serialization._get_layout, Size, Tensor, device, _codecs.encode, builtins.bytearray, dtypes,
+# tensor and storage classes, qschemes, _utils rebuild functions, _tensor._rebuild_from_type_v2; plus the
+# reconstruction globals numpy (ndarray.__reduce__: multiarray._reconstruct, ndarray, dtype, scalar) and
+# joblib (numpy_pickle.NumpyArrayWrapper) write, and a few inert value classes.
 _SAFE: dict[str, frozenset[str]] = {
-    "collections": frozenset({"OrderedDict", "defaultdict", "Counter", "deque"}),
+    "collections": frozenset({"OrderedDict", "Counter", "defaultdict", "deque"}),
     "builtins": frozenset({"set", "frozenset", "bytearray", "bytes", "slice", "complex", "range", "str", "int",
                            "float", "bool", "list", "dict", "tuple", "object", "Ellipsis", "NotImplemented"}),
-    "copyreg": frozenset({"_reconstructor", "__newobj__", "__newobj_ex__"}),
+    "copyreg": frozenset({"_reconstructor"}),
     "_codecs": frozenset({"encode"}),
     "torch._utils": frozenset(_TORCH_REBUILD),
     "torch": frozenset(_TORCH_STORAGES | _TORCH_DTYPES | {"Size", "device", "Tensor", "dtype", "layout",
@@ -105,10 +152,17 @@ _SAFE: dict[str, frozenset[str]] = {
     "fractions": frozenset({"Fraction"}),
     "uuid": frozenset({"UUID"}),
     "argparse": frozenset({"Namespace"}),
-    "pathlib": frozenset({"Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath"}),
 }
+# Reviewed training-state classes (HF Trainer's training_args.bin): not weights, a warning (SEC002).
+_TRAINING_STATE_MODULES = frozenset({
+    "transformers.training_args", "transformers.training_args_seq2seq", "transformers.trainer_utils",
+    "transformers.trainer_pt_utils", "transformers.debug_utils", "transformers.utils.generic",
+    "accelerate.state", "accelerate.utils.dataclasses",
+})
 
-# Whole module trees that run code, spawn processes, touch files/network or unpickle again.
+# The denylist names the danger only; everything off the allowlist is an error anyway.
+# Whole module trees that run code, spawn processes, touch files/network, unpickle again or change how
+# the unpickler resolves names.
 _DANGEROUS_ROOTS = frozenset({
     "os", "posix", "nt", "subprocess", "_posixsubprocess", "sys", "socket", "_socket", "shutil", "runpy",
     "webbrowser", "importlib", "imp", "pty", "ctypes", "_ctypes", "marshal", "pickle", "_pickle", "dill",
@@ -118,22 +172,31 @@ _DANGEROUS_ROOTS = frozenset({
     "timeit", "cProfile", "profile", "doctest", "idlelib", "xmlrpc", "http", "urllib", "requests", "ftplib",
     "smtplib", "telnetlib", "paramiko", "aiohttp", "httpx", "_thread", "threading", "_winapi", "msvcrt",
     "winreg", "tempfile", "glob", "fileinput", "linecache", "tkinter", "turtle", "antigravity", "this",
-    "jsonpickle", "yaml", "inspect", "gc", "builtins_", "sysconfig", "posixpath", "ntpath", "mmap",
-    "select", "selectors", "ssl", "ssh", "fcntl", "resource", "zipfile", "tarfile", "shlex",
-    "cmd", "readline", "rlcompleter", "lib2to3", "uu", "compileall", "py_compile", "builtins_exec",
+    "jsonpickle", "yaml", "inspect", "gc", "sysconfig", "posixpath", "ntpath", "mmap",
+    "select", "selectors", "ssl", "fcntl", "resource", "zipfile", "tarfile", "shlex",
+    "cmd", "readline", "rlcompleter", "lib2to3", "uu", "compileall", "py_compile", "_compat_pickle",
+    "copyreg", "copy_reg", "_osx_support", "_aix_support", "imaplib", "poplib", "nntplib", "logging",
+    "_xxsubinterpreters", "_interpreters", "interpreters", "concurrent", "uuid", "sympy", "numexpr",
+    "pandas", "cffi", "test", "unittest", "builtins", "__builtin__", "__main__", "_imp",
+    "subprocess32", "sh", "plumbum", "pexpect", "fabric", "invoke", "docker", "keras", "tensorflow", "jax",
+    "_bootlocale", "encodings", "codecs", "zipapp", "smtpd", "socketserver", "wsgiref", "sqlite3", "dbm",
+    "bz2", "lzma", "gzip", "csv", "configparser", "netrc", "mailcap", "pyexpat",
 })
 _DANGEROUS_MODULES = frozenset({
-    "torch.hub", "torch.jit", "torch._inductor", "torch.utils.cpp_extension", "torch.fx", "torch._dynamo",
+    "torch.hub", "torch.jit", "torch._inductor", "torch.utils", "torch.fx", "torch._dynamo",
     "torch.package", "torch.ops", "torch.distributed", "torch._ops", "torch.compiler", "torch.testing",
+    "torch._C", "torch.cuda._utils", "torch.backends", "torch.multiprocessing", "torch.onnx", "torch.export",
     "numpy.testing", "numpy.f2py", "numpy.distutils", "numpy.ctypeslib", "numpy.lib.npyio", "numpy.lib.format",
-    "keras.src.saving", "tensorflow.python.ops.script_ops", "joblib.parallel", "joblib.externals",
+    "numpy.lib._npyio_impl", "numpy.lib._format_impl", "numpy.lib.utils", "numpy.lib._utils_impl",
+    "joblib", "transformers.dynamic_module_utils", "transformers.utils.hub", "huggingface_hub",
+    "keras.src.saving", "tensorflow.python.ops.script_ops", "sklearn.utils._testing",
 })
 _DANGEROUS_NAMES = frozenset({
     ("torch", "load"), ("torch", "save"), ("torch", "compile"), ("torch.serialization", "load"),
     ("torch.serialization", "save"), ("torch", "from_file"), ("numpy", "load"), ("numpy", "loadtxt"),
     ("numpy", "fromfile"), ("numpy", "save"), ("numpy", "savez"), ("numpy", "savetxt"), ("numpy", "genfromtxt"),
-    ("numpy", "memmap"), ("numpy", "fromregex"), ("joblib", "load"), ("joblib", "dump"),
-    ("pandas", "read_pickle"), ("pandas.io.pickle", "read_pickle"), ("codecs", "open"),
+    ("numpy", "memmap"), ("numpy", "fromregex"), ("numpy", "fromstring"), ("numpy", "frompyfunc"),
+    ("numpy", "vectorize"), ("numpy", "lookfor"), ("numpy", "source"), ("numpy", "info"),
     ("torch.storage", "_load_from_bytes"),  # only when its bytes cannot be scanned (see _reduce)
 })
 # Attribute names that are code execution wherever they live (also inside dotted protocol-4 names).
@@ -142,38 +205,55 @@ _DANGEROUS_ATTRS = frozenset({
     "getattr", "setattr", "delattr", "spawn", "spawnl", "spawnlp", "spawnv", "spawnve", "spawnvp", "execl",
     "execle", "execlp", "execv", "execve", "execvp", "execvpe", "check_output", "check_call", "Popen",
     "run_path", "run_module", "load_source", "import_module", "breakpoint", "globals", "locals", "vars",
-    "open", "input", "startfile", "loads", "load_module", "exec_module", "unsafe_load", "full_load",
+    "open", "input", "startfile", "loads", "load", "load_module", "exec_module", "unsafe_load", "full_load",
+    "sympify", "dictConfig", "fileConfig", "listen", "IMAP4_stream", "_get_command_stdout", "_read_output",
+    "_read_cmd_output", "run_string", "run_func", "call", "getoutput", "getstatusoutput", "pipepager",
+    "tempfilepager", "main", "add_extension", "get_class_from_dynamic_module", "get_class_in_module",
 })
 _SAFE_DUNDERS = frozenset({"__newobj__", "__newobj_ex__", "__randomstate_ctor", "__bit_generator_ctor",
                            "__generator_ctor"})
 
 
-def classify(module: str, name: str) -> str:
-    """'safe', 'dangerous' or 'unknown' for the global ``module.name`` a pickle imports."""
-    mod = _PY2_MODULES.get(module, module)
-    safe = _SAFE.get(mod)
-    if safe is not None and name in safe:
-        return "safe"
-    if mod == "numpy.dtypes" and name.endswith("DType") and "." not in name:
-        return "safe"
+def is_identifier_path(text: str) -> bool:
+    """Whether ``text`` is a dotted path of identifiers: anything else cannot be imported (find_class fails)."""
+    return bool(text) and all(p.isidentifier() for p in text.split("."))
+
+
+def py3_name(module: str, name: str) -> tuple[str, str]:
+    """The name the unpickler imports for protocols < 3 (``fix_imports``), as Lib/_compat_pickle.py maps it."""
+    if (module, name) in NAME_MAPPING:
+        return NAME_MAPPING[(module, name)]
+    return IMPORT_MAPPING.get(module, module), name
+
+
+def _denied(module: str, name: str) -> bool:
     parts = name.split(".")
     if any(p in _DANGEROUS_ATTRS for p in parts):
-        return "dangerous"
+        return True
     if any(p.startswith("__") and p.endswith("__") and p not in _SAFE_DUNDERS for p in parts):
-        return "dangerous"
-    if mod == "builtins":  # only the plain containers above are harmless
-        return "dangerous"
-    root = mod.split(".", 1)[0]
-    if root in _DANGEROUS_ROOTS or (mod, name) in _DANGEROUS_NAMES:
-        return "dangerous"
-    if any(mod == m or mod.startswith(m + ".") for m in _DANGEROUS_MODULES):
-        return "dangerous"
-    if not mod or not name or not _IDENT_PATH.match(mod) or not _IDENT_PATH.match(name):
-        return "dangerous"  # the unpickler would still try to import it; no legitimate writer emits this
-    return "unknown"
+        return True
+    root = module.split(".", 1)[0]
+    if root in _DANGEROUS_ROOTS or (module, name) in _DANGEROUS_NAMES:
+        return True
+    return any(module == m or module.startswith(m + ".") for m in _DANGEROUS_MODULES)
 
 
-_IDENT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+def classify(module: str, name: str) -> str:
+    """'safe', 'unknown', 'dangerous' or 'unlisted' for the global ``module.name`` a pickle imports."""
+    mod3, name3 = py3_name(module, name)  # applied whatever the protocol: the stricter reading wins below
+    safe = _SAFE.get(mod3)
+    if safe is not None and name3 in safe:
+        return "safe"
+    if mod3 in ("numpy.dtypes",) and name3.endswith("DType") and name3.isidentifier():
+        return "safe"
+    if _denied(module, name) or _denied(mod3, name3):
+        return "dangerous"
+    if mod3 in _TRAINING_STATE_MODULES and name3.isidentifier() and not name3.startswith("_"):
+        return "unknown"
+    return "unlisted"
+
+
+ERROR_VERDICTS = ("dangerous", "unlisted")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,6 +262,10 @@ _IDENT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 class _Malformed(Exception):
     """The stream is not a well-formed pickle at this point."""
+
+
+class _Truncated(_Malformed):
+    """The stream runs past the end of the bytes at hand (a head read may need the whole file)."""
 
 
 class _Capped(Exception):
@@ -206,6 +290,7 @@ class _Mark:
 class _Global:
     module: str
     name: str
+    bad: bool = False  # verdict dangerous/unlisted: calling it runs code
 
 
 @dataclass(slots=True, eq=False)
@@ -224,41 +309,69 @@ class _Result:
     notes: list[str] = field(default_factory=list)  # why the scan stopped early (one line each)
     joblib: bool = False
     values: list[object] = field(default_factory=list)  # top-level values of complete pickles
+    imported_denied: bool = False  # a denylisted global was imported (importing alone can run code)
+    called_bad: bool = False  # a dangerous/unlisted global was called (REDUCE, NEWOBJ, INST, OBJ)
+    limit: int = -1  # opcodes this stream may walk (set from the budget by the first machine)
+    charged: int = 0  # opcodes already counted against the budget
 
 
 class _Machine:
     """Decodes pickles in ``data`` from ``pos``. One instance per file; memo/stack reset per pickle."""
 
-    def __init__(self, data: bytes, result: _Result, depth: int = 0) -> None:
+    def __init__(self, data: bytes, result: _Result, depth: int = 0, budget: Budget | None = None) -> None:
         self.data = data
         self.result = result
         self.depth = depth
+        self.budget = budget if budget is not None else Budget()
+        if result.limit < 0:
+            result.limit = self.budget.opcodes_left
         self._seen: set[tuple[str, str]] = set()
         self.cap_pos = 0  # where a limit stopped the walk (the byte search goes on from there)
+
+    def charge(self) -> None:
+        """Count the opcodes walked so far against the per-run budget (before and after nested scans)."""
+        res = self.result
+        self.budget.opcodes_used += res.opcodes - res.charged
+        res.charged = res.opcodes
+        res.limit = res.opcodes + self.budget.opcodes_left
 
     # -- helpers ---------------------------------------------------------------------------------
     def _need(self, pos: int, n: int) -> None:
         if n < 0 or pos + n > len(self.data):
-            raise _Malformed(f"truncated: an argument at byte {pos} needs {n} bytes")
+            raise _Truncated(f"truncated: an argument at byte {pos} needs {n} bytes")
 
     def _line(self, pos: int) -> tuple[bytes, int]:
         end = self.data.find(b"\n", pos, pos + MAX_LINE)
         if end < 0:
+            if pos + MAX_LINE >= len(self.data):
+                raise _Truncated(f"unterminated text argument at byte {pos}")
             raise _Malformed(f"unterminated text argument at byte {pos}")
         return self.data[pos:end], end + 1
 
     def _add_global(self, module: str, name: str) -> _Global:
+        if not is_identifier_path(module) or not is_identifier_path(name):
+            # find_class cannot import it (the load fails there): no code runs, nothing to report.
+            return _Global(module, name)
+        verdict = classify(module, name)
         key = (module, name)
         if key not in self._seen:
             self._seen.add(key)
-            self.result.globals.append(PickleGlobal(module, name, classify(module, name)))
-        return _Global(module, name)
+            self.result.globals.append(PickleGlobal(module, name, verdict))
+        if verdict == "dangerous":
+            self.result.imported_denied = True
+        return _Global(module, name, verdict in ERROR_VERDICTS)
 
     def _flag(self, module: str, name: str, verdict: str) -> None:
         key = (module, name)
         if key not in self._seen:
             self._seen.add(key)
             self.result.globals.append(PickleGlobal(module, name, verdict))
+        if verdict == "dangerous":
+            self.result.imported_denied = True
+
+    def _call(self, func: object) -> None:
+        if isinstance(func, _Global) and func.bad:
+            self.result.called_bad = True
 
     # -- one pickle --------------------------------------------------------------------------------
     def run(self, pos: int) -> tuple[int, object]:
@@ -293,11 +406,11 @@ class _Machine:
 
         while True:
             if pos >= n:
-                raise _Malformed(f"ends without STOP at byte {pos}")
+                raise _Truncated(f"ends without STOP at byte {pos}")
             res.opcodes += 1
-            if res.opcodes > MAX_OPCODES:
+            if res.opcodes > res.limit:
                 self.cap_pos = pos
-                raise _Capped(f"stopped after {MAX_OPCODES:,} opcodes")
+                raise _Capped(f"stopped after {res.opcodes - 1:,} opcodes: {self.budget.describe()}")
             if len(stack) > MAX_STACK or len(metastack) > MAX_STACK:
                 self.cap_pos = pos
                 raise _Capped(f"stack deeper than {MAX_STACK:,} at byte {pos}")
@@ -375,15 +488,18 @@ class _Machine:
             elif op == 0x52:  # REDUCE
                 args = pop()
                 func = pop()
+                self._call(func)
                 stack.append(self._reduce(func, args))
             elif op == 0x81:  # NEWOBJ
                 args = pop()
                 cls = pop()
+                self._call(cls)
                 stack.append(_Obj(cls, args))
             elif op == 0x92:  # NEWOBJ_EX
                 pop()
                 args = pop()
                 cls = pop()
+                self._call(cls)
                 stack.append(_Obj(cls, args))
             elif op == 0x62:  # BUILD
                 state = pop()
@@ -402,7 +518,7 @@ class _Machine:
                 else:
                     # Real writers always push literal strings; computed operands hide the target.
                     self._flag(repr(module)[:80], repr(name)[:80], "dangerous")
-                    stack.append(_UNK)
+                    stack.append(_Global("?", "?", True))
             elif op == 0x63:  # GLOBAL
                 mod, pos = self._line(pos)
                 nm, pos = self._line(pos)
@@ -412,11 +528,13 @@ class _Machine:
                 nm, pos = self._line(pos)
                 cls = self._add_global(mod.decode("utf-8", "replace"), nm.decode("utf-8", "replace"))
                 items = pop_mark()
+                self._call(cls)
                 stack.append(_Obj(cls, tuple(items)))
             elif op == 0x6F:  # OBJ
                 items = pop_mark()
                 if not items:
                     raise _Malformed(f"OBJ without class at byte {at}")
+                self._call(items[0])
                 stack.append(_Obj(items[0], tuple(items[1:])))
             elif op == 0x7D:  # EMPTY_DICT
                 stack.append({})
@@ -486,7 +604,7 @@ class _Machine:
                 if ln < 0:
                     raise _Malformed(f"negative LONG4 length at byte {at}")
                 self._need(pos, ln)
-                stack.append(int.from_bytes(data[pos : pos + ln], "little", signed=True) if ln <= 64 else _UNK)
+                stack.append(int.from_bytes(data[pos : pos + ln], "little", signed=True) if ln <= 512 else _UNK)
                 pos += ln
             elif op == 0x43 or op == 0x42 or op == 0x8E or op == 0x96:  # (SHORT_)BINBYTES(8), BYTEARRAY8
                 w = {0x43: 1, 0x42: 4, 0x8E: 8, 0x96: 8}[op]
@@ -551,8 +669,13 @@ class _Machine:
                 self._need(pos, w)
                 code = int.from_bytes(data[pos : pos + w], "little")
                 pos += w
-                self._flag("copyreg", f"extension:{code}", "unknown")
-                stack.append(_UNK)
+                # The extension registry maps the code to any (module, name), os.system included, once
+                # something called copyreg.add_extension: the global it resolves to is not in the file.
+                key = ("copyreg", f"extension code {code}")
+                if key not in self._seen:  # recorded, but not an import: an unregistered code fails the load
+                    self._seen.add(key)
+                    self.result.globals.append(PickleGlobal(*key, "dangerous"))
+                stack.append(_Global("copyreg", f"extension code {code}", True))
             elif op == 0x97:  # NEXT_BUFFER (out-of-band; a file cannot carry one)
                 stack.append(_UNK)
             elif op == 0x98:  # READONLY_BUFFER
@@ -580,7 +703,9 @@ class _Machine:
             # torch pickles storages as a nested torch.save blob; scan the blob instead of trusting it.
             blob = _as_bytes(args[0]) if isinstance(args, tuple) and args else None
             if blob is not None and self.depth < MAX_NESTED_DEPTH:
-                nested = _scan_bytes(blob, "<nested>", self.depth + 1)
+                self.charge()
+                nested = _scan_nested(blob, self.depth + 1, self.budget)
+                self.charge()
                 for scan in nested[0]:
                     for g in scan.globals:
                         self._flag(g.module, g.name, g.verdict)
@@ -616,7 +741,7 @@ class _Machine:
         if is_object:
             if self.depth >= MAX_NESTED_DEPTH:
                 raise _Capped("joblib object arrays nested too deep")
-            inner = _Machine(self.data, self.result, self.depth + 1)
+            inner = _Machine(self.data, self.result, self.depth + 1, self.budget)
             end, _ = inner.run(pos)
             for key in inner._seen:
                 self._seen.add(key)
@@ -647,26 +772,63 @@ def _as_bytes(value: object) -> bytes | None:
     return None
 
 
+# numpy's itemsize per type character (numpy/_core/src/multiarray/arraytypes: sizeof of the C type on
+# LP64); 'S', 'U', 'V', 'a' are flexible: their size is in the string or in the pickled state.
+_NP_ITEMSIZE = {"?": 1, "b": 1, "B": 1, "h": 2, "H": 2, "i": 4, "I": 4, "l": 8, "L": 8, "q": 8, "Q": 8,
+                "p": 8, "P": 8, "n": 8, "N": 8, "e": 2, "f": 4, "d": 8, "g": 16, "F": 8, "D": 16, "G": 32,
+                "M": 8, "m": 8, "O": 8, "c": 1}
+_NP_NAMES = {"bool": "?", "bool_": "?", "int8": "b", "uint8": "B", "int16": "h", "uint16": "H", "int32": "i",
+             "uint32": "I", "int64": "q", "uint64": "Q", "float16": "e", "float32": "f", "float64": "d",
+             "complex64": "F", "complex128": "D", "longdouble": "g", "clongdouble": "G", "half": "e",
+             "single": "f", "double": "d", "float": "d", "int": "l", "intp": "p", "uintp": "P",
+             "object": "O", "object_": "O", "datetime64": "M", "timedelta64": "m", "bytes": "S", "str": "U",
+             "void": "V", "byte": "b", "ubyte": "B", "short": "h", "ushort": "H", "intc": "i", "uintc": "I",
+             "long": "l", "ulong": "L", "longlong": "q", "ulonglong": "Q", "csingle": "F", "cdouble": "D"}
+# kind size for the "<kind><count>" spelling (i4, f8, U10 counts characters of 4 bytes)
+_NP_KIND_UNIT = {"b": 1, "i": 1, "u": 1, "f": 1, "c": 1, "S": 1, "a": 1, "V": 1, "U": 4, "M": 1, "m": 1, "O": 1}
+
+
 def _dtype_info(dtype: object) -> tuple[bool, int] | None:
-    """(is_object, itemsize) of a pickled ``numpy.dtype(str, ...)`` call, or None if unreadable."""
+    """(has_object, itemsize) of a pickled ``numpy.dtype(spec, align, copy)`` call + BUILD state, derived
+    as numpy does it (the spec decides; only flexible types take ``elsize`` from the state), or None."""
     if not isinstance(dtype, _Obj) or not isinstance(dtype.args, tuple) or not dtype.args:
         return None
     spec = dtype.args[0]
     if not isinstance(spec, str):
         return None
-    m = re.fullmatch(r"[<>|=]?([a-zA-Z])(\d*)", spec)
-    if not m:
-        return None
-    kind, digits = m.group(1), m.group(2)
+    state = dtype.state
+    elsize = state[5] if isinstance(state, tuple) and len(state) >= 6 and isinstance(state[5], int) else None
+    fields = state[4] if isinstance(state, tuple) and len(state) >= 5 else None
+    m = re.fullmatch(r"[<>|=]?([A-Za-z?])(\d*)(?:\[\w+]*\])?", spec.strip())
+    if m is None:
+        code = _NP_NAMES.get(spec.strip())
+        if code is None:
+            return None
+        kind, digits = code, ""
+    else:
+        kind, digits = m.group(1), m.group(2)
     if kind == "O":
         return True, 8
-    state = dtype.state
-    if isinstance(state, tuple) and len(state) >= 6 and isinstance(state[5], int) and state[5] > 0:
-        return False, state[5]  # structured/void: elsize is in the state
-    if not digits:
+    if fields is not None:  # structured: any object field means joblib pickles the array
+        if not isinstance(fields, dict):
+            return None
+        for value in fields.values():
+            sub = value[0] if isinstance(value, tuple) and value else None
+            info = _dtype_info(sub)
+            if info is None or info[0]:
+                return info if info is None else (True, 8)
+    if kind in ("S", "U", "V", "a"):  # flexible: numpy's __setstate__ takes elsize from the state
+        if elsize is not None and elsize >= 0:
+            return False, elsize
+        if digits:
+            return False, int(digits) * _NP_KIND_UNIT[kind]
         return None
-    size = int(digits)
-    return False, size * 4 if kind == "U" else size
+    if digits and kind in _NP_KIND_UNIT:
+        size = int(digits) * _NP_KIND_UNIT[kind]
+        return (False, size) if size > 0 else None
+    if kind in _NP_ITEMSIZE and not digits:
+        return False, _NP_ITEMSIZE[kind]
+    return None
 
 
 def _string_literal(raw: bytes) -> object:
@@ -680,65 +842,59 @@ def _string_literal(raw: bytes) -> object:
 
 
 def _text_int(raw: bytes, at: int | None = None) -> object:
-    raw = raw.strip().rstrip(b"L")
+    """INT/LONG/GET/PUT text arguments as CPython reads them: ``int(text, 0)`` (0x.., underscores, a
+    trailing L), ``00``/``01`` as booleans."""
+    raw = raw.strip()
     if raw in (b"00", b"01"):
         return raw == b"01"
-    if len(raw) > 64 or not re.fullmatch(rb"[+-]?\d+", raw):
+    if raw.endswith(b"L"):
+        raw = raw[:-1]
+    if len(raw) > MAX_INT_DIGITS:
         if at is not None:
-            raise _Malformed(f"bad integer argument at byte {at}")
+            raise _Malformed(f"integer argument longer than {MAX_INT_DIGITS} digits at byte {at}")
         return _UNK
-    return int(raw)
+    text = raw.decode("ascii", "replace")
+    for base in (0, 10):
+        try:
+            return int(text, base)
+        except ValueError:
+            continue
+    if at is not None:
+        raise _Malformed(f"bad integer argument at byte {at}")
+    raise _Malformed("bad integer argument")
 
 
 # ---------------------------------------------------------------------------------------------
-# Containers
+# Containers: recognised by content, never by name
 
 
-def _scan_stream(data: bytes, label: str, fmt: str, depth: int = 0, legacy_ok: bool = True,
-                 offset: int = 0) -> tuple[PickleScan | None, list[str]]:
-    """Scan consecutive pickles in ``data`` from ``offset``; (scan or None if not a pickle, notes)."""
-    result = _Result()
-    machine = _Machine(data, result, depth)
-    pos = offset
-    notes: list[str] = []
-    try:
-        pos, top = machine.run(pos)
-    except _Capped as exc:
-        notes.append(str(exc))
-        _search_rest(machine, max(machine.cap_pos, offset), notes)
-        return _make_scan(label, fmt, result), notes
-    except _Malformed as exc:
-        if not result.globals:  # without a global nothing can run: treat as not a pickle at all
-            return None, [f"not a pickle: {exc}"]
-        notes.append(f"malformed pickle: {exc}")
-        return _make_scan(label, fmt, result), notes
-    # torch legacy format: magic, protocol, sys_info, the object, storage keys; then raw storage bytes.
-    legacy = legacy_ok and top == _TORCH_LEGACY_MAGIC
-    if legacy:
-        fmt = "torch-legacy"
-    limit = 5 if legacy else MAX_PICKLES_PER_STREAM
-    count = 1
-    while count < limit and pos < len(data):
-        if not legacy and not (data[pos] == 0x80 and pos + 1 < len(data) and data[pos + 1] <= 5):
-            break
-        saved = (list(result.globals), result.opcodes, set(machine._seen))
-        try:
-            pos, _ = machine.run(pos)
-        except _Capped as exc:
-            notes.append(str(exc))
-            _search_rest(machine, max(machine.cap_pos, pos), notes)
-            break
-        except _Malformed as exc:
-            if legacy:
-                notes.append(f"malformed pickle #{count + 1} of the legacy torch file: {exc}")
-            else:  # trailing bytes that merely look like a pickle: the loader reads only the first one
-                result.globals, result.opcodes, machine._seen = saved
-            break
-        count += 1
-    notes.extend(result.notes)
-    if result.joblib and fmt == "pickle":
-        fmt = "joblib"
-    return _make_scan(label, fmt, result), notes
+class _NeedMore(Exception):
+    """A head read ran out before the stream decided; read the whole member and try again."""
+
+
+@dataclass(slots=True)
+class FileScan:
+    """What one file held: pickle scans, read problems, TorchScript archives (file or member names)."""
+
+    scans: list[PickleScan] = field(default_factory=list)
+    errors: list[FactError] = field(default_factory=list)
+    torchscript: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Ctx:
+    file: str  # relative path of the file on disk: every scan and error names it, never a member
+    budget: Budget
+    out: FileScan
+
+    def error(self, member: str | None, message: str) -> None:
+        self.out.errors.append(FactError("pickle", self.file, f"member {member}: {message}" if member else message))
+
+    def take(self, n: int) -> int:
+        """Bytes that may still be read into memory (decompressed, archive members), at most ``n``."""
+        grant = max(0, min(n, self.budget.bytes_left))
+        self.budget.bytes_used += grant
+        return grant
 
 
 # Byte search for what the walk could not reach: padding a pickle with millions of cheap opcodes must not
@@ -753,16 +909,17 @@ MAX_SEARCH_HITS = 1_000_000
 def _search_rest(machine: _Machine, start: int, notes: list[str]) -> None:
     data = machine.data
     found: list[tuple[str, str]] = []
-    for m in _LINE_GLOBAL.finditer(data, start):
+    end = min(len(data), start + MAX_SEARCH_BYTES)
+    for m in _LINE_GLOBAL.finditer(data, start, end):
         found.append((m.group(1).decode(), m.group(2).decode()))
     prev: tuple[int, str] | None = None  # (end, text) of the previous identifier push
-    for hits, m in enumerate(_SHORT_STR.finditer(data, start)):
+    for hits, m in enumerate(_SHORT_STR.finditer(data, start, end)):
         if hits > MAX_SEARCH_HITS:
             break
         n = ord(m.group(1) or m.group(2) or m.group(3))
         raw = data[m.end() : m.end() + n]
         text = raw.decode("latin-1")
-        if len(raw) != n or not _IDENT_PATH.match(text):
+        if len(raw) != n or not is_identifier_path(text):
             prev = None
             continue
         if prev is not None and _MEMO_OPS.match(data, prev[0]).end() >= m.start():
@@ -772,68 +929,310 @@ def _search_rest(machine: _Machine, start: int, notes: list[str]) -> None:
         prev = (m.end() + n, text)
     flagged = []
     for mod, name in dict.fromkeys(found):
-        if classify(mod, name) == "dangerous":
+        if classify(mod, name) in ERROR_VERDICTS:
             machine._flag(mod, name, "dangerous")
             flagged.append(f"{mod}.{name}")
     if flagged:
         notes.append(f"a byte search past that point found {', '.join(flagged[:5])}")
 
 
-def _make_scan(label: str, fmt: str, result: _Result) -> PickleScan:
-    if result.joblib and fmt == "pickle":
-        fmt = "joblib"
-    return PickleScan(path=label, format=fmt, globals=tuple(result.globals), opcodes_seen=result.opcodes)
+def _kind(head: bytes) -> str:
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "zip"
+    if head[257:262] == b"ustar":
+        return "tar"
+    if head[:6] == b"\x93NUMPY":
+        return "npy"
+    if head[:2] == b"ZF" and head[21:22] == b"\x78":  # joblib < 0.10 zfile: 'ZF' + 19-char hex length + zlib
+        return "zfile"
+    for magic, kind in _COMPRESSED:
+        if head.startswith(magic):
+            return kind
+    return "pickle"
 
 
 _COMPRESSED = (
     (b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"]\x00\x00", "lzma"), (b"\x78\x01", "zlib"),
-    (b"\x78\x5e", "zlib"), (b"\x78\x9c", "zlib"), (b"\x78\xda", "zlib"),
+    (b"\x78\x5e", "zlib"), (b"\x78\x9c", "zlib"), (b"\x78\xda", "zlib"), (b"\x04\x22\x4d\x18", "lz4"),
 )
 
 
-def _decompress(data: bytes, kind: str) -> tuple[bytes, bool]:
-    """Decompress at most MAX_PICKLE_BYTES; (bytes, capped)."""
+def _decompress(ctx: _Ctx, data, kind: str, start: int = 0) -> tuple[bytearray, bool]:
+    """Stream-decompress ``data[start:]`` within the per-run byte budget and MAX_BLOB_BYTES, feeding 1 MiB
+    of input at a time (a big compressed file is never copied whole); (bytes, capped)."""
+    want = min(MAX_BLOB_BYTES, ctx.budget.bytes_left)
     if kind in ("gzip", "zlib"):
         d = zlib.decompressobj(31 if kind == "gzip" else 15)
-        out = d.decompress(data, MAX_PICKLE_BYTES + 1)
     elif kind == "bz2":
-        out = bz2.BZ2Decompressor().decompress(data, MAX_PICKLE_BYTES + 1)
+        d = bz2.BZ2Decompressor()
+    elif kind in ("xz", "lzma"):
+        d = lzma.LZMADecompressor(format=lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE, memlimit=256 << 20)
     else:
-        fmt = lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE
-        out = lzma.LZMADecompressor(format=fmt).decompress(data, MAX_PICKLE_BYTES + 1)
-    return out[:MAX_PICKLE_BYTES], len(out) > MAX_PICKLE_BYTES
+        raise ValueError(f"{kind} compression is not supported by this scanner")
+    out = bytearray()
+    pos, step = start, 1 << 20
+    while len(out) <= want and not d.eof:
+        room = want + 1 - len(out)
+        if kind in ("gzip", "zlib"):
+            feed = d.unconsumed_tail
+            if not feed:
+                if pos >= len(data):
+                    break
+                feed, pos = data[pos : pos + step], pos + step
+            out += d.decompress(feed, room)
+        else:
+            if d.needs_input:
+                if pos >= len(data):
+                    break
+                feed, pos = data[pos : pos + step], pos + step
+            else:
+                feed = b""
+            out += d.decompress(feed, room)
+    capped = len(out) > want
+    del out[want:]
+    ctx.take(len(out))
+    return out, capped
 
 
-def _npy_pickle_offset(data: bytes) -> tuple[int | None, str | None]:
-    """For .npy bytes: (offset of the pickle if the dtype is object, else None), or an error."""
-    if len(data) < 10 or data[:6] != b"\x93NUMPY":
-        return None, "not a .npy file (bad magic)"
-    major = data[6]
+def _sniff(ctx: _Ctx, data, member: str | None, depth: int, claims: bool, fileobj=None) -> None:
+    """Scan ``data`` (bytes or mmap: the whole content) by what it is, not by its name."""
+    kind = _kind(bytes(data[:512]))
+    if kind == "zip":
+        try:
+            _scan_zip(ctx, fileobj if fileobj is not None else io.BytesIO(data), len(data), member, depth)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError, KeyError) as exc:
+            ctx.error(member, f"bad zip archive: {_one_line(exc)}")
+        return
+    if kind == "tar":
+        try:
+            _scan_tar(ctx, fileobj if fileobj is not None else io.BytesIO(data), member, depth)
+        except (tarfile.TarError, ValueError, EOFError, OSError) as exc:
+            ctx.error(member, f"bad tar archive: {_one_line(exc)}")
+        return
+    if kind == "npy":
+        _scan_npy(ctx, data, member, depth)
+        return
+    if kind != "pickle":
+        if depth >= MAX_NESTED_DEPTH:
+            ctx.error(member, "compressed data nested too deep; not scanned")
+            return
+        if ctx.budget.bytes_left <= 0:
+            ctx.error(member, f"not scanned: {ctx.budget.describe()}")
+            return
+        try:
+            inner, capped = _decompress(ctx, data, "zlib" if kind == "zfile" else kind, 21 if kind == "zfile" else 0)
+        except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError, MemoryError) as exc:
+            if claims:
+                ctx.error(member, f"compressed ({kind}) but unreadable: {_one_line(exc)}")
+                return
+            inner = None  # e.g. raw tensor bytes that happen to start like zlib: try them as a pickle
+        if inner is not None:
+            if capped:
+                ctx.error(member, f"only the first {len(inner) >> 20} MiB of the {kind} data were scanned "
+                          f"({MAX_BLOB_BYTES >> 20} MiB per stream / per-run budget)")
+            before = len(ctx.out.scans)
+            _sniff(ctx, inner, member, depth + 1, claims=claims or kind != "zlib" or len(inner) > 0)
+            for i in range(before, len(ctx.out.scans)):
+                if ctx.out.scans[i].format == "pickle":
+                    ctx.out.scans[i] = _with_format(ctx.out.scans[i], "joblib")
+            return
+    _scan_stream(ctx, data, member, "pickle", depth, claims)
+
+
+def _with_format(scan: PickleScan, fmt: str) -> PickleScan:
+    return PickleScan(scan.path, fmt, scan.globals, scan.opcodes_seen, scan.member)
+
+
+def _sniff_member(ctx: _Ctx, head: bytes, read_all, member: str, depth: int, claims: bool, fmt: str) -> None:
+    """Sniff an archive member from its first bytes; read all of it (within the budget) only when needed."""
+    if _kind(head) == "pickle" and len(head) >= 1:
+        try:
+            _scan_stream(ctx, head, member, fmt, depth, claims, complete=False)
+            return
+        except _NeedMore:
+            pass
+    data = read_all()
+    if data is None:
+        return
+    if _kind(head) == "pickle":
+        _scan_stream(ctx, data, member, fmt, depth, claims)
+    else:
+        _sniff(ctx, data, member, depth + 1, claims)
+
+
+def _scan_stream(ctx: _Ctx, data, member: str | None, fmt: str, depth: int, claims: bool, offset: int = 0,
+                 complete: bool = True) -> None:
+    """Scan consecutive pickles in ``data`` from ``offset``; record a PickleScan if it is a pickle.
+
+    A stream that does not parse is "not a pickle" unless the file claims to be one, a denylisted global
+    was imported or a non-allowlisted one called before the break (the loader runs those first).
+    """
+    if ctx.budget.opcodes_left <= 0:
+        if claims:  # no walk left, but the bounded byte search still names a payload it can see
+            result = _Result()
+            notes = [f"not scanned: {ctx.budget.describe()}"]
+            _search_rest(_Machine(data, result, depth, ctx.budget), offset, notes)
+            if result.globals:
+                _record(ctx, member, fmt, result, notes)
+            else:
+                ctx.error(member, notes[0])
+        return
+    result = _Result()
+    machine = _Machine(data, result, depth, ctx.budget)
+    notes: list[str] = []
+    try:
+        try:
+            pos, top = machine.run(offset)
+        except _Capped as exc:
+            notes.append(str(exc))
+            _search_rest(machine, max(machine.cap_pos, offset), notes)
+            _record(ctx, member, fmt, result, notes)
+            return
+        except _Malformed as exc:
+            if isinstance(exc, _Truncated) and not complete:
+                raise _NeedMore from None
+            if claims and not result.globals:
+                ctx.error(member, f"could not be scanned: not a pickle: {exc}")
+                return
+            if claims or result.called_bad or result.imported_denied:
+                notes.append(f"malformed pickle: {exc}")
+                _record(ctx, member, fmt, result, notes)
+            return
+        # torch legacy format: magic, protocol, sys_info, the object, storage keys; then raw storage bytes.
+        legacy = type(top) is int and top == _TORCH_LEGACY_MAGIC
+        if legacy:
+            fmt = "torch-legacy"
+        limit = 5 if legacy else MAX_PICKLES_PER_STREAM
+        count = 1
+        while count < limit and pos < len(data):
+            saved = (len(result.globals), set(machine._seen), result.called_bad, result.imported_denied)
+            try:
+                pos, _ = machine.run(pos)
+            except _Capped as exc:
+                notes.append(str(exc))
+                _search_rest(machine, max(machine.cap_pos, pos), notes)
+                break
+            except _Malformed as exc:
+                if isinstance(exc, _Truncated) and not complete:
+                    raise _NeedMore from None
+                bad = (result.called_bad and not saved[2]) or (result.imported_denied and not saved[3])
+                if legacy:
+                    notes.append(f"malformed pickle #{count + 1} of the legacy torch file: {exc}")
+                elif bad:
+                    notes.append(f"malformed pickle #{count + 1}: {exc}")
+                else:  # trailing bytes that merely look like a pickle: the loader reads only the first one
+                    del result.globals[saved[0]:]
+                    machine._seen = saved[1]
+                    result.called_bad, result.imported_denied = saved[2], saved[3]
+                break
+            count += 1
+        if not claims and not result.globals and fmt == "pickle":
+            return  # bytes that parse as a pickle of plain values: nothing to import, nothing to report
+        notes.extend(result.notes)
+        _record(ctx, member, fmt, result, notes)
+    finally:
+        machine.charge()
+
+
+def _record(ctx: _Ctx, member: str | None, fmt: str, result: _Result, notes: list[str]) -> None:
+    if result.joblib and fmt == "pickle":
+        fmt = "joblib"
+    ctx.out.scans.append(PickleScan(path=ctx.file, format=fmt, globals=tuple(result.globals),
+                                    opcodes_seen=result.opcodes, member=member))
+    for n in dict.fromkeys(notes):
+        ctx.error(member, n)
+
+
+def _scan_nested(blob: bytes, depth: int, budget: Budget) -> tuple[list[PickleScan], list[FactError]]:
+    """Scan an in-memory blob (torch ``_load_from_bytes``): zip or pickle stream, claimed."""
+    ctx = _Ctx("<nested>", budget, FileScan())
+    _sniff(ctx, blob, None, depth, claims=True)
+    return ctx.out.scans, ctx.out.errors
+
+
+# ---- .npy -------------------------------------------------------------------------------------------
+
+_NP_NUMERIC = re.compile(r"[?bBhHiIlLqQpPnNefdgFDGcSUVaMmu]\d*(\[\w+\])?")
+_NP_NUMERIC_NAME = re.compile(
+    r"(u?int|float|complex|bool|str|bytes|void|datetime|timedelta|half|single|double|longdouble|byte|"
+    r"ubyte|short|ushort|intc|uintc|long|ulong|longlong|ulonglong|intp|uintp|csingle|cdouble|clongdouble)"
+    r"_?\d*(\[\w+\])?")
+
+
+def descr_has_object(descr: object, depth: int = 0) -> bool | None:
+    """Whether a .npy ``descr`` (numpy/lib/format.py descr_to_dtype: a dtype string, ``(descr, shape)``
+    or a list of ``(name, descr[, shape])`` fields) holds Python objects; None if it cannot be told."""
+    if depth > 32:
+        return None
+    if isinstance(descr, str):
+        verdict: bool | None = False
+        for part in descr.split(","):
+            core = re.sub(r"^\s*\([\d,\s]*\)\s*", "", part).strip().lstrip("<>|=!")
+            if core[:1] == "O" or core.lower().startswith("object"):
+                return True
+            if not (_NP_NUMERIC.fullmatch(core) or _NP_NUMERIC_NAME.fullmatch(core)):
+                verdict = None
+        return verdict
+    if isinstance(descr, tuple) and descr:
+        return descr_has_object(descr[0], depth + 1)
+    if isinstance(descr, list):
+        verdict = False
+        for fld in descr:
+            if not isinstance(fld, (tuple, list)) or len(fld) < 2:
+                return None
+            sub = descr_has_object(fld[1], depth + 1)
+            if sub:
+                return True
+            if sub is None:
+                verdict = None
+        return verdict
+    return None
+
+
+def _npy_header(data) -> tuple[int, object] | str:
+    """(offset of the array data, descr) of .npy bytes, or an error (numpy/lib/format.py _read_array_header)."""
+    major = data[6] if len(data) > 6 else -1
     if major == 1:
-        hlen, start = struct.unpack_from("<H", data, 8)[0], 10
+        if len(data) < 10:
+            return "truncated .npy header"
+        hlen, start, enc = struct.unpack_from("<H", data, 8)[0], 10, "latin1"
     elif major in (2, 3):
         if len(data) < 12:
-            return None, "truncated .npy header"
+            return "truncated .npy header"
         hlen, start = struct.unpack_from("<I", data, 8)[0], 12
+        enc = "utf8" if major == 3 else "latin1"
     else:
-        return None, f"unsupported .npy format version {major}"
+        return f"unsupported .npy format version {major}"
     if hlen > MAX_NPY_HEADER or start + hlen > len(data):
-        return None, f".npy header claims {hlen} bytes (file has {len(data) - start})"
-    header = data[start : start + hlen].decode("latin-1")
-    m = re.search(r"""['"]descr['"]\s*:\s*(.+?)\s*,\s*['"](fortran_order|shape)['"]""", header, re.DOTALL)
-    if not m:
-        return None, ".npy header has no readable 'descr'"
-    # Object dtypes appear as '|O' or as an 'O' field inside a structured descr.
-    if re.search(r"""['"][|<>=]?O\d*['"]""", m.group(1)):
-        return start + hlen, None
-    return None, None
+        return f".npy header claims {hlen} bytes (file has {len(data) - start})"
+    try:
+        header = ast.literal_eval(bytes(data[start : start + hlen]).decode(enc))  # what numpy's safe_eval does
+    except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError, TypeError) as exc:
+        return f".npy header is not a Python literal: {_one_line(exc)}"
+    if not isinstance(header, dict) or "descr" not in header:
+        return ".npy header has no 'descr'"
+    return start + hlen, header["descr"]
 
 
-def _zip_precheck(fd: int, size: int) -> str | None:
+def _scan_npy(ctx: _Ctx, data, member: str | None, depth: int) -> None:
+    parsed = _npy_header(data)
+    if isinstance(parsed, str):
+        ctx.error(member, parsed)
+        return
+    offset, descr = parsed
+    has_object = descr_has_object(descr)
+    # numpy pickles the array data only for object dtypes; a spelling we cannot read is sniffed anyway.
+    _scan_stream(ctx, data, member, "numpy", depth, claims=bool(has_object), offset=offset)
+
+
+# ---- zip / tar -------------------------------------------------------------------------------------
+
+
+def _zip_precheck(fh, size: int) -> str | None:
     """Refuse zips whose central directory would cost too much memory to load."""
     tail = min(size, 65536 + 22)
-    os.lseek(fd, size - tail, os.SEEK_SET)
-    buf = _read_fd(fd, tail)
+    fh.seek(size - tail)
+    buf = fh.read(tail)
     i = buf.rfind(b"PK\x05\x06")
     if i < 0 or i + 22 > len(buf):
         return "zip archive without an end-of-central-directory record"
@@ -844,83 +1243,99 @@ def _zip_precheck(fd: int, size: int) -> str | None:
             entries, cd_size = struct.unpack_from("<QQ", buf, j + 32)
     if entries > MAX_ZIP_ENTRIES or cd_size > MAX_ZIP_CENTRAL_DIR or cd_size > size:
         return f"zip archive claims {entries:,} entries / {cd_size:,}-byte directory (limit {MAX_ZIP_ENTRIES:,})"
+    fh.seek(0)
     return None
 
 
-def _scan_zip(path_or_file: object, rel_path: str, size: int, depth: int) -> tuple[list[PickleScan], list[FactError]]:
-    scans: list[PickleScan] = []
-    errors: list[FactError] = []
-    budget = MAX_PICKLE_BYTES
-    with zipfile.ZipFile(path_or_file) as zf:  # type: ignore[arg-type]
-        infos = zf.infolist()
-        pkl = [i for i in infos if i.filename.endswith(".pkl")]
-        npy = [i for i in infos if i.filename.endswith(".npy")]
-        fmt = "torch-zip" if pkl else "numpy"
-        if len(pkl) + len(npy) > MAX_ZIP_MEMBERS_SCANNED:
-            errors.append(FactError("pickle", rel_path, f"only the first {MAX_ZIP_MEMBERS_SCANNED} of "
-                                    f"{len(pkl) + len(npy)} pickle/npy members were scanned"))
-        for info in (pkl + npy)[:MAX_ZIP_MEMBERS_SCANNED]:
-            label = f"{rel_path}:{info.filename}"
-            if info.filename.endswith(".npy"):
-                want = min(MAX_NPY_HEADER + 16, budget)  # header first; the pickle only for object dtypes
-            else:
-                want = budget
-            if want <= 0:
-                errors.append(FactError("pickle", label, f"not scanned: {MAX_PICKLE_BYTES >> 20} MiB read limit"))
+def _inner(member: str | None, name: str) -> str:
+    return f"{member}/{name}" if member else name
+
+
+def _scan_zip(ctx: _Ctx, fh, size: int, member: str | None, depth: int) -> None:
+    err = _zip_precheck(fh, size)
+    if err:
+        ctx.error(member, err)
+        return
+    with zipfile.ZipFile(fh) as zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        names = [i.filename for i in infos]
+        # torch/serialization.py@2.5.1 _is_torchscript_zip: "constants.pkl" among the records (names after
+        # the archive's top folder); torch.load then hands the file to torch.jit.load, which runs its code.
+        if any(n.rsplit("/", 1)[-1].lower() == "constants.pkl" for n in names):
+            ctx.out.torchscript.append(member or ctx.file)
+        # torch's zip reader (miniz) finds "<top>/data.pkl" ignoring case: every *.pkl is claimed.
+        is_torch = any(n.lower().endswith(".pkl") for n in names)
+        if len(infos) > MAX_MEMBERS_SNIFFED:
+            ctx.error(member, f"archive has {len(infos):,} members; only the first {MAX_MEMBERS_SNIFFED:,} were "
+                      "scanned for pickles")
+        # pickles first, so a budget running out hits the raw storage members, not data.pkl
+        order = sorted(infos[:MAX_MEMBERS_SNIFFED], key=lambda i: not i.filename.lower().endswith((".pkl", ".pickle")))
+        for info in order:
+            name = _inner(member, info.filename)
+            lower = info.filename.lower()
+            claims = lower.endswith((".pkl", ".pickle"))
+            fmt = "torch-zip" if is_torch and claims else "pickle"
+            if ctx.budget.bytes_left <= 0 or ctx.budget.opcodes_left <= 0:
+                if claims or info.file_size > 0:
+                    ctx.error(name, f"not scanned: {ctx.budget.describe()}")
                 continue
             try:
-                with zf.open(info) as member:
-                    data = member.read(want + 1)
-                    if info.filename.endswith(".npy"):
-                        off, err = _npy_pickle_offset(data)
-                        if err:
-                            errors.append(FactError("pickle", label, err))
-                            continue
-                        if off is None:
-                            continue
-                        data += member.read(max(0, budget - len(data)) + 1)
+                with zf.open(info) as fobj:
+                    head = fobj.read(ctx.take(HEAD_BYTES))
+                    if not head:
+                        if claims and info.file_size:
+                            ctx.error(name, f"not scanned: {ctx.budget.describe()}")
+                        continue
+
+                    def read_all(fobj=fobj, head=head, name=name, size=info.file_size):
+                        want = min(MAX_BLOB_BYTES, size) - len(head)
+                        grant = ctx.take(max(0, want))
+                        rest = fobj.read(grant + 1) if grant else b""
+                        if len(rest) > grant or (want > grant):
+                            ctx.error(name, f"only the first {(len(head) + grant) >> 20} MiB were scanned "
+                                      f"({MAX_BLOB_BYTES >> 20} MiB per member / per-run budget)")
+                        return head + rest[:grant]
+
+                    _sniff_member(ctx, head, read_all, name, depth, claims, fmt)
             except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError,
                     zlib.error, lzma.LZMAError, ValueError) as exc:
-                errors.append(FactError("pickle", label, f"could not read archive member: {_one_line(exc)}"))
+                ctx.error(name, f"could not read archive member: {_one_line(exc)}")
+
+
+def _scan_tar(ctx: _Ctx, fh, member: str | None, depth: int) -> None:
+    # torch/serialization.py@2.5.1 _legacy_load: tar members sys_info, pickle, storages, tensors are pickles
+    with tarfile.open(fileobj=fh, mode="r:") as tf:
+        seen = 0
+        for info in tf:
+            if not info.isreg():
                 continue
-            capped = len(data) > budget
-            data = data[:budget]
-            budget -= len(data)
-            if info.filename.endswith(".npy"):
-                off, _ = _npy_pickle_offset(data)
-                scan, notes = _scan_stream(data, label, "numpy", depth, legacy_ok=False, offset=off or 0)
-            else:
-                scan, notes = _scan_stream(data, label, fmt, depth, legacy_ok=False)
-            if capped:
-                notes.append(f"member larger than the {MAX_PICKLE_BYTES >> 20} MiB scan limit")
-            if scan is not None:
-                scans.append(scan)
-            errors.extend(FactError("pickle", label, n) for n in notes)
-    return scans, errors
+            seen += 1
+            name = _inner(member, info.name)
+            if seen > MAX_MEMBERS_SNIFFED:
+                ctx.error(member, f"archive has more than {MAX_MEMBERS_SNIFFED:,} members; the rest were not scanned")
+                return
+            if ctx.budget.bytes_left <= 0 or ctx.budget.opcodes_left <= 0:
+                ctx.error(name, f"not scanned: {ctx.budget.describe()}")
+                continue
+            fobj = tf.extractfile(info)
+            if fobj is None:
+                continue
+            base = info.name.rsplit("/", 1)[-1]
+            claims = base in ("sys_info", "pickle") or base.lower().endswith(CLAIM_SUFFIXES)
+            head = fobj.read(ctx.take(HEAD_BYTES))
+
+            def read_all(fobj=fobj, head=head, name=name, size=info.size):
+                want = min(MAX_BLOB_BYTES, size) - len(head)
+                grant = ctx.take(max(0, want))
+                rest = fobj.read(grant) if grant else b""
+                if want > grant:
+                    ctx.error(name, f"only the first {(len(head) + grant) >> 20} MiB were scanned")
+                return head + rest
+
+            _sniff_member(ctx, head, read_all, name, depth + 1, claims, "torch-legacy" if claims else "pickle")
 
 
-def _scan_bytes(data: bytes, rel_path: str, depth: int) -> tuple[list[PickleScan], list[FactError]]:
-    """Scan an in-memory blob (nested torch blobs): zip or pickle stream."""
-    import io
-
-    if data[:4] == b"PK\x03\x04":
-        try:
-            return _scan_zip(io.BytesIO(data), rel_path, len(data), depth)
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-            return [], [FactError("pickle", rel_path, f"bad zip archive: {_one_line(exc)}")]
-    scan, notes = _scan_stream(data, rel_path, "pickle", depth)
-    return ([scan] if scan else []), [FactError("pickle", rel_path, n) for n in notes]
-
-
-def _read_fd(fd: int, n: int) -> bytes:
-    chunks: list[bytes] = []
-    while n > 0:
-        b = os.read(fd, min(n, 1 << 24))
-        if not b:
-            break
-        chunks.append(b)
-        n -= len(b)
-    return b"".join(chunks)
+# ---- files -----------------------------------------------------------------------------------------
 
 
 def _one_line(exc: BaseException) -> str:
@@ -928,82 +1343,64 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 
-_NOT_PICKLE_MAGIC = (b"GGUF", b"lmgg", b"ggjt", b"ggla", b"ggmf", b"ggml", b"\x89HDF")
+def claims_pickle(rel_path: str) -> bool:
+    """Whether the file's name says it is a pickle (``.pkl``, ``.pt``, ``.pth.tar``, ``.pkl.gz``...)."""
+    name = rel_path.rsplit("/", 1)[-1].lower()
+    for outer in (".gz", ".tar", ".bz2", ".xz", ".zip"):
+        if name.endswith(outer) and name[: -len(outer)].endswith(CLAIM_SUFFIXES):
+            return True
+    return name.endswith(CLAIM_SUFFIXES)
 
 
-def scan_file(abs_path: str, rel_path: str, size: int) -> tuple[tuple[PickleScan, ...], tuple[FactError, ...]]:
-    """Opcode scan of one file that may hold pickles. Never unpickles, never raises.
-
-    Returns the scans (one per pickle stream: the file, or each ``*.pkl``/object ``*.npy`` member of a
-    zip) and FactErrors of kind ``"pickle"`` for anything that stopped a full scan. A ``.bin`` that is
-    none of these formats (GGML, raw tensors) gives ``((), ())``.
-    """
+def scan_path(abs_path: str, rel_path: str, budget: Budget | None = None, claims: bool | None = None) -> FileScan:
+    """Sniff one file by content for pickles (also inside zip/tar/compressed/npy). Never unpickles, never
+    raises; errors are FactErrors of kind "pickle" whose path is ``rel_path``."""
+    ctx = _Ctx(rel_path, budget if budget is not None else Budget(), FileScan())
+    claimed = claims_pickle(rel_path) if claims is None else claims
     try:
-        return _scan_file(abs_path, rel_path)
+        _scan_file(ctx, abs_path, claimed)
     except MemoryError:
-        return (), (FactError("pickle", rel_path, "could not be scanned: out of memory"),)
+        ctx.error(None, "could not be scanned: out of memory")
+    except RecursionError:
+        ctx.error(None, "could not be scanned: structure nested too deep")
     except Exception as exc:  # noqa: BLE001 - fail closed with one line, never a traceback
-        return (), (FactError("pickle", rel_path, f"could not be scanned: {_one_line(exc)}"),)
+        ctx.error(None, f"could not be scanned: {_one_line(exc)}")
+    return ctx.out
 
 
-def _scan_file(abs_path: str, rel_path: str) -> tuple[tuple[PickleScan, ...], tuple[FactError, ...]]:
-    suffix = rel_path[rel_path.rfind(".") :].lower() if "." in rel_path.rsplit("/", 1)[-1] else ""
+def scan_file(abs_path: str, rel_path: str, size: int = 0,
+              budget: Budget | None = None) -> tuple[tuple[PickleScan, ...], tuple[FactError, ...]]:
+    """(scans, errors) of :func:`scan_path`."""
+    out = scan_path(abs_path, rel_path, budget)
+    return tuple(out.scans), tuple(out.errors)
+
+
+def _scan_file(ctx: _Ctx, abs_path: str, claims: bool) -> None:
     try:
         fd = os.open(abs_path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
-        return (), (FactError("pickle", rel_path, f"could not be opened: {exc.strerror or _one_line(exc)}"),)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return (), (FactError("pickle", rel_path, "not a regular file; not scanned"),)
-        size = st.st_size
-        head = _read_fd(fd, 8)
-        if head[:4] == b"PK\x03\x04" or head[:4] == b"PK\x05\x06":
-            err = _zip_precheck(fd, size)
-            if err:
-                return (), (FactError("pickle", rel_path, err),)
-            os.lseek(fd, 0, os.SEEK_SET)
-            with os.fdopen(os.dup(fd), "rb") as fh:
-                try:
-                    scans, errors = _scan_zip(fh, rel_path, size, 0)
-                except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
-                    return (), (FactError("pickle", rel_path, f"bad zip archive: {_one_line(exc)}"),)
-            return tuple(scans), tuple(errors)
-        if any(head.startswith(m) for m in _NOT_PICKLE_MAGIC):
-            return (), ()
-        os.lseek(fd, 0, os.SEEK_SET)
-        if head[:6] == b"\x93NUMPY":
-            data = _read_fd(fd, MAX_NPY_HEADER + 16)
-            off, err = _npy_pickle_offset(data)
-            if err:
-                return (), (FactError("pickle", rel_path, err),)
-            if off is None:
-                return (), ()  # plain numeric array: no pickle inside
-            data += _read_fd(fd, MAX_PICKLE_BYTES + 1 - len(data))
-            capped = len(data) > MAX_PICKLE_BYTES
-            scan, notes = _scan_stream(data[:MAX_PICKLE_BYTES], rel_path, "numpy", legacy_ok=False, offset=off)
-            if capped:
-                notes.append(f"only the first {MAX_PICKLE_BYTES >> 20} MiB were scanned")
-            return ((scan,) if scan else ()), tuple(FactError("pickle", rel_path, n) for n in notes)
-        data = _read_fd(fd, MAX_PICKLE_BYTES + 1)
-    finally:
+        ctx.error(None, f"could not be opened: {exc.strerror or _one_line(exc)}")
+        return
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-    fmt = "joblib" if suffix == ".joblib" else "pickle"
-    capped = len(data) > MAX_PICKLE_BYTES
-    for magic, kind in _COMPRESSED:
-        if data.startswith(magic):
-            try:
-                data, capped = _decompress(data, kind)
-            except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
-                return (), (FactError("pickle", rel_path, f"compressed ({kind}) but unreadable: {_one_line(exc)}"),)
-            fmt = "joblib"
-            break
-    data = data[:MAX_PICKLE_BYTES]
-    scan, notes = _scan_stream(data, rel_path, fmt)
-    if scan is None:
-        if suffix == ".bin" or not data:
-            return (), ()  # raw tensors, GGML, empty: not ours to judge
-        return (), (FactError("pickle", rel_path, f"could not be scanned: {notes[0]}"),)
-    if capped:
-        notes.append(f"only the first {MAX_PICKLE_BYTES >> 20} MiB were scanned")
-    return (scan,), tuple(FactError("pickle", rel_path, n) for n in notes)
+        ctx.error(None, "not a regular file; not scanned")
+        return
+    with os.fdopen(fd, "rb", buffering=0) as fh:
+        if st.st_size == 0:
+            if claims:
+                ctx.error(None, "could not be scanned: the file is empty")
+            return
+        try:
+            data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            data = fh.read(ctx.take(MAX_BLOB_BYTES))
+        try:
+            buffered = io.BufferedReader(fh, 1 << 16)
+            _sniff(ctx, data, None, 0, claims, fileobj=buffered)
+        finally:
+            if isinstance(data, mmap.mmap):
+                try:
+                    data.close()
+                except BufferError:  # a view still holds it; the GC closes it
+                    pass

@@ -20,10 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import struct
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -341,6 +338,8 @@ class _Fetcher:
             endpoint=_endpoint(),
             token=_token(),
         )
+        import shutil
+
         shutil.copyfile(path, dest)
 
 
@@ -372,6 +371,10 @@ def _online(ref: HubRef) -> str:
         return final
     os.makedirs(os.path.join(repo, "snapshots"), exist_ok=True)
     os.makedirs(work, exist_ok=True)
+    import shutil
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor  # only for --online: it pulls in logging
+
     staging = tempfile.mkdtemp(prefix="staging-", dir=work)
     private_cache = tempfile.mkdtemp(prefix="hf-", dir=work)
     fetcher = _Fetcher(ref, commit)

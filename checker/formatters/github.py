@@ -7,6 +7,7 @@ escaped the way the Actions runner unescapes them (``%``, CR, LF, and in propert
 
 from __future__ import annotations
 
+from checker.escape import for_terminal
 from checker.report import Report
 from checker.rule import Severity
 
@@ -41,7 +42,7 @@ def format(report: Report, *, color: bool = False, **_: object) -> str:
             props.append(f"title={escape_property(f'{f.rule} {f.name}'.strip())}")
             where = "" if local else f"{r.path}: "
             field = f" ({f.path})" if f.path and ":" in f.path else ""
-            body = f"{where}{f.message}{field}" + (f"\nFix: {f.hint}" if f.hint else "")
+            body = for_terminal(f"{where}{f.message}{field}") + (f"\nFix: {for_terminal(f.hint)}" if f.hint else "")
             lines.append(f"::{_COMMAND[sev]} {','.join(props)}::{escape_data(body)}")
     counts = report.counts()
     n = len(report.results)

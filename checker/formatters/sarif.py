@@ -48,8 +48,9 @@ def repo_path(report_path: str, file: str | None, root: str | None = None) -> st
     references (``hf://``) keep their scheme.
     """
     base = report_path.rstrip("/") or "."
-    if file:
-        file = file.split(":", 1)[0] if not file.startswith(("hf://", "file://")) else file
+    # "config.json:architectures" names a field; a file really named "config.json:evil.pkl" is itself
+    if file and not file.startswith(("hf://", "file://")) and not os.path.lexists(os.path.join(base, file)):
+        file = file.split(":", 1)[0]
     if base.startswith("hf://"):
         return f"{base}/{file}" if file else base
     joined = posixpath.normpath(posixpath.join(base.replace("\\", "/"), file or ""))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from checker.escape import for_terminal
 from checker.model import Estimate
 from checker.report import PathReport, Report
 from checker.rule import Finding, Severity
@@ -42,10 +43,10 @@ def _finding_lines(f: Finding, color: bool) -> list[str]:
     label = _paint(f"{sev.label:<7}", _COLORS[sev], color)
     # messages are self-contained (JSON/SARIF show them alone) and often name their file: then the
     # "path: " prefix would print the name twice
-    where = f"{f.path}: " if f.path and f.path not in f.message else ""
-    lines = [f"  {label} {f.rule} [{f.name}] {where}{f.message}"]
+    where = f"{for_terminal(f.path)}: " if f.path and f.path not in f.message else ""
+    lines = [f"  {label} {f.rule} [{f.name}] {where}{for_terminal(f.message)}"]
     if f.hint:
-        lines.append(f"          {_paint('fix:', _BOLD, color)} {f.hint}")
+        lines.append(f"          {_paint('fix:', _BOLD, color)} {for_terminal(f.hint)}")
     return lines
 
 
@@ -133,7 +134,7 @@ def _memory_lines(r: PathReport, verbose: bool) -> list[str]:
 def _path_block(r: PathReport, color: bool, verbose: bool = False) -> list[str]:
     m = model_summary(r.facts)
     c = r.facts.classification
-    head = f"{_paint(r.path, _BOLD, color)}"
+    head = f"{_paint(for_terminal(r.path), _BOLD, color)}"
     lines = [head]
     what = [f"kind {c.kind}" + (f" ({c.subtype})" if c.subtype else "") + f", confidence {c.confidence:.2f}"]
     if m["architecture"]:

@@ -34,3 +34,22 @@ def test_sglang_length_check_names_sglangs_override() -> None:
     [f] = run_rule(engine_flags.max_model_len_exceeds_model, falcon, t, view=engines.view(falcon, t))
     assert f.rule == "ENG011" and f.severity.label == "error" and f.data["limit"] == 2048
     assert "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN" in f.hint
+
+
+def test_sglang_architecture_registry_is_sglangs() -> None:
+    from rules import engine_arch
+
+    odd = make_facts(config={"architectures": ["FrobnicatorForCausalLM"], "model_type": "frob"},
+                     files={"model.safetensors": 10})
+    [f] = run_rule(engine_arch.architecture_not_in_engine, odd, make_target(image="sglang:0.4.6-gpu"))
+    assert f.rule == "ENG001" and "not implemented by SGLang 0.4.6" in f.message and "0.4.9" in f.hint
+    # from 0.4.9 the Transformers backend runs an architecture SGLang does not implement itself
+    assert run_rule(engine_arch.architecture_not_in_engine, odd, make_target(image="sglang:0.5.8-gpu")) == []
+    from fixtures.builders import load_config
+
+    llama = make_facts(config=load_config("Llama-3.1-8B-Instruct"), files={"model.safetensors": 10})
+    assert run_rule(engine_arch.architecture_not_in_engine, llama, make_target(image="sglang:0.4.6-gpu")) == []
+    # SGLang implements no Falcon (srt/models has falcon_h1.py only): 0.4.6 refuses FalconForCausalLM
+    [falcon] = run_rule(engine_arch.architecture_not_in_engine, _facts("falcon-180B-chat"),
+                        make_target(image="sglang:0.4.6-gpu"))
+    assert falcon.data["architecture"] == "FalconForCausalLM"
