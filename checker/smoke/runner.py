@@ -627,7 +627,7 @@ def _throughput(base_url: str, name: str, chat: bool, options: SmokeOptions, eng
 
 # A decode window shorter than this was not measured: the answer arrived in one burst (a buffering
 # proxy, a server that streams late), and tokens over it gave absurd rates (115,911 tok/s).
-_MIN_DECODE_WINDOW_S = 0.05
+_MIN_DECODE_WINDOW_S = 0.005
 
 
 def decode_rate(completion_tokens: int | None, total_s: float | None, ttft_s: float | None) -> float | None:
