@@ -2,6 +2,8 @@
 
 Instance chips come from the instance catalog (Instance.chip), image chips from the tag (ImageRef.chip)
 or the image family's catalog entry (chip_types, default_chip): nothing here names an instance family.
+
+Codes: CHP001, CHP002, CHP003, CHP004, CHP005.
 """
 
 from __future__ import annotations

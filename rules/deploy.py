@@ -4,6 +4,8 @@ overlapping or system-path mounts, oss:// URLs, NAS without a VPC.
 They read ``ctx.target.deployment`` as built by ``checker.deploy.load``: mounts, the start command's
 model reference and port, the metadata GPU count, env. Paths in findings are spec key paths
 ("service.json:storage[0].mount_path"). Ports, GPUs and hub downloads: ``rules/deploy_runtime.py``.
+
+Codes: DEP001, DEP002, DEP003, DEP004, DEP010.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ the command starts vs the image, hub downloads at start (gated repositories).
 
 Like ``rules/deploy.py`` they read ``ctx.target.deployment`` (``checker.deploy.load``); finding paths
 are spec key paths.
+
+Codes: DEP005, DEP006, DEP007, DEP008, DEP009, DEP011.
 """
 
 from __future__ import annotations

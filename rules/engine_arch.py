@@ -5,6 +5,8 @@ Knowledge comes from ``checker.catalog.support`` (vLLM sdists, per sampled relea
 version without pinning it, the finding is a warning that says so; errors are reserved for certainty.
 The rest of the family: ``rules/engine_quant.py`` (quantization), ``rules/engine_flags.py`` (engine
 arguments), ``rules/engine_features.py`` (repo code, chat template, image inputs).
+
+Codes: ENG001, ENG002, ENG003, ENG004.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """ENG rules, model features the deployment must enable or keep: the repo's own code
-(--trust-remote-code), a chat template for the chat endpoint, and image inputs of vision-language models."""
+(--trust-remote-code), a chat template for the chat endpoint, and image inputs of vision-language models.
+
+Codes: ENG015, ENG016, ENG017, ENG018.
+"""
 
 from __future__ import annotations
 

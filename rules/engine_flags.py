@@ -1,5 +1,8 @@
 """ENG rules, engine arguments vs the model and the instance: dtype names, context length,
-parallelism, the GPU memory fraction. Same family and knowledge source as ``rules/engine_arch.py``."""
+parallelism, the GPU memory fraction. Same family and knowledge source as ``rules/engine_arch.py``.
+
+Codes: ENG010, ENG011, ENG012, ENG013, ENG014.
+"""
 
 from __future__ import annotations
 

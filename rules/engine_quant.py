@@ -1,5 +1,8 @@
 """ENG rules, quantization: is the checkpoint's (or --quantization's) method known to the engine version,
-runnable on the GPU, consistent with the checkpoint and with --dtype? Data from ``checker.catalog.support``."""
+runnable on the GPU, consistent with the checkpoint and with --dtype? Data from ``checker.catalog.support``.
+
+Codes: ENG005, ENG006, ENG007, ENG008, ENG009, ENG019.
+"""
 
 from __future__ import annotations
 

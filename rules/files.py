@@ -3,6 +3,8 @@ weight index lists, and no weights stored twice or left out of the index.
 
 The other FIL rules: ``rules/files_integrity.py`` (is each file whole: truncated, git-lfs pointer, empty,
 unfinished download, special file, broken link) and ``rules/files_read.py`` (what could not be read).
+
+Codes: FIL001, FIL002, FIL003, FIL008, FIL009, FIL010.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """FIL: is each file whole and real data? Truncated weights, git-lfs pointers, empty files, unfinished
 downloads, special files, broken symlinks, and a folder with no weight files at all (the rest of the
-family: ``rules/files.py``)."""
+family: ``rules/files.py``).
+
+Codes: FIL004, FIL005, FIL006, FIL007, FIL016, FIL017, FIL018.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 kinds "pickle", "onnx" and "keras", which the security rules own (``rules/security.py``,
 ``rules/security_code.py``). A file whose root cause is already explained (a git-lfs pointer, an empty
 file: ``rules/files_integrity.py``) does not get a second finding for its unreadable header.
+
+Codes: FIL011, FIL012, FIL013, FIL014, FIL015.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 What each image family serves (category, accepts_kinds, accepts_formats, chip_types) is catalog data
 (checker/catalog/images.yaml); the rules ask it through ``rules._common``. Whether the image loads the
 model's file format (GGUF, Hugging Face folder, diffusers layout, pickles) is ``rules/image_format.py``.
+
+Codes: IMG001, IMG005, IMG006, IMG008.
 """
 
 from __future__ import annotations

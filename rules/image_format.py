@@ -3,6 +3,8 @@ single-file checkpoints, pickle-only weights.
 
 The only engine knowledge kept here is how vLLM's GGUF loader behaves across versions, with its sources;
 everything else is catalog data (accepts_formats).
+
+Codes: IMG002, IMG003, IMG004, IMG007.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""KND: is this a model folder an engine can serve, and is it the model the user thinks it is?"""
+"""KND: is this a model folder an engine can serve, and is it the model the user thinks it is?
+
+Codes: KND001, KND002, KND003, KND004, KND005, KND006.
+"""
 
 from __future__ import annotations
 

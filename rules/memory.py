@@ -4,7 +4,10 @@ Each engine is judged by its own start-up (checker/engines/): vLLM refuses to st
 request does not fit the KV cache; SGLang clamps the request length to its KV pool and starts
 (tp_worker.py max_req_len); llama-server's --fit shrinks the context or moves layers to the CPU and
 starts. Fix hints come from ``Estimate.fixes`` (each re-estimated by the estimator) and are written in the
-target engine's flags."""
+target engine's flags.
+
+Codes: MEM001, MEM002, MEM003, MEM004, MEM005.
+"""
 
 from __future__ import annotations
 

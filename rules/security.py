@@ -3,6 +3,8 @@ pickles (scanned as opcodes, never unpickled) and sha256 mismatches (--verify).
 
 The rest of the family: ``rules/security_code.py`` (repo code, Keras Lambda layers) and
 ``rules/security_paths.py`` (links and references that reach outside the folder).
+
+Codes: SEC001, SEC002, SEC003, SEC009, SEC011.
 """
 
 from __future__ import annotations

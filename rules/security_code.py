@@ -1,5 +1,8 @@
 """SEC: code that ships with the model (``auto_map`` Python files, also from other repositories, Keras
-Lambda layers, TorchScript archives), and model files whose code scan could not finish."""
+Lambda layers, TorchScript archives), and model files whose code scan could not finish.
+
+Codes: SEC004, SEC008, SEC010, SEC012.
+"""
 
 from __future__ import annotations
 

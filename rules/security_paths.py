@@ -1,5 +1,8 @@
 """SEC: links and references that make the server read files outside the model folder (symlinks,
-weight_map entries, ONNX external data)."""
+weight_map entries, ONNX external data).
+
+Codes: SEC005, SEC006, SEC007.
+"""
 
 from __future__ import annotations
 

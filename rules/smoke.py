@@ -5,6 +5,8 @@ These rules read one :class:`checker.smoke.types.SmokeObservation`, handed to th
 as the rule option ``observation``; in a static-only run there is none and they yield nothing. The
 observation comes from the server log (parsed by ``checker.smoke.logparse``) and the test requests.
 Start-up failures recognised in the log have their own rules in ``rules/smoke_log.py``.
+
+Codes: SMK001, SMK002, SMK010, SMK011, SMK012, SMK013, SMK014.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """SMK: start-up failures the smoke stage recognised in the server log (``checker.smoke.logparse``
 failure kinds): no KV-cache memory, context too long, CUDA OOM, unknown architecture, no bfloat16, a gated
 repository, a tokenizer that does not load. One failure kind, one rule; ``server-exited`` (rules/smoke.py)
-speaks only when none of them matched."""
+speaks only when none of them matched.
+
+Codes: SMK003, SMK004, SMK005, SMK006, SMK007, SMK008, SMK009.
+"""
 
 from __future__ import annotations
 

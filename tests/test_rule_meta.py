@@ -119,3 +119,21 @@ def test_rule_names_are_unique():
     """Selecting or explaining a rule by name must find exactly one rule."""
     names = [r.name for r in registry.load(plugins=False).rules]
     assert sorted(n for n in set(names) if names.count(n) > 1) == []
+
+
+def test_each_rule_module_names_its_codes_in_its_docstring() -> None:
+    """`ls rules/engine_*` finds the family; the module docstring lists the codes it holds."""
+    import importlib
+
+    from checker.rule import rules_in
+
+    for path in rule_modules():
+        mod = importlib.import_module(f"rules.{path.stem}")
+        codes = sorted(r.code for r in rules_in(mod))
+        assert codes, path.name
+        assert all(c in (mod.__doc__ or "") for c in codes), (path.name, codes)
+        # one family per module, and the file name says which (files_*, engine_*, security_* ...)
+        families = {c[:3] for c in codes}
+        prefix = {"CHP": "chip", "DEP": "deploy", "ENG": "engine", "FIL": "files", "IMG": "image",
+                  "KND": "kind", "MEM": "memory", "SEC": "security", "SMK": "smoke"}
+        assert len(families) == 1 and path.stem.startswith(prefix[families.pop()]), path.name

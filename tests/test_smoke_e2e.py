@@ -53,7 +53,11 @@ def _run(model: Path, tmp_path: Path, name: str, engine_args: dict | None = None
         log_path=str(tmp_path / f"{name}.log"),
         progress=False,
     )
-    result = run_smoke(facts, target, options=options)
+    # as a check runs the stage: start the server, then the SMK rules judge what it saw (checker.api)
+    from checker.api import judge_smoke
+    from checker.rule import Context
+
+    result = judge_smoke(Context(facts=facts, target=target), run_smoke(facts, target, options=options))
     assert _processes_using(model) == [], "a vLLM process outlived the smoke stage"
     return result
 
