@@ -109,16 +109,62 @@ def run(paths: list[str], options: Options) -> Report:
     if jobs == 1:
         results = [check_path(p, options) for p in paths]
     else:
-        from concurrent.futures import ThreadPoolExecutor  # only for -j: it pulls in logging
-
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(lambda p: check_path(p, options), paths))
+        results = _check_in_processes(paths, options, jobs)
     # the root report paths are relative to, computed once here so the formatters do no filesystem work
     from checker import repo
 
     root = repo.source_root()
     results = [replace(r, repo_root=repo.root_for(r.path, root)) for r in results]
     return Report(results=tuple(results), verbose=options.verbose)
+
+
+def _check_in_processes(paths: list[str], options: Options, jobs: int) -> list[PathReport]:
+    """``-j N``: the paths in N worker processes (the checks are CPU-bound Python: threads would share
+    one interpreter lock). A PathReport is plain frozen dataclasses and pickles back; a CheckError in a
+    worker is raised here again, for the first failing path in input order, as a serial run would."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor  # only for -j: it pulls in logging
+
+    # fork (where there is one) starts workers without re-importing the pipeline
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    outcomes: list[PathReport | _Failed] = []
+    rest = paths
+    if method == "fork":
+        # the first path here: it loads the modules, catalogs and caches every worker then inherits
+        outcomes.append(_check_one(paths[0], options))
+        rest = paths[1:]
+    ctx = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(rest)), mp_context=ctx) as pool:
+        outcomes.extend(pool.map(_check_one, rest, [options] * len(rest)))
+    results: list[PathReport] = []
+    for outcome in outcomes:
+        if isinstance(outcome, _Failed):
+            raise outcome.error_class(outcome.message)
+        results.append(outcome)
+    return results
+
+
+class _Failed:
+    """A CheckError from a worker, in a form that always pickles (exception subclasses may not)."""
+
+    __slots__ = ("error_class", "message")
+
+    def __init__(self, error_class: type[CheckError], message: str) -> None:
+        self.error_class = error_class
+        self.message = message
+
+    def __getstate__(self) -> tuple[type[CheckError], str]:
+        return (self.error_class, self.message)
+
+    def __setstate__(self, state: tuple[type[CheckError], str]) -> None:
+        self.error_class, self.message = state
+
+
+def _check_one(path: str, options: Options) -> PathReport | _Failed:
+    try:
+        return check_path(path, options)
+    except CheckError as err:
+        return _Failed(type(err), str(err))
 
 
 def check(path: str | os.PathLike[str], **kwargs: Any) -> Report:

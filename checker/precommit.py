@@ -2,7 +2,7 @@
 
     # .pre-commit-config.yaml of a repository holding model folders
     - repo: https://github.com/modelcheck/modelcheck
-      rev: v0.1.0
+      rev: v0.2.0
       hooks:
         - id: modelcheck
 
@@ -138,8 +138,32 @@ def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return options, files
 
 
+def _list(argv: list[str]) -> int:
+    """``--list-folders FILE...``: the model folders of changed files; ``--discover DIR...``: every model
+    folder below each DIR. One per line, nothing checked (the GitHub Action builds its run from them)."""
+    mode, names = argv[0], argv[1:]
+    try:
+        if mode == "--list-folders":
+            folders = model_folders([n for n in names if os.path.lexists(n)])
+        else:
+            seen: dict[str, None] = {}
+            for top in names or ["."]:
+                for folder in discover_folders(top):
+                    rel = os.path.relpath(folder)
+                    seen.setdefault(rel if not rel.startswith("..") else folder, None)
+            folders = list(seen)
+    except config_mod.ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    for folder in folders:
+        print(folder)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("--list-folders", "--discover"):
+        return _list(argv)
     options, files = split_args(argv)
     try:
         folders = model_folders(files)

@@ -67,8 +67,11 @@ def memory_block(est: Estimate | None) -> dict[str, Any] | None:
         "weights_bytes": est.weights_bytes,
         "weights_bytes_per_gpu": est.weights_bytes_per_gpu,
         "kv_cache_bytes_per_token": est.kv_cache_bytes_per_token,
-        "kv_cache_bytes": est.kv_cache_bytes,
-        "kv_cache_tokens": est.kv_cache_tokens,
+        # never negative: what the weights and overheads leave for the KV cache is 0 when they do not
+        # fit, and the shortfall says by how much
+        "kv_cache_bytes": max(est.kv_cache_bytes, 0),
+        "kv_cache_shortfall_bytes": max(-est.kv_cache_bytes, 0),
+        "kv_cache_tokens": max(est.kv_cache_tokens, 0),
         "max_concurrency": est.max_concurrency,
         "max_model_len": est.max_model_len,
         "gpu_memory_utilization": est.gpu_memory_utilization,

@@ -22,7 +22,7 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def format(report: Report, *, color: bool = False) -> str:
+def format(report: Report, *, color: bool = False, **_: object) -> str:
     from checker.formatters.sarif import anchor_file, model_base, repo_path
 
     # GitHub puts an annotation on a file given relative to the repository root (the checkout),

@@ -43,5 +43,5 @@ def report_dict(report: Report) -> dict[str, Any]:
     }
 
 
-def format(report: Report, *, color: bool = False) -> str:
+def format(report: Report, *, color: bool = False, **_: object) -> str:
     return json.dumps(report_dict(report), indent=2, sort_keys=False, default=str) + "\n"

@@ -3,8 +3,10 @@ Azure Pipelines, GitHub test-report actions).
 
 One ``<testsuite>`` per model path; one ``<testcase>`` per rule that ran (classname = the path, name =
 ``CODE name``). Findings at or above the fail level are ``<failure>``s; findings below it are listed in
-``<system-out>`` of a passing case; rules that did not apply are ``<skipped>``. Codes that are not rules
-(engine CHK codes, smoke results) get a case of their own. No timestamps: output is deterministic.
+``<system-out>`` of a passing case; rules that did not apply to this model or target are ``<skipped>``
+with the reason. Rules of a stage that was not asked for (SMK without ``--smoke``, DEP without a
+deployment spec) are no test cases at all, so a report never shows a smoke test that did not happen. Codes that are not rules (engine CHK codes, smoke results) get a case
+of their own. No timestamps: output is deterministic.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from checker.report import PathReport, Report
-from checker.rule import Finding, Severity
+from checker.rule import NEEDS, Finding, Severity
+
+# skip reasons that mean "this stage was not requested", not "this rule did not apply"
+_NOT_REQUESTED = (NEEDS["observation"], NEEDS["deployment"])
 
 
 def _finding_text(f: Finding) -> str:
@@ -48,6 +53,8 @@ def _suite(r: PathReport, fail_on: Severity, rule_names: dict[str, str]) -> tupl
         if passing:
             ET.SubElement(case, "system-out").text = "\n\n".join(_finding_text(f) for f in passing)
     for s in sorted(r.skipped, key=lambda s: s.rule):
+        if s.reason in _NOT_REQUESTED:
+            continue
         case = ET.SubElement(suite, "testcase", classname=r.path, name=f"{s.rule} {s.name}")
         ET.SubElement(case, "skipped", message=s.reason)
         tests += 1
@@ -59,7 +66,7 @@ def _suite(r: PathReport, fail_on: Severity, rule_names: dict[str, str]) -> tupl
     return suite, tests, failures, skipped
 
 
-def format(report: Report, *, color: bool = False) -> str:
+def format(report: Report, *, color: bool = False, **_: object) -> str:
     from checker import registry
 
     rule_names = {code: r.name for code, r in registry.load().by_code().items()}

@@ -218,5 +218,5 @@ def sarif_dict(report: Report, *, root: str | None = None) -> dict[str, Any]:
     return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
 
 
-def format(report: Report, *, color: bool = False) -> str:
+def format(report: Report, *, color: bool = False, **_: object) -> str:
     return json.dumps(sarif_dict(report), indent=2, default=str) + "\n"

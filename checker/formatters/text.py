@@ -101,8 +101,12 @@ def smoke_text(s: Any) -> list[str]:
         ("weights_gib", "weights", "GiB"), ("kv_cache_gib", "KV cache", "GiB"), ("kv_cache_tokens", "KV tokens", ""),
         ("max_concurrency", "max concurrency", "x"),
     ):
-        if m.get(key) is not None:
+        if m.get(key) is not None and not (key == "kv_cache_gib" and m[key] < 0):
             figures.append(f"{label} {m[key]:,}{(' ' + unit) if unit and unit != 'x' else unit}")
+        elif key == "kv_cache_gib" and m.get(key) is not None and m[key] < 0:
+            figures.append(f"{label} none ({-m[key]:,} GiB short)")  # vLLM logs a negative figure then
+        elif key == "tokens_per_s" and key in m:
+            figures.append(f"{label} unknown (not measurable)")
     if figures:
         lines.append("  " + ", ".join(figures))
     for c in s.comparisons:
@@ -183,17 +187,38 @@ def _path_block(r: PathReport, color: bool, verbose: bool = False) -> list[str]:
     return lines
 
 
-def format(report: Report, *, color: bool = False) -> str:
+def _quiet_block(r: PathReport, color: bool) -> list[str]:
+    """``-q``: the path and its findings, nothing else."""
+    lines = [_paint(r.path, _BOLD, color)]
+    for f in r.findings:
+        lines.extend(_finding_lines(f, color))
+    return lines
+
+
+def format(report: Report, *, color: bool = False, width: int | None = None, quiet: bool = False,
+           **_: Any) -> str:
+    """One block per path, then the verdict. ``width``: wrap at this column with hanging indents
+    (None: never); ``quiet``: only the findings of failing paths, no verdict (a passing run prints
+    nothing). With several paths, a path without findings collapses to nothing unless ``report.verbose``."""
+    from checker.formatters import summary_line
+    from checker.formatters.wrap import wrap_lines
+
     lines: list[str] = []
+    if quiet:
+        for r in report.results:
+            if r.failed:
+                lines.extend(_quiet_block(r, color))
+        return "".join(line + "\n" for line in wrap_lines(lines, width))
+    collapse = len(report.results) > 1 and not report.verbose
+    hidden = 0
     for r in report.results:
+        if collapse and not r.findings and r.smoke is None:
+            hidden += 1
+            continue
         lines.extend(_path_block(r, color, report.verbose))
         lines.append("")
-    counts = report.counts()
-    verdict = "FAIL" if report.failed else "PASS"
-    verdict = _paint(verdict, _COLORS[Severity.ERROR] if report.failed else "\033[32m", color)
-    n = len(report.results)
-    lines.append(
-        f"{verdict}: {n} path{'s' if n != 1 else ''} checked, {counts['error']} error(s), "
-        f"{counts['warning']} warning(s), {counts['info']} info (failing at {report.fail_on.label})"
-    )
-    return "\n".join(lines) + "\n"
+    if hidden:
+        lines.append(f"{hidden} path{'s' if hidden != 1 else ''} passed with no findings (-v shows "
+                     f"{'them' if hidden != 1 else 'it'})")
+    lines.append(summary_line(report, color=color))
+    return "\n".join(wrap_lines(lines, width)) + "\n"

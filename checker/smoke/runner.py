@@ -621,12 +621,24 @@ def _throughput(base_url: str, name: str, chat: bool, options: SmokeOptions, eng
         )
     except client.RequestError:
         return None
-    if not gen.completion_tokens or gen.first_token_at is None or gen.last_token_at is None:
+    return decode_rate(gen.completion_tokens, gen.total_s, gen.ttft_s)
+
+
+# A decode window shorter than this was not measured: the answer arrived in one burst (a buffering
+# proxy, a server that streams late), and tokens over it gave absurd rates (115,911 tok/s).
+_MIN_DECODE_WINDOW_S = 0.005
+
+
+def decode_rate(completion_tokens: int | None, total_s: float | None, ttft_s: float | None) -> float | None:
+    """Decode tokens per second: the tokens after the first over the time after the first token
+    (total - TTFT). None (shown as "unknown") when that is not measurable: no token count, no TTFT,
+    fewer than two tokens, or a decode window too short to time."""
+    if not completion_tokens or completion_tokens < 2 or total_s is None or ttft_s is None:
         return None
-    span = gen.last_token_at - gen.first_token_at
-    if gen.completion_tokens < 2 or span <= 0:
-        return round(gen.completion_tokens / gen.total_s, 2) if gen.total_s > 0 else None
-    return round((gen.completion_tokens - 1) / span, 2)
+    window = total_s - ttft_s
+    if window < _MIN_DECODE_WINDOW_S:
+        return None
+    return round((completion_tokens - 1) / window, 2)
 
 
 # ------------------------------------------------------------------------------------------------
