@@ -117,12 +117,8 @@ def _engine_arg_options(func: Any) -> Any:
     """The engine flags users already type, generated from the one declaration (checker.engine_args)."""
     from checker import engine_args
 
-    func = engine_args.click_options(func)
-    # `-q` is --quiet here, as in ruff and pre-commit; vLLM's `-q` stays spelled --quantization
-    for param in getattr(func, "__click_params__", ()):
-        if isinstance(param, click.Option) and param.name != "quiet" and "-q" in param.opts:
-            param.opts.remove("-q")
-    return func
+    # `-q` is --quiet here, as in ruff and pre-commit: engine_args.yaml gives --quantization no short alias
+    return engine_args.click_options(func)
 
 
 def _collect_engine_args(kwargs: dict[str, Any]) -> dict[str, Any]:
