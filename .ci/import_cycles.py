@@ -9,7 +9,7 @@ import grimp
 
 
 def main() -> int:
-    graph = grimp.build_graph("checker", "rules")
+    graph = grimp.build_graph("modelcheck", "modelcheck_rules")
     modules = sorted(graph.modules)
     edges = {m: set(graph.find_modules_directly_imported_by(m)) for m in modules}
     # a package's __init__ importing its own submodules is how packages work, not a cycle

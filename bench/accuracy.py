@@ -1,7 +1,7 @@
 """How well the memory estimator predicts real vLLM start-ups (tests/data/vllm_memory_observations.yaml).
 
 For each observation: rebuild the model as a sparse safetensors fixture from its config (real headers,
-data as holes), gather facts through the real pipeline, run ``checker.estimate.compute`` with that row's
+data as holes), gather facts through the real pipeline, run ``modelcheck.estimate.compute`` with that row's
 GPU memory, vLLM version and settings, and compare with what vLLM printed.
 
     .venv/bin/python bench/accuracy.py [--rows ID,ID] [--csv]
@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CODE_ROOT = Path(os.environ.get("MODELCHECK_BENCH_CODE") or ROOT)
 sys.path.insert(0, str(CODE_ROOT))
 
-from checker.estimate import compute
-from checker.model import GPU, ImageRef, Instance, Target, WeightsSummary
+from modelcheck.estimate import compute
+from modelcheck.model import GPU, ImageRef, Instance, Target, WeightsSummary
 
 DATA = ROOT / "tests" / "data" / "vllm_memory_observations.yaml"
 GIB = 1 << 30
@@ -103,16 +103,16 @@ def model_config(models: dict[str, Any], model_id: str) -> dict[str, Any] | None
 
 
 def build_facts(cfg: dict[str, Any], tmp: Path, name: str, dtype: str = "BF16"):
-    """The real pipeline: sparse fixture -> checker.facts.gather. Falls back to in-memory facts."""
+    """The real pipeline: sparse fixture -> modelcheck.facts.gather. Falls back to in-memory facts."""
     try:
-        from checker.facts import gather
+        from modelcheck.facts import gather
         from fixtures.builders import make_hf_llm
 
         d = make_hf_llm(tmp / f"{name.replace('/', '_')}-{dtype}", cfg, tokenizer=False, dtype=dtype)
         return gather(str(d))
     except Exception as exc:  # noqa: BLE001 - the bench must still print a row
         print(f"  ({name}: fixture pipeline failed: {exc}; using in-memory facts)", file=sys.stderr)
-        from checker.testing import make_facts
+        from modelcheck.testing import make_facts
 
         return make_facts(config=cfg, weights=WeightsSummary("safetensors", 0, 0, {}, None, 0, ()))
 

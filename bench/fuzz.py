@@ -108,8 +108,8 @@ def mutate(rng: random.Random, data: bytes, pool: list[bytes]) -> bytes:
 
 
 def readers() -> dict[str, Callable[[str, str, int], object]]:
-    from checker.facts import gguf, jsonfile, safetensors
-    from checker.facts.pickle import scan_file
+    from modelcheck.facts import gguf, jsonfile, safetensors
+    from modelcheck.facts.pickle import scan_file
 
     return {
         "safetensors": safetensors.parse_file,

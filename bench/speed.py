@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from fixtures.builders import LLAMA_405B, make_gguf, make_hf_llm  # noqa: E402
 
-CHECK = [sys.executable, "-m", "checker.cli"]
+CHECK = [sys.executable, "-m", "modelcheck.cli"]
 TARGET = ["--image", "vllm:0.14.0-gpu", "--instance", "ecs.gn7i-c8g1.2xlarge", "--format", "json", "--no-config"]
 
 
@@ -63,8 +63,8 @@ def timed(cmd: list[str]) -> float:
 def import_time_ms() -> tuple[float, float]:
     """(our own modules' cumulative import time, everything) in ms, from -X importtime."""
     # everything the default check imports: the CLI, the pipeline and every built-in rule module
-    code = "import checker.cli, checker.api, checker.facts, checker.catalog, checker.estimate, checker.target; " \
-        "import checker.registry as r; r.load()"
+    code = "import modelcheck.cli, modelcheck.api, modelcheck.facts, modelcheck.catalog, modelcheck.estimate, modelcheck.target; " \
+        "import modelcheck.registry as r; r.load()"
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=ROOT, capture_output=True, text=True)
     ours = total = 0.0
     for line in proc.stderr.splitlines():
@@ -73,7 +73,7 @@ def import_time_ms() -> tuple[float, float]:
             continue
         self_us, name = int(m.group(1)), m.group(4)
         total += self_us
-        if name.split(".")[0] in ("checker", "rules"):
+        if name.split(".")[0] in ("modelcheck", "modelcheck_rules"):
             ours += self_us
     return ours / 1000, total / 1000
 

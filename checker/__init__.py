@@ -14,10 +14,10 @@ __all__ = ["__version__", "check"]
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: ``checker.check`` loads the pipeline on first use, so ``from checker import __version__``
+    # PEP 562: ``modelcheck.check`` loads the pipeline on first use, so ``from modelcheck import __version__``
     # (the formatters, the CLI) does not import it
     if name == "check":
         import importlib
 
-        return importlib.import_module("checker.api").check
-    raise AttributeError(f"module 'checker' has no attribute {name!r}")
+        return importlib.import_module("modelcheck.api").check
+    raise AttributeError(f"module 'modelcheck' has no attribute {name!r}")

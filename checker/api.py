@@ -3,7 +3,7 @@
     options.resolve -> target.resolve -> facts.gather -> engines.view -> estimate.compute
     -> plan.alternatives -> linter.run -> [smoke stage -> linter.run(SMK)] -> PathReport
 
-    from checker import check
+    from modelcheck import check
     report = check("./Qwen2.5-7B-Instruct", image="vllm:0.14.0-gpu", instance="ecs.gn7i-c8g1.2xlarge",
                    max_model_len=8192)
     report.exit_code, [f.rule for f in report.results[0].findings]
@@ -17,25 +17,25 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from checker import engine_args, linter, registry
-from checker.errors import CheckError, UsageError
-from checker.options import Options, Resolved, resolve
-from checker.report import PathReport, Report
-from checker.rule import Context, Severity
+from modelcheck import engine_args, linter, registry
+from modelcheck.errors import CheckError, UsageError
+from modelcheck.options import Options, Resolved, resolve
+from modelcheck.report import PathReport, Report
+from modelcheck.rule import Context, Severity
 
 
 def check_path(path: str, flags: Options) -> PathReport:
     """Check one model path. Raises CheckError (exit 2) when it cannot run at all."""
-    from checker import catalog as catalog_mod
-    from checker import engines, estimate, facts, plan
-    from checker import target as target_mod
+    from modelcheck import catalog as catalog_mod
+    from modelcheck import engines, estimate, facts, plan
+    from modelcheck import target as target_mod
 
     resolved = resolve(path, flags)
     options = resolved.options
     cat = catalog_mod.load(options.catalog_files)
     image_spec = instance_spec = None
     if options.image_spec or options.instance_spec:
-        from checker import cloudspec
+        from modelcheck import cloudspec
 
         image_spec = cloudspec.image_from_spec(options.image_spec, options.image) if options.image_spec else None
         instance_spec = cloudspec.instances_from_spec(options.instance_spec, cat) if options.instance_spec else None
@@ -71,7 +71,7 @@ def check_path(path: str, flags: Options) -> PathReport:
 def _smoke(ctx: Context, options: Options, static: linter.Result, settings: linter.Settings,
            selected: tuple[Any, ...]) -> Any:
     """Start the model for real, then judge what was observed with the SMK rules (through the linter)."""
-    from checker import smoke
+    from modelcheck import smoke
 
     observed = smoke.run_smoke(ctx.facts, ctx.target, estimate=ctx.estimate, options=options.smoke,
                                findings=static.findings)
@@ -81,7 +81,7 @@ def _smoke(ctx: Context, options: Options, static: linter.Result, settings: lint
 def judge_smoke(ctx: Context, observed: Any, settings: linter.Settings | None = None,
                 selected: tuple[Any, ...] | None = None) -> Any:
     """The smoke result with the SMK rules' findings on what it observed (through the linter)."""
-    from checker import smoke
+    from modelcheck import smoke
 
     if observed.observation is None:
         return observed
@@ -111,7 +111,7 @@ def run(paths: list[str], options: Options) -> Report:
     else:
         results = _check_in_processes(paths, options, jobs)
     # the root report paths are relative to, computed once here so the formatters do no filesystem work
-    from checker import repo
+    from modelcheck import repo
 
     root = repo.source_root()
     results = [replace(r, repo_root=repo.root_for(r.path, root)) for r in results]

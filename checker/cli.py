@@ -19,8 +19,8 @@ from typing import Any
 
 import click
 
-from checker import __version__
-from checker.errors import CheckError
+from modelcheck import __version__
+from modelcheck.errors import CheckError
 
 _SUBCOMMANDS = ("rules", "explain", "plan", "images", "instances", "gpus", "run")
 _GROUP_FLAGS = ("--help", "-h", "--version", "-V")
@@ -41,7 +41,7 @@ _SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 def _section_names(title_names: tuple[str, ...]) -> tuple[str, ...]:
     if title_names == ("@engine",):
-        from checker import engine_args
+        from modelcheck import engine_args
 
         return (*engine_args.cli_names(), "engine_arg")
     return title_names
@@ -114,15 +114,15 @@ class DefaultGroup(click.Group):
 
 
 def _engine_arg_options(func: Any) -> Any:
-    """The engine flags users already type, generated from the one declaration (checker.engine_args)."""
-    from checker import engine_args
+    """The engine flags users already type, generated from the one declaration (modelcheck.engine_args)."""
+    from modelcheck import engine_args
 
     # `-q` is --quiet here, as in ruff and pre-commit: engine_args.yaml gives --quantization no short alias
     return engine_args.click_options(func)
 
 
 def _collect_engine_args(kwargs: dict[str, Any]) -> dict[str, Any]:
-    from checker import engine_args
+    from modelcheck import engine_args
 
     return engine_args.from_cli(kwargs)
 
@@ -267,8 +267,8 @@ def _split_multi(values: tuple[str, ...] | None) -> tuple[str, ...]:
 
 
 def _parse_overrides(values: tuple[str, ...]) -> dict[str, Any]:
-    from checker.errors import UsageError
-    from checker.rule import Severity
+    from modelcheck.errors import UsageError
+    from modelcheck.rule import Severity
 
     out = {}
     for item in _split_multi(values):
@@ -283,16 +283,16 @@ def _parse_overrides(values: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _run(paths: list[str], kw: dict[str, Any]) -> None:
-    from checker import api, formatters
-    from checker.errors import UsageError
-    from checker.options import Options
-    from checker.rule import Severity
+    from modelcheck import api, formatters
+    from modelcheck.errors import UsageError
+    from modelcheck.options import Options
+    from modelcheck.rule import Severity
 
     engine_args = _collect_engine_args(kw)
     deployment: Any = None
     target_kw: dict[str, Any] = {k: kw.get(k) for k in ("image", "chip", "instance", "gpu", "gpu_count")}
     if kw.get("service") or kw.get("deploy_file") or kw.get("serve_cmd"):
-        from checker import deploy
+        from modelcheck import deploy
 
         spec = deploy.load(service=kw.get("service"), deploy=kw.get("deploy_file"), serve_cmd=kw.get("serve_cmd"),
                            online=bool(kw.get("online")))
@@ -306,7 +306,7 @@ def _run(paths: list[str], kw: dict[str, Any]) -> None:
             paths = [spec["model_path"]]
     smoke_opts = None
     if kw.get("smoke") or kw.get("force_smoke"):
-        from checker import smoke
+        from modelcheck import smoke
 
         smoke_opts = smoke.options_from_cli(
             prompt=kw.get("smoke_prompt"),
@@ -388,7 +388,7 @@ def rules_command(fmt: str, show_all: bool) -> None:
     """List every rule: code, name, default severity, summary."""
     import json
 
-    from checker import registry
+    from modelcheck import registry
 
     reg = registry.load()
     if fmt == "json":
@@ -422,11 +422,11 @@ def rules_command(fmt: str, show_all: bool) -> None:
 @click.argument("code")
 def explain_command(code: str) -> None:
     """Show the documentation of one rule (by code or name)."""
-    from checker import registry
-    from checker.errors import UsageError
+    from modelcheck import registry
+    from modelcheck.errors import UsageError
 
     def show() -> None:
-        from checker import docs
+        from modelcheck import docs
 
         reg = registry.load()
         r = docs.find(code, reg)  # rules and the linter's own CHK codes, by code or name
@@ -454,7 +454,7 @@ def plan_command(path: str, debug: bool, **kwargs: Any) -> None:
 
 
 def _plan(path: str, kw: dict[str, Any]) -> None:
-    from checker import catalog, facts, plan, target
+    from modelcheck import catalog, facts, plan, target
 
     engine_args = _collect_engine_args(kw)
     cat = catalog.load()
@@ -462,7 +462,7 @@ def _plan(path: str, kw: dict[str, Any]) -> None:
     model = facts.gather(path)
     rows = plan.plan(model, cat, engine_args, image=image, clouds=tuple(kw.get("cloud") or ()) or None,
                      min_concurrency=kw.get("min_concurrency"))
-    from checker.formatters import plan_table
+    from modelcheck.formatters import plan_table
 
     click.echo(plan_table.render(rows[: kw.get("limit") or 15], fmt=kw.get("fmt") or "text", model=model,
                                  min_concurrency=kw.get("min_concurrency")), nl=False)
@@ -480,7 +480,7 @@ def _catalog_formats(func: Any) -> Any:
 
 
 def _load_catalog(files: tuple[str, ...]) -> Any:
-    from checker import catalog
+    from modelcheck import catalog
 
     return catalog.load(tuple(files or ()))
 
@@ -489,7 +489,7 @@ def _load_catalog(files: tuple[str, ...]) -> Any:
 @_catalog_formats
 def images_command(fmt: str, catalog_files: tuple[str, ...]) -> None:
     """List the serving images (engine families) --image accepts."""
-    from checker.formatters import catalog_table
+    from modelcheck.formatters import catalog_table
 
     def show() -> None:
         cat = _load_catalog(catalog_files)
@@ -507,10 +507,10 @@ def images_command(fmt: str, catalog_files: tuple[str, ...]) -> None:
 def instances_command(cloud: tuple[str, ...], gpu: str | None, chip: str | None, fmt: str,
                       catalog_files: tuple[str, ...]) -> None:
     """List the instance types --instance accepts (name patterns such as ecs.g7.* are accepted too)."""
-    from checker.formatters import catalog_table
+    from modelcheck.formatters import catalog_table
 
     def show() -> None:
-        from checker.errors import UsageError
+        from modelcheck.errors import UsageError
 
         cat = _load_catalog(catalog_files)
         items = cat.instances(chip=chip)
@@ -534,7 +534,7 @@ def instances_command(cloud: tuple[str, ...], gpu: str | None, chip: str | None,
 @_catalog_formats
 def gpus_command(fmt: str, catalog_files: tuple[str, ...]) -> None:
     """List the GPUs --gpu accepts, with the memory the driver reports and compute capability."""
-    from checker.formatters import catalog_table
+    from modelcheck.formatters import catalog_table
 
     def show() -> None:
         cat = _load_catalog(catalog_files)

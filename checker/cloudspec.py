@@ -19,7 +19,7 @@
   ``VLLM_VERSION`` / ``SGLANG_VERSION``-style environment variables, the chip from ``CUDA_VERSION``.
 
 Every file is read bounded (4 MiB), parsed as JSON and checked for its shape; anything else is a one-line
-:class:`checker.errors.UsageError` naming the file and the key path. Nothing here talks to a cloud.
+:class:`modelcheck.errors.UsageError` naming the file and the key path. Nothing here talks to a cloud.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from checker.errors import UsageError
-from checker.model import Instance
+from modelcheck.errors import UsageError
+from modelcheck.model import Instance
 
 __all__ = ["MAX_SPEC_BYTES", "ImageSpec", "find_in_spec", "image_from_spec", "instances_from_spec"]
 
@@ -231,7 +231,7 @@ def _aws_instances(types: list[Any], catalog: Any, origin: str) -> list[Instance
 def instances_from_spec(path: str | Path, catalog: Any = None) -> list[Instance]:
     """Every instance type described in a saved DescribeMachineSpec or describe-instance-types answer."""
     if catalog is None:
-        from checker.catalog import load
+        from modelcheck.catalog import load
 
         catalog = load()
     origin = str(path)

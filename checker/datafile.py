@@ -2,7 +2,7 @@
 
 PyYAML takes ~0.1-1 s for our catalogs; JSON takes a few ms. ``load(name)`` returns the JSON twin in
 ``checker/catalog/_compiled/`` when its recorded CRC-32 matches the YAML, else parses the YAML (so an
-edited catalog still works, only slower). ``python -m checker.datafile`` regenerates the twins; a test
+edited catalog still works, only slower). ``python -m modelcheck.datafile`` regenerates the twins; a test
 fails when one is stale.
 """
 

@@ -16,11 +16,11 @@ from importlib import resources
 from dataclasses import replace
 from typing import Any
 
-from checker import engine_args
-from checker.errors import ConfigError
-from checker.model import Deployment, Mount
-from checker.facts.source import classify_ref as classify_model_ref
-from checker.facts.source import hub_id
+from modelcheck import engine_args
+from modelcheck.errors import ConfigError
+from modelcheck.model import Deployment, Mount
+from modelcheck.facts.source import classify_ref as classify_model_ref
+from modelcheck.facts.source import hub_id
 
 # -- start-command parsing ---------------------------------------------------------------------
 
@@ -105,7 +105,7 @@ def _launcher(seg: list[str]) -> tuple[str | None, list[str], str | None]:
 
 
 def _parse_args(engine: str, args: list[str], where: str) -> engine_args.ParsedArgs:
-    """Flags -> typed engine arguments, with the engine's own spellings (checker.engine_args)."""
+    """Flags -> typed engine arguments, with the engine's own spellings (modelcheck.engine_args)."""
     return engine_args.from_argv(engine, args, where, ConfigError)
 
 
@@ -156,7 +156,7 @@ def parse_serve_command(cmd: str, where: str = "start command") -> dict[str, Any
     return result
 
 
-# -- model references: one heuristic, in checker.facts.source ------------------------------------
+# -- model references: one heuristic, in modelcheck.facts.source ------------------------------------
 
 
 
@@ -254,7 +254,7 @@ def _validate(doc: Any, schema: dict[str, Any], name: str) -> None:
 
 def deploy_schema() -> dict[str, Any]:
     """The published JSON Schema for deploy YAML files."""
-    return json.loads(resources.files("checker").joinpath("schemas/deploy.schema.json").read_text(encoding="utf-8"))
+    return json.loads(resources.files("modelcheck").joinpath("schemas/deploy.schema.json").read_text(encoding="utf-8"))
 
 
 # -- loaders -----------------------------------------------------------------------------------
@@ -383,7 +383,7 @@ def _load_deploy(path: str, online: bool) -> dict[str, Any]:
 
     name = os.path.basename(path)
     text = _read(path, "deploy file")
-    from checker.facts.jsonfile import load_yaml_bounded, yaml_error_at
+    from modelcheck.facts.jsonfile import load_yaml_bounded, yaml_error_at
 
     try:
         doc = load_yaml_bounded(text, yaml.SafeLoader)  # bounded: alias bombs are refused

@@ -1,6 +1,6 @@
 """Rule documentation from the rule docstrings: ``docs/rules.md`` and ``check explain``.
 
-    python -m checker.docs > docs/rules.md      # regenerate (tests/test_docs.py fails when stale)
+    python -m modelcheck.docs > docs/rules.md      # regenerate (tests/test_docs.py fails when stale)
 
 The docstring is the documentation (DESIGN.md "Rules"): first line = summary, then ``## Why it matters``
 and ``## How to fix``. The linter's own CHK codes are declared with ``@rule`` in checker/linter.py.
@@ -11,16 +11,16 @@ from __future__ import annotations
 import re
 import sys
 
-from checker.registry import Registry
-from checker.rule import Rule
+from modelcheck.registry import Registry
+from modelcheck.rule import Rule
 
-REGENERATE = "python -m checker.docs > docs/rules.md"
+REGENERATE = "python -m modelcheck.docs > docs/rules.md"
 
 
 def find(query: str, registry: Registry | None = None) -> Rule | None:
     """A rule (the linter's own CHK codes included) by code (``MEM003``, ``mem003``) or name."""
     if registry is None:
-        from checker import registry as registry_mod
+        from modelcheck import registry as registry_mod
 
         registry = registry_mod.load()
     return registry.find(query)
@@ -33,7 +33,7 @@ def explain_text(item: Rule) -> str:
         lines.append(f"applies to: {', '.join(sorted(item.kinds))}")
     if item.options:
         lines.append("options: " + ", ".join(f"{k}={v!r}" for k, v in sorted(item.options.items())))
-    if item.module == "checker.linter":
+    if item.module == "modelcheck.linter":
         lines.append("emitted by the linter itself")
     return "\n".join([*lines, "", item.doc.strip()]) + "\n"
 
@@ -59,7 +59,7 @@ def render_rules_markdown(registry: Registry, *, plugins: bool = False) -> str:
     """
     items = [
         r for r in registry.rules
-        if plugins or r.module in ("rules", "checker.linter") or r.module.startswith("rules.")
+        if plugins or r.module in ("modelcheck_rules", "modelcheck.linter") or r.module.startswith("modelcheck_rules.")
     ]
     lines = [
         "# Rules",
@@ -101,7 +101,7 @@ def render_rules_markdown(registry: Registry, *, plugins: bool = False) -> str:
 
 
 def main() -> None:
-    from checker import registry as registry_mod
+    from modelcheck import registry as registry_mod
 
     sys.stdout.write(render_rules_markdown(registry_mod.load(plugins=False)))
 

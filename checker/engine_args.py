@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from checker.errors import UsageError
+from modelcheck.errors import UsageError
 
 ENGINES = ("vllm", "sglang", "llama.cpp")
 _TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
@@ -44,7 +44,7 @@ class EngineArg:
 @functools.lru_cache(maxsize=1)
 def declared() -> dict[str, EngineArg]:
     """Every declared argument by canonical name (cached; read from the compiled JSON twin)."""
-    from checker import datafile
+    from modelcheck import datafile
 
     out: dict[str, EngineArg] = {}
     for row in datafile.load("engine_args.yaml")["args"]:

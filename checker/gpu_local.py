@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from checker.errors import UsageError
-from checker.model import GPU, Instance
+from modelcheck.errors import UsageError
+from modelcheck.model import GPU, Instance
 
 __all__ = ["arch_for_cc", "detect"]
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from checker.model import Estimate, ModelFacts, Target
-from checker.rule import NEEDS, Context, Finding, Rule, Severity, rule
+from modelcheck.model import Estimate, ModelFacts, Target
+from modelcheck.rule import NEEDS, Context, Finding, Rule, Severity, rule
 
 INTERNAL_FAMILY = "CHK"  # codes the linter stamps itself; never run as rules
 
@@ -86,7 +86,7 @@ class Result:
 class Settings:
     severity_overrides: dict[str, Severity] = field(default_factory=dict)  # code -> severity
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # code -> option overrides
-    suppressions: tuple[Any, ...] = ()  # checker.config.Suppression covering this model
+    suppressions: tuple[Any, ...] = ()  # modelcheck.config.Suppression covering this model
     selected: tuple[Rule, ...] = ()  # the selected rules, internal codes included (decides CHK003)
     extra_findings: tuple[Finding, ...] = ()  # stamped by the caller (CHK002 plugin load failures)
 
@@ -176,7 +176,7 @@ def plugin_load_findings(load_errors: tuple[tuple[str, str], ...], settings: Set
 
 def _suppress(findings: list[Finding], settings: Settings, facts: ModelFacts) -> list[Finding]:
     """Drop suppressed findings; report (CHK003) each suppression that matched none, when selected."""
-    from checker.registry import matches
+    from modelcheck.registry import matches
 
     if not settings.suppressions:
         return findings

@@ -1,6 +1,6 @@
 """Frozen data the pipeline passes along: what the files say (facts), what we deploy to (target).
 
-Facts are produced only by ``checker.facts``; rules and the estimator read them and never touch disk.
+Facts are produced only by ``modelcheck.facts``; rules and the estimator read them and never touch disk.
 Mappings inside these dataclasses are plain dicts parsed from JSON/headers: treat them as read-only.
 """
 
@@ -216,7 +216,7 @@ class HashResult:
 
 @dataclass(frozen=True, slots=True)
 class ModelFacts:
-    """Everything the files say, gathered once by ``checker.facts.gather``."""
+    """Everything the files say, gathered once by ``modelcheck.facts.gather``."""
 
     input_path: str  # what the user typed
     root: str  # absolute folder we walked (for a single file: its parent)
@@ -238,7 +238,7 @@ class ModelFacts:
     incomplete_downloads: tuple[str, ...] = ()  # .incomplete / .part files a downloader left behind
     weights_not_in_index: tuple[str, ...] = ()  # safetensors files the index does not list (not loaded)
     hashes: tuple[HashResult, ...] = ()  # --verify only: every weight file hashed
-    scan: CodeScan = field(default_factory=lambda: CodeScan())  # checker.facts.scan: code in the files
+    scan: CodeScan = field(default_factory=lambda: CodeScan())  # modelcheck.facts.scan: code in the files
 
     # -- convenience views (pure, no I/O) -------------------------------------------------------
     @property
@@ -382,7 +382,7 @@ class Mount:
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    """A deployment spec as the DEP rules read it (checker.deploy.load: service JSON, deploy YAML, start command)."""
+    """A deployment spec as the DEP rules read it (modelcheck.deploy.load: service JSON, deploy YAML, start command)."""
 
     source: str  # the spec's name as findings show it: "service.json", "--serve-cmd"
     source_kind: str  # eas-service | deploy-yaml | serve-cmd
@@ -405,7 +405,7 @@ class Deployment:
     networking: dict[str, Any] = field(default_factory=dict)
     hf_token_set: bool = False
     model_ref: str | None = None
-    model_ref_kind: str | None = None  # checker.facts.source.classify_ref
+    model_ref_kind: str | None = None  # modelcheck.facts.source.classify_ref
     is_hub_id: bool = False
     hub_id: str | None = None
     hub_gated: Any = None  # --online: False | "auto" | "manual"
@@ -445,7 +445,7 @@ class Fixes:
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
-    """Memory prediction (see checker.estimate). All byte figures are per GPU unless named otherwise."""
+    """Memory prediction (see modelcheck.estimate). All byte figures are per GPU unless named otherwise."""
 
     engine: str
     weights_bytes: int  # whole model as stored
@@ -475,7 +475,7 @@ class Estimate:
 
 @dataclass(frozen=True, slots=True)
 class CodeScan:
-    """What ``checker.facts.scan`` found while looking for code in the model files (nothing is executed).
+    """What ``modelcheck.facts.scan`` found while looking for code in the model files (nothing is executed).
 
     Pickle scans themselves are ``ModelFacts.pickles``; what stopped a scan is a ``FactError`` of kind
     "pickle" (``limits`` repeats the folder-wide ones: caps and the per-run budget).

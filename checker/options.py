@@ -1,6 +1,6 @@
 """What one run is told, resolved once per model path: flags > config file > defaults.
 
-``resolve(path, flags)`` finds the config that governs ``path`` (checker.config), validates it, merges it
+``resolve(path, flags)`` finds the config that governs ``path`` (modelcheck.config), validates it, merges it
 under the flags and returns a :class:`Resolved`: the effective options, the suppressions that apply to
 this path, and the exit policy. Everything after it (target, facts, linter, report) reads the Resolved
 and nothing reads the config again.
@@ -12,10 +12,10 @@ import os
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
-from checker import config as config_mod
-from checker import engine_args
-from checker.errors import ConfigError
-from checker.rule import Severity
+from modelcheck import config as config_mod
+from modelcheck import engine_args
+from modelcheck.errors import ConfigError
+from modelcheck.rule import Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +31,8 @@ class Options:
     gpu: str | None = None
     gpu_count: int | None = None
     engine: str | None = None  # --engine vllm:0.14.0: the engine of a private image
-    image_spec: str | None = None  # --image-spec FILE (checker.cloudspec)
-    instance_spec: str | None = None  # --instance-spec FILE (checker.cloudspec)
+    image_spec: str | None = None  # --image-spec FILE (modelcheck.cloudspec)
+    instance_spec: str | None = None  # --instance-spec FILE (modelcheck.cloudspec)
     engine_args: dict[str, Any] = field(default_factory=dict)
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
@@ -40,12 +40,12 @@ class Options:
     severity_overrides: dict[str, Severity] = field(default_factory=dict)
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     catalog_files: tuple[str, ...] = ()
-    deployment: Any = None  # checker.deploy.Deployment from --service / --deploy / --serve-cmd
+    deployment: Any = None  # modelcheck.deploy.Deployment from --service / --deploy / --serve-cmd
     exit_zero: bool = False
     jobs: int = 1
     online: bool = False
     verify: bool = False
-    smoke: Any = None  # checker.smoke.SmokeOptions when --smoke was given
+    smoke: Any = None  # modelcheck.smoke.SmokeOptions when --smoke was given
     config_file: str | None = None  # explicit --config
     use_config: bool = True  # discover pyproject / .modelcheck.toml
     verbose: bool = False  # text output: every assumption behind the memory figures

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from checker.model import Estimate, ImageRef, Instance, ModelFacts, Target
+from modelcheck.model import Estimate, ImageRef, Instance, ModelFacts, Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class PlanRow:
 
 
 def _heads(facts: ModelFacts) -> int | None:
-    from checker.estimate import geometry
+    from modelcheck.estimate import geometry
 
     geo = geometry(facts)
     return geo.num_heads if geo else None
@@ -54,7 +54,7 @@ def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image
            min_concurrency: float | None = None, view: Any = None) -> PlanRow | None:
     """The smallest TP on this instance with which the model starts (and, with ``min_concurrency``, whose
     KV cache holds at least that many full-length requests), or None."""
-    from checker.estimate import compute
+    from modelcheck.estimate import compute
 
     if inst.gpu is None or inst.gpu_count <= 0 or inst.gpu.memory_bytes <= 0:
         return None
@@ -81,7 +81,7 @@ def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image
 
 def _min_cc(image: ImageRef | None) -> int | None:
     """The lowest compute capability the engine runs on (vLLM of any version: 7.0)."""
-    from checker.catalog import support
+    from modelcheck.catalog import support
 
     engine = image.engine if image else "vllm"
     found = support.min_compute_capability(engine, image.version if image else None)
@@ -109,7 +109,7 @@ def plan(
     engine_args = dict(engine_args or {})
     min_cc = _min_cc(image)
     # what the engine derives from the model does not depend on the instance: once for the whole catalog
-    from checker import engines
+    from modelcheck import engines
 
     view = engines.view(facts, Target(image=image, instance=None, chip=None, engine_args=engine_args))
     rows: list[tuple[PlanRow, Instance]] = []

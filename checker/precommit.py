@@ -22,8 +22,8 @@ import glob
 import os
 import sys
 
-from checker import config as config_mod
-from checker.repo import git_root
+from modelcheck import config as config_mod
+from modelcheck.repo import git_root
 
 # Files that make a folder a model folder.
 _MARKERS = ("config.json", "model_index.json", "adapter_config.json", "Modelfile", "config.pbtxt")
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     if not folders:
         return 0  # nothing model-shaped changed
-    from checker import cli
+    from modelcheck import cli
 
     try:
         cli.main(["run", *options, *folders], prog_name="modelcheck", standalone_mode=True)

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from checker.rule import Rule, rules_in
+from modelcheck.rule import Rule, rules_in
 
 ENTRY_POINT_GROUP = "modelcheck.rules"
 _BUILTIN_SENTINEL = "modelcheck-builtin-rules"
@@ -33,17 +33,17 @@ class Registry:
 
 
 def _builtin_modules() -> list[ModuleType]:
-    import rules as package
+    import modelcheck_rules as package
 
     # A top-level package called `rules` can be shadowed by an unrelated install: fail loudly.
     if getattr(package, "SENTINEL", None) != _BUILTIN_SENTINEL:
         raise RuntimeError(
-            f"the imported 'rules' package ({getattr(package, '__file__', '?')}) is not modelcheck's; "
+            f"the imported 'modelcheck_rules' package ({getattr(package, '__file__', '?')}) is not modelcheck's; "
             "another installed package shadows it"
         )
     names = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
     # the linter's own codes (CHK) are declared as rules too, so every listing sees them
-    return [importlib.import_module("checker.linter"), *(importlib.import_module(f"rules.{n}") for n in names)]
+    return [importlib.import_module("modelcheck.linter"), *(importlib.import_module(f"modelcheck_rules.{n}") for n in names)]
 
 
 def plugin_entry_points(group: str = ENTRY_POINT_GROUP) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""The repository a model folder lives in: computed once per run (checker.api), so config discovery and
+"""The repository a model folder lives in: computed once per run (modelcheck.api), so config discovery and
 the SARIF / GitHub path mapping agree and the formatters do no filesystem work."""
 
 from __future__ import annotations

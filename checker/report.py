@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from checker.linter import Result, Skip
-from checker.model import Estimate, ModelFacts, Target
-from checker.rule import Finding, Severity
+from modelcheck.linter import Result, Skip
+from modelcheck.model import Estimate, ModelFacts, Target
+from modelcheck.rule import Finding, Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,11 +21,11 @@ class PathReport:
     target: Target
     estimate: Estimate | None
     result: Result
-    smoke: Any = None  # checker.smoke.SmokeResult when the smoke stage ran
+    smoke: Any = None  # modelcheck.smoke.SmokeResult when the smoke stage ran
     fail_on: Severity = Severity.ERROR
     exit_zero: bool = False
     config: str | None = None  # the config file that governed this path
-    repo_root: str | None = None  # the root its file paths are reported relative to (checker.repo)
+    repo_root: str | None = None  # the root its file paths are reported relative to (modelcheck.repo)
 
     @property
     def findings(self) -> tuple[Finding, ...]:

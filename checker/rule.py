@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any
 
-from checker.model import Estimate, ModelFacts, Target
+from modelcheck.model import Estimate, ModelFacts, Target
 
 
 class Severity(IntEnum):
@@ -71,10 +71,10 @@ class Context:
     target: Target
     estimate: Estimate | None = None
     options: dict[str, Any] = field(default_factory=dict)  # this rule's options (defaults merged)
-    catalog: Any = None  # checker.catalog.Catalog: image families, instances, GPUs
-    view: Any = None  # checker.engines.EngineView: what the target engine derives from this model
-    alternatives: Sequence[Any] = ()  # checker.plan.PlanRow: catalog instances where the model starts
-    observation: Any = None  # checker.smoke.SmokeObservation, only in the smoke stage
+    catalog: Any = None  # modelcheck.catalog.Catalog: image families, instances, GPUs
+    view: Any = None  # modelcheck.engines.EngineView: what the target engine derives from this model
+    alternatives: Sequence[Any] = ()  # modelcheck.plan.PlanRow: catalog instances where the model starts
+    observation: Any = None  # modelcheck.smoke.SmokeObservation, only in the smoke stage
 
 
 RuleFunc = Callable[[Context], Iterable[Finding]]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from checker.model import Estimate, ModelFacts, Target
-from checker.rule import Finding, Severity
+from modelcheck.model import Estimate, ModelFacts, Target
+from modelcheck.rule import Finding, Severity
 
 
 def model_summary(facts: ModelFacts) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def _non_llm_block(est: Estimate) -> dict[str, Any]:
 
 
 def smoke_block(smoke: Any) -> dict[str, Any] | None:
-    """The JSON ``smoke`` block of a path (checker.smoke.SmokeResult)."""
+    """The JSON ``smoke`` block of a path (modelcheck.smoke.SmokeResult)."""
     if smoke is None:
         return None
     return {
@@ -158,7 +158,7 @@ _GAPS = ("image", "instance", "gpu", "vram", "estimate")
 def not_checked(skipped: Any) -> list[dict[str, Any]]:
     """What this run did not check because the target was not declared: one entry per missing input, with
     the rule families and codes it left out (``skipped``: the linter's Skip records)."""
-    from checker.rule import NEEDS
+    from modelcheck.rule import NEEDS
 
     by_reason: dict[str, list[str]] = {}
     for s in skipped:

@@ -22,8 +22,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from checker.errors import UsageError
-from checker.model import ImageRef, Instance, Target
+from modelcheck.errors import UsageError
+from modelcheck.model import ImageRef, Instance, Target
 
 __all__ = ["CHIPS", "normalize_chip", "parse_engine", "parse_image", "resolve"]
 
@@ -282,7 +282,7 @@ def engine_named_by_image(family: str, parts: list[str], catalog: Any) -> bool:
 
 
 def _vt(version: str) -> tuple[int, ...] | None:
-    from checker.model import version_tuple
+    from modelcheck.model import version_tuple
 
     return version_tuple(version)
 
@@ -347,8 +347,8 @@ def resolve(
     """Build the Target from CLI-style inputs; every bad or conflicting input is a one-line UsageError.
 
     ``engine`` is ``--engine vllm:0.14.0`` (the engine of a private image); ``image_spec`` is what
-    :func:`checker.cloudspec.image_from_spec` read (URI, engine, version, chip from labels); ``instance_spec``
-    the instance types :func:`checker.cloudspec.instances_from_spec` read: the named ``--instance`` is
+    :func:`modelcheck.cloudspec.image_from_spec` read (URI, engine, version, chip from labels); ``instance_spec``
+    the instance types :func:`modelcheck.cloudspec.instances_from_spec` read: the named ``--instance`` is
     looked up there first, then in the catalog."""
     if image_spec:
         image_ref = _image_with_spec(image, image_spec, engine, catalog)
@@ -360,13 +360,13 @@ def resolve(
     inst: Instance | None = None
     named = str(instance).strip() if instance is not None and str(instance).strip() else None
     if instance_spec:
-        from checker.cloudspec import find_in_spec
+        from modelcheck.cloudspec import find_in_spec
 
         origin = (instance_spec[0].source or "").rsplit(" in ", 1)[-1]
         inst = find_in_spec(list(instance_spec), named, origin)
     if inst is None and named:
         if named.lower() == "local":
-            from checker import gpu_local  # lazy: NVML only when asked for
+            from modelcheck import gpu_local  # lazy: NVML only when asked for
 
             inst = gpu_local.detect(catalog)
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from checker.model import (
+from modelcheck.model import (
     GPU,
     Classification,
     Estimate,
@@ -26,7 +26,7 @@ from checker.model import (
     Target,
     WeightsSummary,
 )
-from checker.rule import Context, Finding, Rule
+from modelcheck.rule import Context, Finding, Rule
 
 
 def _entries(files: dict[str, int] | Iterable[FileEntry] | None) -> tuple[FileEntry, ...]:
@@ -72,7 +72,7 @@ def make_facts(
     gguf = tuple(gguf)
     if weights is None:
         # the same summary gather() computes, so rule tests see what real folders give
-        from checker.facts import _summarise
+        from modelcheck.facts import _summarise
 
         weights = _summarise(entries, jf, safetensors, gguf, [])
     return ModelFacts(
@@ -116,8 +116,8 @@ def make_target(
     deployment: Any = None,
 ) -> Target:
     """A Target resolved through the real catalog (so tests see real GPU / instance facts)."""
-    from checker import catalog as catalog_mod
-    from checker import target as target_mod
+    from modelcheck import catalog as catalog_mod
+    from modelcheck import target as target_mod
 
     cat = catalog_mod.load()
     if isinstance(image, ImageRef) or isinstance(gpu, GPU):
@@ -149,7 +149,7 @@ class RuleSkipped(AssertionError):
 def rule_spec(func: Any) -> Rule:
     """The Rule declared by a rule function, or looked up by code (``"CHP001"``) or name in the registry."""
     if isinstance(func, str):
-        from checker import registry
+        from modelcheck import registry
 
         found = registry.load().find(func)
         if found is None:
@@ -176,7 +176,7 @@ def run_rule(
     """Run one rule (a function, or its code / name) through the real linter: applicability (raises
     RuleSkipped with the linter's reason when the rule would be skipped), option defaults, stamping,
     crashes (CHK001)."""
-    from checker import linter
+    from modelcheck import linter
 
     spec = rule_spec(func)
     ctx = Context(

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from checker.catalog import support
-from checker.errors import CheckError
-from checker.rule import Context
+from modelcheck.catalog import support
+from modelcheck.errors import CheckError
+from modelcheck.rule import Context
 
 # -- files ---------------------------------------------------------------------------------------
 
@@ -32,7 +32,7 @@ def gib(n: int) -> str:
 
 # -- kinds ---------------------------------------------------------------------------------------
 
-# how a message names each kind of model folder (checker.model.KINDS)
+# how a message names each kind of model folder (modelcheck.model.KINDS)
 KIND_WORDS = {
     "hf-llm": "a Hugging Face language model",
     "gguf": "a GGUF model",
@@ -160,10 +160,10 @@ def engine_label(ctx: Context) -> str:
     return f"{img.engine}" + (f" {img.version}" if img.version else "")
 
 
-# -- deployment spec (checker.deploy.load) --------------------------------------------------------
+# -- deployment spec (modelcheck.deploy.load) --------------------------------------------------------
 
 
-def deployment(ctx: Context):  # -> checker.model.Deployment | None
+def deployment(ctx: Context):  # -> modelcheck.model.Deployment | None
     return ctx.target.deployment
 
 
@@ -176,5 +176,5 @@ def spec_path(dep, key: str) -> str:
 
 # -- smoke stage ---------------------------------------------------------------------------------
 
-def observation(ctx: Context):  # -> checker.smoke.types.SmokeObservation (the SMK rules need one)
+def observation(ctx: Context):  # -> modelcheck.smoke.types.SmokeObservation (the SMK rules need one)
     return ctx.observation

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.rule import Context, Finding, Severity
+from modelcheck.rule import Context, Finding, Severity
 
 GIB = 1 << 30
 MIN_USEFUL_MAX_MODEL_LEN = 1024  # below this a --max-model-len hint is not a fix
@@ -27,11 +27,11 @@ def _flag(ctx: Context, setting: str) -> str:
     """The target engine's spelling of a setting (vLLM-style key): --context-length on SGLang, -c on llama.cpp."""
     engine = ctx.estimate.engine if ctx.estimate else "vllm"
     if engine == "sglang":
-        from checker.engines import sglang
+        from modelcheck.engines import sglang
 
         return sglang.flag(setting)
     if engine == "llama.cpp":
-        from checker.engines import llamacpp
+        from modelcheck.engines import llamacpp
 
         return llamacpp.flag(setting)
     return "--" + setting.replace("_", "-")
@@ -54,7 +54,7 @@ def _model_limit(ctx: Context) -> int | None:
     """The model's own context limit as the engine derives it (the engine view), or None."""
     if ctx.facts.config is None:
         return None
-    from checker import engines
+    from modelcheck import engines
 
     ev = engines.of(ctx)
     return ev.max_len.value if ev is not None and ev.max_len is not None else None
@@ -134,7 +134,7 @@ def _fp8_kv_helps(ctx: Context) -> bool:
 
 
 def _data(ctx: Context) -> dict:
-    from checker.summary import memory_block
+    from modelcheck.summary import memory_block
 
     data = memory_block(ctx.estimate) or {}
     if ctx.estimate.fixes and ctx.estimate.fixes.max_model_len:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import CATALOG_ERRORS, image_family
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import CATALOG_ERRORS, image_family
 
 ACCELERATORS = ("GPU", "PPU", "XPU")
 

@@ -1,7 +1,7 @@
 """DEP rules, storage: does the model reach the container? Mounts vs the start command's model path,
 overlapping or system-path mounts, oss:// URLs, NAS without a VPC.
 
-They read ``ctx.target.deployment`` as built by ``checker.deploy.load``: mounts, the start command's
+They read ``ctx.target.deployment`` as built by ``modelcheck.deploy.load``: mounts, the start command's
 model reference and port, the metadata GPU count, env. Paths in findings are spec key paths
 ("service.json:storage[0].mount_path"). Ports, GPUs and hub downloads: ``rules/deploy_runtime.py``.
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import deployment, spec_path
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import deployment, spec_path
 
 # Paths a mount must not hide (EAS doc / skill: "/, /bin, /etc, /usr" and the like).
 SYSTEM_PATHS = ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin",

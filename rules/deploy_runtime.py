@@ -1,7 +1,7 @@
 """DEP rules, runtime: will the started container serve? Ports, GPU counts vs parallelism, the engine
 the command starts vs the image, hub downloads at start (gated repositories).
 
-Like ``rules/deploy.py`` they read ``ctx.target.deployment`` (``checker.deploy.load``); finding paths
+Like ``rules/deploy.py`` they read ``ctx.target.deployment`` (``modelcheck.deploy.load``); finding paths
 are spec key paths.
 
 Codes: DEP005, DEP006, DEP007, DEP008, DEP009, DEP011.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.catalog import support
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import deployment, spec_path
+from modelcheck.catalog import support
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import deployment, spec_path
 
 # Hub organisations whose models are gated (licence acceptance) on huggingface.co. "all": every repo;
 # otherwise name prefixes. Source: the model pages' access forms (meta-llama, google gemma family,

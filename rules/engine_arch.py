@@ -1,7 +1,7 @@
 """ENG rules, engine version vs model and GPU: architectures, compute capability and float dtypes the
 image's engine will refuse at start-up.
 
-Knowledge comes from ``checker.catalog.support`` (vLLM sdists, per sampled release). Where the data brackets a
+Knowledge comes from ``modelcheck.catalog.support`` (vLLM sdists, per sampled release). Where the data brackets a
 version without pinning it, the finding is a warning that says so; errors are reserved for certainty.
 The rest of the family: ``rules/engine_quant.py`` (quantization), ``rules/engine_flags.py`` (engine
 arguments), ``rules/engine_features.py`` (repo code, chat template, image inputs).
@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.catalog import support
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import image_engine, model_types, quant_method
+from modelcheck.catalog import support
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import image_engine, model_types, quant_method
 
 
 def _sglang_architecture(ctx: Context, v: tuple[int, ...] | None) -> Iterator[Finding]:
     """SGLang's own registry (srt/models/*.py EntryClass per release, checker/engines/sglang.py): before
     0.4.9 an architecture it does not implement stops the server; from 0.4.9 the Transformers backend runs it."""
-    from checker.engines import sglang
+    from modelcheck.engines import sglang
 
     arch = ctx.facts.architectures[0]
     s = sglang.arch_support(arch, v)

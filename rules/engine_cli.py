@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.catalog import flags
-from checker.engine_args import declared
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import serving_engine, spec_path
+from modelcheck.catalog import flags
+from modelcheck.engine_args import declared
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import serving_engine, spec_path
 
 
 def _given(ctx: Context) -> list[tuple[str, str]]:

@@ -11,10 +11,10 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from checker.catalog import support
-from checker.catalog.tokenizers import tokenizer_needs_remote_code
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import serving_engine
+from modelcheck.catalog import support
+from modelcheck.catalog.tokenizers import tokenizer_needs_remote_code
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import serving_engine
 
 
 def _remote_code(ctx: Context) -> tuple[list[str], bool]:
@@ -62,7 +62,7 @@ def trust_remote_code_needed(ctx: Context) -> Iterator[Finding]:
     native = arch is not None and engine in (None, "vllm") and support.arch_support(arch, v).status == "registered"
     tokenizer_needs = any(r.startswith("tokenizer_config.json") for r in reasons)
     if engine == "sglang":  # SGLang's own registry and config classes (checker/engines/sglang.py)
-        from checker.engines import sglang
+        from modelcheck.engines import sglang
 
         need = sglang.remote_code(ctx.facts.config, v)
         native, config_needs = not need.model_needs, need.config_needs

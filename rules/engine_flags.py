@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from checker.catalog import support
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import serving_engine
+from modelcheck.catalog import support
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import serving_engine
 
 
 def _env(ctx: Context) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def max_model_len_exceeds_model(ctx: Context) -> Iterator[Finding]:
                 path=g.path if g else None, severity=Severity.WARNING if engine == "llama.cpp" else None,
                 hint=f"use {flag} {limit} or less", data={"requested": req, "limit": limit})
         return
-    from checker import engines
+    from modelcheck import engines
 
     ev = engines.of(ctx)
     derived = ev.max_len if ev is not None else None

@@ -1,5 +1,5 @@
 """ENG rules, quantization: is the checkpoint's (or --quantization's) method known to the engine version,
-runnable on the GPU, consistent with the checkpoint and with --dtype? Data from ``checker.catalog.support``.
+runnable on the GPU, consistent with the checkpoint and with --dtype? Data from ``modelcheck.catalog.support``.
 
 Codes: ENG005, ENG006, ENG007, ENG008, ENG009, ENG019.
 """
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.catalog import support
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import image_engine, quant_method, serving_engine
+from modelcheck.catalog import support
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import image_engine, quant_method, serving_engine
 
 
 @rule("ENG005", severity=Severity.ERROR, needs={"image", "gpu"})
@@ -228,7 +228,7 @@ def quantization_format_not_loadable(ctx: Context) -> Iterator[Finding]:
     Deploy the original (bf16) Hugging Face checkpoint, or a GPU quantization of it (AWQ, GPTQ, FP8,
     compressed-tensors); serve the MLX folder with `mlx_lm.server` on a Mac.
     """
-    from checker import engines
+    from modelcheck import engines
 
     engine, _ = serving_engine(ctx)
     if engine not in (None, "vllm"):

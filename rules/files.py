@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from checker.model import FileEntry, ModelFacts
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import gib
+from modelcheck.model import FileEntry, ModelFacts
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import gib
 
 TOKENIZER_MODEL_FILES = (
     "tokenizer.json",

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.model import FileEntry
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import READ_AT_STARTUP, WEIGHT_SUFFIXES, gib
-from rules.files import loads_hf_folder
+from modelcheck.model import FileEntry
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import READ_AT_STARTUP, WEIGHT_SUFFIXES, gib
+from modelcheck_rules.files import loads_hf_folder
 
 _HARMLESS_EMPTY = {"__init__.py", ".gitkeep", ".keep", "py.typed", "added_tokens.json"}
 _PARTIAL_SUFFIXES = (".incomplete", ".part", ".partial", ".aria2", ".crdownload", ".download", ".tmp")

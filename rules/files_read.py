@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.model import ModelFacts
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import READ_AT_STARTUP, WEIGHT_SUFFIXES
+from modelcheck.model import ModelFacts
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import READ_AT_STARTUP, WEIGHT_SUFFIXES
 
 # FactError kinds the SEC rules report (pickle: rules/security.py; onnx, keras: rules/security_code.py)
 OWNED_ELSEWHERE = frozenset({"pickle", "onnx", "keras"})

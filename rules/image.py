@@ -1,7 +1,7 @@
 """IMG: can the declared image serve this kind of model at all?
 
 What each image family serves (category, accepts_kinds, accepts_formats, chip_types) is catalog data
-(checker/catalog/images.yaml); the rules ask it through ``rules._common``. Whether the image loads the
+(checker/catalog/images.yaml); the rules ask it through ``modelcheck_rules._common``. Whether the image loads the
 model's file format (GGUF, Hugging Face folder, diffusers layout, pickles) is ``rules/image_format.py``.
 
 Codes: IMG001, IMG005, IMG006, IMG008.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import (
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import (
     GENERAL_CATEGORIES,
     KIND_WORDS,
     accepted_kinds,
@@ -152,7 +152,7 @@ def image_newer_than_known(ctx: Context) -> Iterator[Finding]:
     Nothing is wrong with the deployment by itself. Check the release notes for changes since the newest
     known release, or update modelcheck (its catalog data comes with each version).
     """
-    from checker.model import version_tuple
+    from modelcheck.model import version_tuple
 
     img = ctx.target.image
     if img is None or not img.known or not img.version or img.version_from == "newest-known":

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import accepted_kinds, engine_label, image_category, image_family, images_for
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import accepted_kinds, engine_label, image_category, image_family, images_for
 
 # vLLM's GGUF loader: "highly experimental", single-file only, --tokenizer of the HF original advised
 # (vLLM docs features/quantization/gguf.md, 0.6 - 0.20); what loads in which release is the engine
@@ -56,7 +56,7 @@ def gguf_on_hf_engine(ctx: Context) -> Iterator[Finding]:
         )
         return
     version = img.version_tuple
-    from checker import engines
+    from modelcheck import engines
 
     ev = engines.of(ctx)
     load = ev.gguf if ev is not None else None

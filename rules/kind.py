@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import KIND_WORDS
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import KIND_WORDS
 
 # kinds a folder name may suggest -> content kinds that do not contradict it
 _COMPATIBLE = {

@@ -1,4 +1,4 @@
-"""MEM: will the model fit in GPU memory, with what context and concurrency (from checker.estimate).
+"""MEM: will the model fit in GPU memory, with what context and concurrency (from modelcheck.estimate).
 
 Each engine is judged by its own start-up (checker/engines/): vLLM refuses to start when one max_model_len
 request does not fit the KV cache; SGLang clamps the request length to its KV pool and starts
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.rule import Context, Finding, Severity, rule
-from rules._memory import (
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._memory import (
     MIN_USEFUL_MAX_MODEL_LEN,
     _data,
     _fix_hint,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.model import PickleScan
-from checker.rule import Context, Finding, Severity, rule
+from modelcheck.model import PickleScan
+from modelcheck.rule import Context, Finding, Severity, rule
 
 _SAFETENSORS_HINT = (
     "do not deploy this file; load the weights from safetensors instead (convert a trusted copy with "

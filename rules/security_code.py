@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from checker.catalog import support
-from checker.model import ModelFacts
-from checker.rule import Context, Finding, Severity, rule
+from modelcheck.catalog import support
+from modelcheck.model import ModelFacts
+from modelcheck.rule import Context, Finding, Severity, rule
 
 
 def _remote_code_files(facts: ModelFacts) -> tuple[dict[str, Any], list[str]]:
@@ -63,7 +63,7 @@ def remote_code_required(ctx: Context) -> Iterator[Finding]:
     img = ctx.target.image
     if img is not None and img.engine == "sglang" and ctx.facts.config is not None:
         # SGLang's own registry and config classes (checker/engines/sglang.py remote_code, read per release)
-        from checker.engines import sglang
+        from modelcheck.engines import sglang
 
         native = not sglang.remote_code(ctx.facts.config, img.version_tuple).needed
     optional = (native and "tokenizer_config.json" not in auto_maps

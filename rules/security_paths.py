@@ -9,7 +9,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 
-from checker.rule import Context, Finding, Severity, rule
+from modelcheck.rule import Context, Finding, Severity, rule
 
 
 @rule("SEC005", severity=Severity.ERROR)

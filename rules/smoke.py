@@ -1,9 +1,9 @@
 """SMK: what the smoke stage saw when it started the model for real (``check PATH --smoke``): answers,
 failed requests, time-outs, exits, figures vs the static prediction.
 
-These rules read one :class:`checker.smoke.types.SmokeObservation`, handed to them by the smoke runner
+These rules read one :class:`modelcheck.smoke.types.SmokeObservation`, handed to them by the smoke runner
 as the rule option ``observation``; in a static-only run there is none and they yield nothing. The
-observation comes from the server log (parsed by ``checker.smoke.logparse``) and the test requests.
+observation comes from the server log (parsed by ``modelcheck.smoke.logparse``) and the test requests.
 Start-up failures recognised in the log have their own rules in ``rules/smoke_log.py``.
 
 Codes: SMK001, SMK002, SMK010, SMK011, SMK012, SMK013, SMK014.
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import observation
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import observation
 
 
 @rule("SMK001", severity=Severity.ERROR, needs={"observation"})

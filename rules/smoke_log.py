@@ -1,4 +1,4 @@
-"""SMK: start-up failures the smoke stage recognised in the server log (``checker.smoke.logparse``
+"""SMK: start-up failures the smoke stage recognised in the server log (``modelcheck.smoke.logparse``
 failure kinds): no KV-cache memory, context too long, CUDA OOM, unknown architecture, no bfloat16, a gated
 repository, a tokenizer that does not load. One failure kind, one rule; ``server-exited`` (rules/smoke.py)
 speaks only when none of them matched.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.rule import Context, Finding, Severity, rule
-from rules._common import observation
+from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import observation
 
 
 def _log_failure(ctx: Context, kind: str):

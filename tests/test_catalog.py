@@ -8,10 +8,10 @@ from importlib import resources
 import pytest
 import yaml
 
-import checker.catalog as catalog_mod
-from checker.catalog import BUILTIN_FILES, load, normalize_gpu_name, validate
-from checker.errors import CatalogError, UsageError
-from checker.model import GPU, Instance
+import modelcheck.catalog as catalog_mod
+from modelcheck.catalog import BUILTIN_FILES, load, normalize_gpu_name, validate
+from modelcheck.errors import CatalogError, UsageError
+from modelcheck.model import GPU, Instance
 
 GIB = 2**30
 
@@ -23,7 +23,7 @@ def cat():
 
 @pytest.mark.parametrize("name", BUILTIN_FILES)
 def test_builtin_files_are_valid_against_schema(name):
-    doc = yaml.safe_load(resources.files("checker.catalog").joinpath(name).read_text(encoding="utf-8"))
+    doc = yaml.safe_load(resources.files("modelcheck.catalog").joinpath(name).read_text(encoding="utf-8"))
     validate(doc, name)  # raises CatalogError with the key path on any violation
     assert doc["schema_version"] == 1
     assert doc["sources"], f"{name} must keep its sources"
@@ -31,7 +31,7 @@ def test_builtin_files_are_valid_against_schema(name):
 
 def test_every_builtin_entry_keeps_a_source():
     for name in BUILTIN_FILES:
-        doc = yaml.safe_load(resources.files("checker.catalog").joinpath(name).read_text(encoding="utf-8"))
+        doc = yaml.safe_load(resources.files("modelcheck.catalog").joinpath(name).read_text(encoding="utf-8"))
         for section in ("gpus", "instances", "instance_patterns"):
             for entry in doc.get(section) or ():
                 assert entry.get("source"), f"{name}:{section}:{entry.get('name') or entry.get('pattern')}"

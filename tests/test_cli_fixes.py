@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from checker.cli import main
-from checker.smoke.runner import decode_rate
+from modelcheck.cli import main
+from modelcheck.smoke.runner import decode_rate
 from fixtures import builders
 
 
@@ -55,7 +55,7 @@ def test_decode_rate_is_tokens_over_total_minus_ttft(tokens, total, ttft, rate):
 def test_smoke_text_says_unknown_and_never_a_negative_kv_cache():
     from types import SimpleNamespace
 
-    from checker.formatters.text import smoke_text
+    from modelcheck.formatters.text import smoke_text
 
     s = SimpleNamespace(skipped_reason=None, passed=False, engine="vllm", answers=(), comparisons=(), log_path=None,
                         metrics={"tokens_per_s": None, "kv_cache_gib": -4.07, "load_s": 12.5})

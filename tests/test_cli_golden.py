@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from checker.cli import main
+from modelcheck.cli import main
 from fixtures import builders
 
 GOLDEN = Path(__file__).parent / "golden"

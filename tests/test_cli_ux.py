@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from checker import __version__
-from checker.cli import color_enabled, main, output_width
-from checker.formatters.wrap import visible_len, wrap_line
+from modelcheck import __version__
+from modelcheck.cli import color_enabled, main, output_width
+from modelcheck.formatters.wrap import visible_len, wrap_line
 from fixtures import builders
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ def shell(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     """The CLI in a real process with stdout on a pipe (not a terminal)."""
     full = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR", "COLUMNS", "GITHUB_ACTIONS")}
     full.update(PYTHONPATH=str(ROOT), **env)
-    return subprocess.run([sys.executable, "-m", "checker.cli", *args], cwd=cwd, env=full, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "modelcheck.cli", *args], cwd=cwd, env=full, capture_output=True,
                           text=True, timeout=120, check=False)
 
 
@@ -201,8 +201,8 @@ def test_concise_is_one_line_per_finding_starting_with_the_path(models):
 
 
 def test_concise_location_of_a_field_and_of_a_single_file(models):
-    from checker.formatters.concise import location
-    from checker.rule import Finding
+    from modelcheck.formatters.concise import location
+    from modelcheck.rule import Finding
 
     class R:  # the two attributes location() reads
         path = "models/qwen"
@@ -248,7 +248,7 @@ def test_several_paths_collapse_passing_models_unless_verbose(models):
 
 
 def test_check_images_instances_gpus_tables_and_json():
-    from checker import catalog
+    from modelcheck import catalog
 
     cat = catalog.load()
     images = invoke("images")
@@ -310,8 +310,8 @@ def test_jobs_in_processes_give_the_serial_report(models):
 
 
 def test_api_run_uses_processes(models, monkeypatch):
-    from checker import api
-    from checker.options import Options
+    from modelcheck import api
+    from modelcheck.options import Options
 
     seen = []
     real = api._check_in_processes

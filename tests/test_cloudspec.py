@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from checker.catalog import load
-from checker.cloudspec import MAX_SPEC_BYTES, find_in_spec, image_from_spec, instances_from_spec
-from checker.errors import UsageError
+from modelcheck.catalog import load
+from modelcheck.cloudspec import MAX_SPEC_BYTES, find_in_spec, image_from_spec, instances_from_spec
+from modelcheck.errors import UsageError
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "cloudspec"
 
@@ -148,7 +148,7 @@ def test_reads_are_bounded_and_files_only(tmp_path, cat):
 def _cli(*args):
     from click.testing import CliRunner
 
-    from checker.cli import main
+    from modelcheck.cli import main
 
     return CliRunner().invoke(main, [*args, "--no-config"], catch_exceptions=False)
 

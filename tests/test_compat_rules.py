@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from checker.model import Deployment
-from checker.testing import make_facts, make_target, run_rule
-from rules import engine_arch as c
-from rules import engine_features as compat_features
-from rules import engine_flags as a
-from rules import engine_quant as compat_quant
+from modelcheck.model import Deployment
+from modelcheck.testing import make_facts, make_target, run_rule
+from modelcheck_rules import engine_arch as c
+from modelcheck_rules import engine_features as compat_features
+from modelcheck_rules import engine_flags as a
+from modelcheck_rules import engine_quant as compat_quant
 
 QWEN = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "num_attention_heads": 28,
         "max_position_embeddings": 32768, "torch_dtype": "bfloat16"}
@@ -92,7 +92,7 @@ def test_eng005_quant_gpu():
 
 
 def test_eng006_quant_method_in_engine():
-    from checker.testing import make_facts as mf
+    from modelcheck.testing import make_facts as mf
 
     gg = mf(kind="gguf", files={"m.gguf": 10})
     assert run_rule(compat_quant.quantization_not_in_engine, gg, make_target(image="vllm:0.20.0-gpu")) == []

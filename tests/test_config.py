@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from checker import config, registry
-from checker.options import Options, resolve
-from checker.linter import Result
-from checker.errors import ConfigError, PluginError
-from checker.rule import Finding, Severity, rule, rules_in
+from modelcheck import config, registry
+from modelcheck.options import Options, resolve
+from modelcheck.linter import Result
+from modelcheck.errors import ConfigError, PluginError
+from modelcheck.rule import Finding, Severity, rule, rules_in
 
 sys.path.insert(0, str(Path(__file__).parent))  # test_precommit.write_model
 
@@ -44,7 +44,7 @@ class _Rules:
 
 @pytest.fixture(autouse=True)
 def fake_registry(monkeypatch):
-    from checker import linter
+    from modelcheck import linter
 
     monkeypatch.setattr(registry, "_CACHE", registry.Registry(rules=(*rules_in(linter), *rules_in(_Rules))))
 
@@ -264,10 +264,10 @@ def test_suppressions_drop_findings_and_unused_ones_are_reported(repo: Path) -> 
 
 def suppressed(path: str, flags: Options, result: Result) -> Result:
     """What the linter keeps of ``result``'s findings under the suppressions the config has for ``path``."""
-    from checker import linter
-    from checker.model import Target
-    from checker.rule import Context
-    from checker.testing import make_facts
+    from modelcheck import linter
+    from modelcheck.model import Target
+    from modelcheck.rule import Context
+    from modelcheck.testing import make_facts
 
     resolved = resolve(path, flags)
     selected = registry.select(registry.load().rules, list(flags.select), list(flags.ignore))
@@ -308,7 +308,7 @@ def test_published_schema_is_current() -> None:
     committed = json.loads(config.SCHEMA_PATH.read_text())
     assert committed == config.build_schema(), (
         "checker/schemas/config.schema.json is stale: run "
-        "`python -m checker.config --schema > checker/schemas/config.schema.json`"
+        "`python -m modelcheck.config --schema > checker/schemas/config.schema.json`"
     )
 
 
@@ -342,7 +342,7 @@ def test_cli_target_from_config_no_flags_parallel_in_input_order(tmp_path: Path,
         [
             sys.executable,
             "-c",
-            "from checker.cli import main; main()",
+            "from modelcheck.cli import main; main()",
             "models/c-model",
             "models/a-model",
             "models/b-model",

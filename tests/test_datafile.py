@@ -7,12 +7,12 @@ import shutil
 
 import yaml
 
-from checker import datafile
+from modelcheck import datafile
 
 
 def test_every_twin_is_fresh():
     stale = datafile.stale()
-    assert stale == [], f"stale compiled catalogs {stale}: run `python -m checker.datafile` and commit"
+    assert stale == [], f"stale compiled catalogs {stale}: run `python -m modelcheck.datafile` and commit"
 
 
 def test_twin_content_equals_the_yaml():

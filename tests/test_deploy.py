@@ -1,4 +1,4 @@
-"""checker.deploy: start-command parsing, EAS service JSON / deploy YAML loading, DEP rules, CLI end-to-end."""
+"""modelcheck.deploy: start-command parsing, EAS service JSON / deploy YAML loading, DEP rules, CLI end-to-end."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from checker import deploy
-from checker.errors import ConfigError
-from checker.testing import make_facts, make_target, run_rule
-from rules import deploy as dep_rules
-from rules import deploy_runtime
+from modelcheck import deploy
+from modelcheck.errors import ConfigError
+from modelcheck.testing import make_facts, make_target, run_rule
+from modelcheck_rules import deploy as dep_rules
+from modelcheck_rules import deploy_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "fixtures" / "specs"
@@ -264,7 +264,7 @@ def _model(tmp_path: Path) -> Path:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "checker.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "modelcheck.cli", *args], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "NO_COLOR": "1"}, timeout=120)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from checker import docs, registry
+from modelcheck import docs, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,8 +1,8 @@
-"""checker.catalog.support: per-version answers from the packaged vllm_support.yaml."""
+"""modelcheck.catalog.support: per-version answers from the packaged vllm_support.yaml."""
 
 from __future__ import annotations
 
-from checker.catalog import support as e
+from modelcheck.catalog import support as e
 
 
 def test_arch_support_certain_and_uncertain():

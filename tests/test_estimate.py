@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from checker.estimate import compute
-from checker.formatters.text import memory_text as format_memory_text
-from checker.summary import memory_block as estimate_memory_block
-from checker.estimate.geometry import geometry_from_config, layer_kv_bytes_per_token
-from checker.model import GPU, GGUFInfo, ImageRef, Instance, Target, WeightsSummary
-from checker.testing import make_facts
+from modelcheck.estimate import compute
+from modelcheck.formatters.text import memory_text as format_memory_text
+from modelcheck.summary import memory_block as estimate_memory_block
+from modelcheck.estimate.geometry import geometry_from_config, layer_kv_bytes_per_token
+from modelcheck.model import GPU, GGUFInfo, ImageRef, Instance, Target, WeightsSummary
+from modelcheck.testing import make_facts
 from fixtures.builders import load_config
 
 GIB = 1 << 30

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from checker.facts import gather
-from checker.facts.classify import name_suggests
+from modelcheck.facts import gather
+from modelcheck.facts.classify import name_suggests
 from fixtures.builders import (
     load_config,
     make_adapter,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from checker.facts import gather
-from checker.model import ModelFacts
+from modelcheck.facts import gather
+from modelcheck.model import ModelFacts
 from fixtures.builders import (
     LLAMA_405B,
     llm_tensors,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checker.facts.ggml_types import GGML_TYPES, tensor_nbytes
-from checker.facts.gguf import parse_file
+from modelcheck.facts.ggml_types import GGML_TYPES, tensor_nbytes
+from modelcheck.facts.gguf import parse_file
 from fixtures.builders import make_gguf
 
 

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from checker.errors import UsageError
-from checker.facts import gather
+from modelcheck.errors import UsageError
+from modelcheck.facts import gather
 from fixtures.builders import make_gguf, make_hf_cache, make_ollama_store, make_sd_checkpoint
 
 

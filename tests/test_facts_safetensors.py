@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from checker.facts.safetensors import parse_file
+from modelcheck.facts.safetensors import parse_file
 from fixtures.builders import safetensors_header, write_safetensors_sparse
 
 ARRAYS = {

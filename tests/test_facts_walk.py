@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from checker.facts import gather
-from checker.facts.walk import walk
+from modelcheck.facts import gather
+from modelcheck.facts.walk import walk
 from fixtures.builders import make_lfs_pointer, write_safetensors_sparse
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from checker.catalog import flags as F
+from modelcheck.catalog import flags as F
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def _extractor():
 
 
 def test_every_catalog_vllm_version_is_covered():
-    from checker.catalog import load
+    from modelcheck.catalog import load
 
     rels = F.releases("vllm")
     fam = load().find_image_family("vllm")

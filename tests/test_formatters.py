@@ -12,13 +12,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from checker import registry
-from checker.linter import Result, Skip
-from checker.formatters import github, junit, sarif
-from checker.model import GPU, ImageRef, Instance, Target
-from checker.report import PathReport, Report
-from checker.rule import Finding, Severity, rule, rules_in
-from checker.testing import make_facts
+from modelcheck import registry
+from modelcheck.linter import Result, Skip
+from modelcheck.formatters import github, junit, sarif
+from modelcheck.model import GPU, ImageRef, Instance, Target
+from modelcheck.report import PathReport, Report
+from modelcheck.rule import Finding, Severity, rule, rules_in
+from modelcheck.testing import make_facts
 
 SCHEMA = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
 
@@ -56,7 +56,7 @@ class _Rules:
 
 @pytest.fixture(autouse=True)
 def fake_registry(monkeypatch):
-    from checker import linter
+    from modelcheck import linter
 
     monkeypatch.setattr(registry, "_CACHE", registry.Registry(rules=(*rules_in(linter), *rules_in(_Rules))))
 
@@ -246,9 +246,9 @@ def test_sarif_uris_are_relative_to_the_repository_root(tmp_path: Path, monkeypa
     f = Finding("truncated", path="model.safetensors").stamped("MEM901", "weights-too-big", Severity.ERROR)
 
     def uris(path: str) -> list[str]:
-        from checker import repo as repo_mod
+        from modelcheck import repo as repo_mod
 
-        # the run computes each path's root once (checker.api); the formatters only read it
+        # the run computes each path's root once (modelcheck.api); the formatters only read it
         pr = PathReport(
             path=path,
             facts=facts,
@@ -271,7 +271,7 @@ def test_sarif_uris_are_relative_to_the_repository_root(tmp_path: Path, monkeypa
     assert uris("./models/qwen/") == ["models/qwen/model.safetensors"]
     # GitHub annotations use the same repository-relative path
     monkeypatch.chdir(repo / "models")
-    from checker import repo as repo_mod
+    from modelcheck import repo as repo_mod
 
     pr = PathReport(
         path="qwen",
@@ -343,7 +343,7 @@ def test_github_format_is_chosen_on_actions_and_output_file_still_gates(tmp_path
 
     write_model(tmp_path / "broken", truncated=True)
     env = {**os.environ, "GITHUB_ACTIONS": "true"}
-    cmd = [sys.executable, "-c", "from checker.cli import main; main()", "broken", "--no-config"]
+    cmd = [sys.executable, "-c", "from modelcheck.cli import main; main()", "broken", "--no-config"]
     proc = subprocess.run(
         cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120, check=False
     )

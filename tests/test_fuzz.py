@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checker.model import FactError, PickleScan
+from modelcheck.model import FactError, PickleScan
 
 _FUZZ = Path(__file__).resolve().parent.parent / "bench" / "fuzz.py"
 _spec = importlib.util.spec_from_file_location("bench_fuzz", _FUZZ)
@@ -75,7 +75,7 @@ def test_seeds_are_valid(pools, tmp_path: Path) -> None:
 
 
 def test_pickle_scan_of_large_random_input_is_bounded(tmp_path: Path) -> None:
-    from checker.facts.pickle import MAX_OPCODES
+    from modelcheck.facts.pickle import MAX_OPCODES
 
     p = tmp_path / "big.pkl"
     p.write_bytes(b"\x80\x02" + os.urandom(8 << 20))

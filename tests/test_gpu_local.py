@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from checker import gpu_local
-from checker.catalog import load
-from checker.errors import UsageError
+from modelcheck import gpu_local
+from modelcheck.catalog import load
+from modelcheck.errors import UsageError
 
 pynvml = pytest.importorskip("pynvml", reason="nvidia-ml-py is not installed")
 

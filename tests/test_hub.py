@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from checker.facts import source as hub
-from checker.errors import UsageError
+from modelcheck.facts import source as hub
+from modelcheck.errors import UsageError
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO = "Qwen/Tiny-Instruct"
@@ -223,7 +223,7 @@ def test_online_mirror_has_real_headers_true_sizes_and_no_weight_data(fake_hub: 
 
 
 def test_online_mirror_is_read_by_facts(fake_hub: Hub) -> None:
-    facts_mod = pytest.importorskip("checker.facts")
+    facts_mod = pytest.importorskip("modelcheck.facts")
     facts = facts_mod.gather(hub.materialize(f"hf://{REPO}", online=True))
     assert facts.name == REPO
     assert facts.config == CONFIG

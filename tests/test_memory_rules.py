@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from checker.estimate import compute
-from checker.model import GPU, ImageRef, Instance, Target, WeightsSummary
-from checker.testing import make_facts, run_rule
+from modelcheck.estimate import compute
+from modelcheck.model import GPU, ImageRef, Instance, Target, WeightsSummary
+from modelcheck.testing import make_facts, run_rule
 from fixtures.builders import load_config
-from rules.memory import (
+from modelcheck_rules.memory import (
     instance_oversized,
     low_concurrency,
     max_model_len_exceeds_kv_cache,
@@ -49,8 +49,8 @@ def target(gpu=A10, n=1, name="a10-1", image="vllm:0.11.0", **args) -> Target:
 
 
 def run(func, f, t, **opts):
-    # what the run puts on the Context once: the estimate and the catalog alternatives (checker.api)
-    from checker.plan import alternatives
+    # what the run puts on the Context once: the estimate and the catalog alternatives (modelcheck.api)
+    from modelcheck.plan import alternatives
 
     return run_rule(func, f, t, compute(f, t), options=opts or None, catalog=CAT,
                     alternatives=alternatives(f, t, CAT))
@@ -97,7 +97,7 @@ def test_mem003_max_model_len_exceeds_kv() -> None:
 
 
 def test_round_max_model_len() -> None:
-    from rules._memory import round_max_model_len
+    from modelcheck_rules._memory import round_max_model_len
 
     assert round_max_model_len(28432) == 27648  # 27 x 1024
     assert round_max_model_len(3900) == 3840  # 15 x 256 below 4096
@@ -186,7 +186,7 @@ def test_mem004_hint_in_engine_syntax() -> None:
 
 
 def _gguf_facts(weights: int = 4_900_000_000):
-    from checker.model import GGUFInfo
+    from modelcheck.model import GGUFInfo
 
     meta = {"general.architecture": "llama", "llama.block_count": 32, "llama.embedding_length": 4096,
             "llama.attention.head_count": 32, "llama.attention.head_count_kv": 8, "llama.context_length": 131072,

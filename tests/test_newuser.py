@@ -82,7 +82,7 @@ def _sh(
 
 def _check_cmd() -> list[str]:
     script = BIN / "check"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "checker.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "modelcheck.cli"]
 
 
 def healthy(repo: Path, name: str = "qwen-good") -> Path:
@@ -160,7 +160,7 @@ def test_precommit_local_hook_stops_broken_model_commits(tmp_path: Path) -> None
     # the published hook definition, with this checkout's interpreter as entry and no args
     hook = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())[0]
     assert hook["id"] == "modelcheck" and "args" not in hook
-    hook.update(entry=f"{sys.executable} -m checker.precommit", language="system")
+    hook.update(entry=f"{sys.executable} -m modelcheck.precommit", language="system")
     (repo / ".pre-commit-config.yaml").write_text(
         yaml.safe_dump({"repos": [{"repo": "local", "hooks": [hook]}]})
     )
@@ -311,7 +311,7 @@ def test_rules_and_explain_as_a_user_types_them(tmp_path: Path) -> None:
     rules = json.loads(_sh([*check, "rules", "--format", "json"], tmp_path, env).stdout)
     by_code = {r["code"]: r for r in rules}
     assert (
-        by_code["MEM001"]["name"] == "weights-exceed-vram" and by_code["CHK003"]["module"] == "checker.linter"
+        by_code["MEM001"]["name"] == "weights-exceed-vram" and by_code["CHK003"]["module"] == "modelcheck.linter"
     )
     assert [r["code"] for r in rules] == sorted(by_code)
     for query in ("MEM003", "mem003", "max-model-len-exceeds-kv-cache"):

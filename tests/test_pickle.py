@@ -1,4 +1,4 @@
-"""checker.facts.pickle: opcode scan of pickles, torch archives, numpy and joblib files; never unpickles."""
+"""modelcheck.facts.pickle: opcode scan of pickles, torch archives, numpy and joblib files; never unpickles."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from checker.facts import pickle as pk
-from checker.facts.pickle import classify, scan_file
+from modelcheck.facts import pickle as pk
+from modelcheck.facts.pickle import classify, scan_file
 
 _BUILD = Path(__file__).resolve().parent.parent / "fixtures" / "malicious" / "build.py"
 _spec = importlib.util.spec_from_file_location("corpus_build", _BUILD)

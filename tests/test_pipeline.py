@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from checker import api, engine_args
-from checker.options import Options
+from modelcheck import api, engine_args
+from modelcheck.options import Options
 from fixtures import builders
 
 IMAGE = "vllm:0.14.0-gpu"
@@ -31,7 +31,7 @@ def _qwen(root: Path, name: str = "Qwen2.5-0.5B-Instruct") -> Path:
 
 
 def _check(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "checker.cli", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "modelcheck.cli", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=120)
 
 
@@ -85,7 +85,7 @@ def test_a_value_of_the_wrong_type_is_a_usage_error_from_every_source(repo: Path
 def test_engine_arguments_are_declared_once_and_generate_every_view() -> None:
     import click
 
-    from checker import cli, config, deploy
+    from modelcheck import cli, config, deploy
 
     declared = engine_args.declared()
     assert len(declared) > 80 and declared["max_model_len"].type is int
@@ -125,7 +125,7 @@ def test_a_new_row_reaches_flags_schema_and_parsers(monkeypatch) -> None:
 
 
 def test_the_estimate_runs_once_and_alternatives_only_when_a_rule_asks(repo: Path, monkeypatch) -> None:
-    import checker.estimate as E
+    import modelcheck.estimate as E
 
     calls = []
     real = E._vllm_estimate
@@ -153,7 +153,7 @@ def test_unused_suppression_is_the_linters_and_crashes_fail_closed(repo: Path) -
     assert unused.rule == "CHK003" and unused.name == "unused-suppression"
     assert "matched no finding for models/" + model.name in unused.message
     # CHK codes are rules like any other: listed, explained, selectable
-    from checker import registry
+    from modelcheck import registry
 
     reg = registry.load()
     assert {"CHK001", "CHK002", "CHK003"} <= set(reg.by_code())
@@ -161,11 +161,11 @@ def test_unused_suppression_is_the_linters_and_crashes_fail_closed(repo: Path) -
 
 
 def test_a_file_suppression_never_covers_a_file_named_like_it_with_a_colon() -> None:
-    from checker import linter
-    from checker.config import Suppression
-    from checker.model import FileEntry, Target
-    from checker.rule import Context, Finding, Severity
-    from checker.testing import make_facts
+    from modelcheck import linter
+    from modelcheck.config import Suppression
+    from modelcheck.model import FileEntry, Target
+    from modelcheck.rule import Context, Finding, Severity
+    from modelcheck.testing import make_facts
 
     facts = make_facts(files=[FileEntry("config.json", 10), FileEntry("config.json:evil.pkl", 10)])
     evil = Finding("pickle imports os.system", path="config.json:evil.pkl").stamped("SEC001", "x", Severity.ERROR)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from checker.model import GPU, ImageRef, Instance, WeightsSummary
-from checker.plan import plan
-from checker.testing import make_facts
+from modelcheck.model import GPU, ImageRef, Instance, WeightsSummary
+from modelcheck.plan import plan
+from modelcheck.testing import make_facts
 from fixtures.builders import load_config
 
 GIB = 1 << 30

@@ -54,7 +54,7 @@ def _check(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "NO_COLOR": "1"}
     env.pop("GITHUB_ACTIONS", None)
     return subprocess.run(
-        [sys.executable, "-c", "from checker.cli import main; main()", *args],
+        [sys.executable, "-c", "from modelcheck.cli import main; main()", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from safetensors.numpy import save_file
 
-from checker import precommit
+from modelcheck import precommit
 from fixtures import builders
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +72,7 @@ def test_manifest_is_valid_for_pre_commit() -> None:
     assert hook["language"] == "python"
     assert hook["pass_filenames"] is True and hook["require_serial"] is True
     text = (ROOT / "pyproject.toml").read_text()
-    assert 'modelcheck-precommit = "checker.precommit:main"' in text
+    assert 'modelcheck-precommit = "modelcheck.precommit:main"' in text
 
 
 def test_changed_files_map_to_model_folders(tmp_path: Path, monkeypatch) -> None:
@@ -164,7 +164,7 @@ def test_real_pre_commit_stops_a_broken_model_commit(tmp_path: Path) -> None:
     assert _git(repo, "init", "-q", "-b", "main", env=env).returncode == 0
     # The hook exactly as published, run from this checkout's interpreter (no install from the network).
     hook = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())[0]
-    hook.update(entry=f"{sys.executable} -m checker.precommit", language="system")
+    hook.update(entry=f"{sys.executable} -m modelcheck.precommit", language="system")
     (repo / ".pre-commit-config.yaml").write_text(
         yaml.safe_dump({"repos": [{"repo": "local", "hooks": [hook]}]})
     )

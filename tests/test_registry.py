@@ -6,8 +6,8 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from checker import registry
-from checker.rule import Severity, rule
+from modelcheck import registry
+from modelcheck.rule import Severity, rule
 
 
 def test_fast_entry_point_scan_matches_importlib_metadata():

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from checker import catalog as catalog_mod
-from checker import linter, registry
-from checker.model import FactError
-from checker.rule import Context
-from checker.testing import make_facts, make_target
+from modelcheck import catalog as catalog_mod
+from modelcheck import linter, registry
+from modelcheck.model import FactError
+from modelcheck.rule import Context
+from modelcheck.testing import make_facts, make_target
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = registry.load(plugins=False).rules
@@ -34,7 +34,7 @@ def test_docstring_has_summary_why_and_fix(r):
 
 
 def fact_error_kinds() -> list[str]:
-    """Every kind checker.facts writes as a literal FactError("kind", ...)."""
+    """Every kind modelcheck.facts writes as a literal FactError("kind", ...)."""
     kinds: set[str] = set()
     for path in sorted((ROOT / "checker" / "facts").glob("*.py")):
         kinds.update(re.findall(r'FactError\(\s*"([a-z][a-z-]*)"', path.read_text(encoding="utf-8")))
@@ -125,10 +125,10 @@ def test_each_rule_module_names_its_codes_in_its_docstring() -> None:
     """`ls rules/engine_*` finds the family; the module docstring lists the codes it holds."""
     import importlib
 
-    from checker.rule import rules_in
+    from modelcheck.rule import rules_in
 
     for path in rule_modules():
-        mod = importlib.import_module(f"rules.{path.stem}")
+        mod = importlib.import_module(f"modelcheck_rules.{path.stem}")
         codes = sorted(r.code for r in rules_in(mod))
         assert codes, path.name
         assert all(c in (mod.__doc__ or "") for c in codes), (path.name, codes)

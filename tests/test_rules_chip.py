@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from checker import catalog
-from checker.model import Instance
-from checker.rule import Severity
-from checker.testing import make_facts, make_target, run_rule
-from rules import chip as chp
+from modelcheck import catalog
+from modelcheck.model import Instance
+from modelcheck.rule import Severity
+from modelcheck.testing import make_facts, make_target, run_rule
+from modelcheck_rules import chip as chp
 
 CAT = catalog.load()
 FACTS = make_facts(config={"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2"})

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from checker import catalog, facts
-from checker.model import FactError, FileEntry, GGUFInfo, SafetensorsHeader, TensorInfo
-from checker.rule import Severity
-from checker.rule import Context
-from checker.testing import make_facts, make_target, run_rule
+from modelcheck import catalog, facts
+from modelcheck.model import FactError, FileEntry, GGUFInfo, SafetensorsHeader, TensorInfo
+from modelcheck.rule import Severity
+from modelcheck.rule import Context
+from modelcheck.testing import make_facts, make_target, run_rule
 from fixtures import builders
-from rules import files as fil
-from rules import files_integrity as integrity, files_read as read_errors
+from modelcheck_rules import files as fil
+from modelcheck_rules import files_integrity as integrity, files_read as read_errors
 
 CAT = catalog.load()
 LLAMA = {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}
@@ -299,7 +299,7 @@ def tokenizer_json(d: Path) -> None:
 
 
 def codes(path: Path, image: str | None = "vllm:0.14.0-gpu") -> dict[str, list]:
-    from checker import linter, registry
+    from modelcheck import linter, registry
 
     fa = facts.gather(str(path))
     rules = tuple(r for r in registry.load(plugins=False).rules if r.family in ("FIL", "KND", "IMG", "CHP"))

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 
-from checker import catalog, facts, linter, registry
-from checker.model import GGUFInfo
-from checker.rule import Severity
-from checker.rule import Context
-from checker.model import Deployment
-from checker.testing import make_facts, make_target, run_rule
+from modelcheck import catalog, facts, linter, registry
+from modelcheck.model import GGUFInfo
+from modelcheck.rule import Severity
+from modelcheck.rule import Context
+from modelcheck.model import Deployment
+from modelcheck.testing import make_facts, make_target, run_rule
 from fixtures import builders
-from rules import _common as common
-from rules import image as img
-from rules import image_format
+from modelcheck_rules import _common as common
+from modelcheck_rules import image as img
+from modelcheck_rules import image_format
 
 CAT = catalog.load()
 QWEN = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2"}
@@ -37,7 +37,7 @@ def gguf_facts(split: int | None = None, n: int = 1):
 
 
 def test_image_family_helper_reads_the_catalog():
-    from checker.rule import Context
+    from modelcheck.rule import Context
 
     ctx = Context(facts=make_facts(), target=make_target(image="vllm:0.14.0-gpu"), catalog=CAT)
     assert common.image_family(ctx)["accepts_kinds"] == ["hf-llm", "adapter"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from checker import catalog, facts, linter, registry
-from checker.model import GGUFInfo, SourceInfo, TensorInfo
-from checker.rule import Severity
-from checker.rule import Context
-from checker.testing import make_facts, make_target, run_rule
+from modelcheck import catalog, facts, linter, registry
+from modelcheck.model import GGUFInfo, SourceInfo, TensorInfo
+from modelcheck.rule import Severity
+from modelcheck.rule import Context
+from modelcheck.testing import make_facts, make_target, run_rule
 from fixtures import builders
-from rules import kind as knd
+from modelcheck_rules import kind as knd
 
 CAT = catalog.load()
 LLAMA = {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}

@@ -1,4 +1,4 @@
-"""checker.facts.scan through gather(): index-listed files under .cache/, the walk cap and the per-run budget
+"""modelcheck.facts.scan through gather(): index-listed files under .cache/, the walk cap and the per-run budget
 fail closed, terminal escaping of model-supplied names, and the bypass corpus end to end through ``check``."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from checker.cli import main
-from checker.escape import for_terminal
-from checker.facts import gather
-from checker.facts import pickle as pk
-from checker.facts.scan import scan_folder
+from modelcheck.cli import main
+from modelcheck.escape import for_terminal
+from modelcheck.facts import gather
+from modelcheck.facts import pickle as pk
+from modelcheck.facts.scan import scan_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("bypasses", ROOT / "fixtures" / "malicious" / "bypasses.py")

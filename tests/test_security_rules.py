@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from checker.facts.hashes import verify_hashes
-from checker.facts.keras import lambda_layers
-from checker.facts.onnx import external_locations
-from checker.model import CodeScan, FactError, FileEntry, PickleGlobal, PickleScan
-from checker.testing import make_facts, run_rule
-from checker.facts.hashes import verify_hashes
-from rules import security as sec
-from rules import security_code, security_paths
+from modelcheck.facts.hashes import verify_hashes
+from modelcheck.facts.keras import lambda_layers
+from modelcheck.facts.onnx import external_locations
+from modelcheck.model import CodeScan, FactError, FileEntry, PickleGlobal, PickleScan
+from modelcheck.testing import make_facts, run_rule
+from modelcheck.facts.hashes import verify_hashes
+from modelcheck_rules import security as sec
+from modelcheck_rules import security_code, security_paths
 
 EVIL = PickleScan("pytorch_model.bin", "torch-zip",
                   (PickleGlobal("torch._utils", "_rebuild_tensor_v2", "safe"), PickleGlobal("posix", "system", "dangerous")),

@@ -39,9 +39,9 @@ def _processes_using(path: Path) -> list[str]:
 
 
 def _run(model: Path, tmp_path: Path, name: str, engine_args: dict | None = None):
-    from checker.facts import gather
-    from checker.smoke import SmokeCase, SmokeOptions, run_smoke
-    from checker.testing import make_target
+    from modelcheck.facts import gather
+    from modelcheck.smoke import SmokeCase, SmokeOptions, run_smoke
+    from modelcheck.testing import make_target
 
     facts = gather(str(model))
     assert facts.kind == "hf-llm"
@@ -53,9 +53,9 @@ def _run(model: Path, tmp_path: Path, name: str, engine_args: dict | None = None
         log_path=str(tmp_path / f"{name}.log"),
         progress=False,
     )
-    # as a check runs the stage: start the server, then the SMK rules judge what it saw (checker.api)
-    from checker.api import judge_smoke
-    from checker.rule import Context
+    # as a check runs the stage: start the server, then the SMK rules judge what it saw (modelcheck.api)
+    from modelcheck.api import judge_smoke
+    from modelcheck.rule import Context
 
     result = judge_smoke(Context(facts=facts, target=target), run_smoke(facts, target, options=options))
     assert _processes_using(model) == [], "a vLLM process outlived the smoke stage"

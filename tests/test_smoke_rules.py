@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-import rules.smoke as smk
-from checker.smoke.logparse import LogFacts, LogFailure
-from checker.smoke.types import CaseResult, Comparison, SmokeObservation
-from checker.rule import Severity
-from checker.testing import RuleSkipped, make_facts, make_target, run_rule
-from rules import smoke_log
+import modelcheck_rules.smoke as smk
+from modelcheck.smoke.logparse import LogFacts, LogFailure
+from modelcheck.smoke.types import CaseResult, Comparison, SmokeObservation
+from modelcheck.rule import Severity
+from modelcheck.testing import RuleSkipped, make_facts, make_target, run_rule
+from modelcheck_rules import smoke_log
 
 OK = SmokeObservation(
     engine="vllm",

@@ -1,4 +1,4 @@
-"""checker.smoke runner, process and client without vLLM: a small OpenAI-compatible stand-in server
+"""modelcheck.smoke runner, process and client without vLLM: a small OpenAI-compatible stand-in server
 (stdlib http.server, launched through the launch template like any engine) and plain `sleep` commands
 for the timeout and clean-up paths. The real vLLM runs are in test_smoke_e2e.py."""
 
@@ -12,21 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from checker.errors import UsageError
-from checker.model import Estimate, FileEntry, PickleGlobal, PickleScan, Target
-from checker.rule import Finding, Severity
-from checker import smoke
-from checker.smoke import SmokeCase, SmokeOptions, options_from_cli, smoke_engine_args
-from checker.smoke.process import group_members
-from checker.testing import make_facts, make_target
+from modelcheck.errors import UsageError
+from modelcheck.model import Estimate, FileEntry, PickleGlobal, PickleScan, Target
+from modelcheck.rule import Finding, Severity
+from modelcheck import smoke
+from modelcheck.smoke import SmokeCase, SmokeOptions, options_from_cli, smoke_engine_args
+from modelcheck.smoke.process import group_members
+from modelcheck.testing import make_facts, make_target
 
 GIB = 1024**3
 
 
 def run_smoke(facts, target, *, estimate=None, options=None, findings=()):
     """The smoke stage as a check runs it: start the server, then the SMK rules judge what it saw."""
-    from checker.api import judge_smoke
-    from checker.rule import Context
+    from modelcheck.api import judge_smoke
+    from modelcheck.rule import Context
 
     observed = smoke.run_smoke(facts, target, estimate=estimate, options=options, findings=findings)
     return judge_smoke(Context(facts=facts, target=target, estimate=estimate), observed)
@@ -158,7 +158,7 @@ def test_answering_model_passes_and_reports_figures(tmp_path: Path, fake_server:
     }
     assert result.log_path == str(tmp_path / "s.log")
     assert "non-default args" in Path(result.log_path).read_text()
-    from checker.formatters.text import smoke_text
+    from modelcheck.formatters.text import smoke_text
 
     lines = smoke_text(result)
     assert lines[0] == "smoke: PASSED (vllm)" and "'What is 2+2?' -> '4'" in lines[1]
@@ -260,7 +260,7 @@ def test_sigterm_ignoring_server_is_killed(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_the_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from checker.smoke import process
+    from modelcheck.smoke import process
 
     seen: list[int] = []
 
@@ -328,7 +328,7 @@ def test_prediction_that_cannot_fit_never_starts_the_server(tmp_path: Path) -> N
 
 
 def test_cpu_server_that_cannot_fit_in_ram_is_never_started(tmp_path: Path) -> None:
-    from checker.model import WeightsSummary
+    from modelcheck.model import WeightsSummary
 
     huge = WeightsSummary("safetensors", 2**50, 2**49, {"BF16": 2**50}, "BF16", 1, ("model.safetensors",))
     marker = tmp_path / "started"
@@ -412,7 +412,7 @@ def test_options_from_cli() -> None:
 
 
 def test_docker_launch_gets_a_container_name(tmp_path: Path) -> None:
-    from checker.smoke.runner import _fill, _name_container
+    from modelcheck.smoke.runner import _fill, _name_container
 
     cmd = _fill(
         ("docker", "run", "--rm", "-v", "{model}:{model}:ro", "{image}", "{args}"),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from checker import gpu_local
-from checker.catalog import load
-from checker.errors import UsageError
-from checker.model import GPU, ImageRef, Instance
-from checker.target import normalize_chip, parse_image, resolve
+from modelcheck import gpu_local
+from modelcheck.catalog import load
+from modelcheck.errors import UsageError
+from modelcheck.model import GPU, ImageRef, Instance
+from modelcheck.target import normalize_chip, parse_image, resolve
 
 SHA = "sha256:" + "0123456789abcdef" * 4
 
@@ -315,7 +315,7 @@ def test_seed_guide_chip_example_resolves_from_the_family(cat):
 
 
 def test_image_and_instance_from_cloud_answers(cat):
-    from checker.cloudspec import image_from_spec, instances_from_spec
+    from modelcheck.cloudspec import image_from_spec, instances_from_spec
 
     spec = image_from_spec("fixtures/cloudspec/pai_get_image_xpu.json")
     insts = instances_from_spec("fixtures/cloudspec/eas_describe_machine_spec.json", cat)
@@ -339,7 +339,7 @@ def test_image_and_instance_from_cloud_answers(cat):
 
 
 def _lint(path, **kw):
-    from checker.api import check
+    from modelcheck.api import check
 
     r = check(path, **kw).results[0]
     return r, {f.rule: f for f in r.findings}
@@ -352,7 +352,7 @@ def test_design_card_form_passes_cleanly(qwen_example):
 
 
 def test_seed_guide_chip_example_is_a_chip_error(qwen_example):
-    from rules.chip import instance_from_family
+    from modelcheck_rules.chip import instance_from_family
 
     _r, found = _lint(qwen_example, image="vllm:0.14.0-xpu", instance="ecs.gn7-c12g1.12xlarge")
     assert found["CHP001"].severity.name == "ERROR"
@@ -366,10 +366,10 @@ def test_seed_guide_chip_example_is_a_chip_error(qwen_example):
 
 
 def test_image_spec_xpu_label_on_gpu_instance_is_a_chip_error(qwen_example):
-    from checker.cloudspec import image_from_spec
-    from checker.target import resolve as _resolve
-    from checker.testing import make_facts, run_rule
-    from rules.chip import image_chip_mismatch
+    from modelcheck.cloudspec import image_from_spec
+    from modelcheck.target import resolve as _resolve
+    from modelcheck.testing import make_facts, run_rule
+    from modelcheck_rules.chip import image_chip_mismatch
 
     t = _resolve(load(), image_spec=image_from_spec("fixtures/cloudspec/pai_get_image_xpu.json"),
                  instance="ecs.gn7i-c8g1.2xlarge")
@@ -378,7 +378,7 @@ def test_image_spec_xpu_label_on_gpu_instance_is_a_chip_error(qwen_example):
 
 
 def test_newer_than_newest_known_is_named(qwen_example):
-    from rules.image import image_newer_than_known
+    from modelcheck_rules.image import image_newer_than_known
 
     _r, found = _lint(qwen_example, image="vllm:0.99.0-gpu", instance="ecs.gn7i-c8g1.2xlarge")
     f = found["IMG008"]

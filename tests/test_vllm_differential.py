@@ -106,7 +106,7 @@ def _theirs(py: str, paths: dict[str, str]) -> list[dict]:
 
 
 def _ours(paths: dict[str, str]) -> list[set[str]]:
-    from checker import api
+    from modelcheck import api
 
     out = []
     for m, args in CASES:

@@ -482,7 +482,7 @@ def render(engines: dict[str, dict], header: str, tail: str) -> str:
 HEADER = """\
 # Engine command-line flags per release, extracted from each release's own sources by
 # tools/extract_engine_flags.py (regenerate with `python tools/extract_engine_flags.py --write`, then
-# `python -m checker.datafile`). Do not edit the vllm / sglang sections by hand.
+# `python -m modelcheck.datafile`). Do not edit the vllm / sglang sections by hand.
 #
 # Per engine: `base` is every option string of `base_version`; each later release lists the option
 # strings it `added` / `removed` against the release before it (releases in order). Option strings

@@ -2,9 +2,9 @@
 
 ``load()`` reads the built-in ``gpus.yaml``, ``instances.yaml`` and ``images.yaml`` (cached: every run
 pays for it) and, when given, user catalog files that add or override entries by name. User files are
-validated against ``schema.json``; a bad one raises :class:`checker.errors.CatalogError` naming the file
+validated against ``schema.json``; a bad one raises :class:`modelcheck.errors.CatalogError` naming the file
 and the key path. Lookups forgive case, dashes, spaces and vendor words ("NVIDIA A10G", "Tesla T4",
-"h100-80gb"), and unknown names raise :class:`checker.errors.UsageError` with a "did you mean".
+"h100-80gb"), and unknown names raise :class:`modelcheck.errors.UsageError` with a "did you mean".
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from checker.errors import CatalogError, UsageError
-from checker.model import GPU, Instance
+from modelcheck.errors import CatalogError, UsageError
+from modelcheck.model import GPU, Instance
 
 __all__ = ["BUILTIN_FILES", "CHIPS", "Catalog", "load", "normalize_gpu_name", "schema", "validate"]
 
@@ -88,8 +88,8 @@ def _entry_name(doc: Any, path: list[Any]) -> str:
 
 
 def _read_builtin(name: str) -> dict[str, Any]:
-    # compiled JSON twin (checker.datafile): parsing the YAML on every run would cost ~0.1 s
-    from checker import datafile
+    # compiled JSON twin (modelcheck.datafile): parsing the YAML on every run would cost ~0.1 s
+    from modelcheck import datafile
 
     return datafile.load(name)
 
@@ -109,7 +109,7 @@ def _read_user(path: str) -> dict[str, Any]:
         raise CatalogError(f"cannot read catalog file {path}: {exc.__class__.__name__}: {exc}") from None
     import yaml
 
-    from checker.facts.jsonfile import load_yaml_bounded, yaml_error_at
+    from modelcheck.facts.jsonfile import load_yaml_bounded, yaml_error_at
 
     try:
         doc = load_yaml_bounded(text)  # safe loader; alias bombs are refused

@@ -58,7 +58,7 @@ class FlagReleases(NamedTuple):
 
 @functools.lru_cache(maxsize=1)
 def _data() -> dict[str, Any]:
-    from checker import datafile
+    from modelcheck import datafile
 
     return datafile.load("engine_flags.yaml")["engines"]
 

@@ -15,7 +15,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from checker.model import version_tuple
+from modelcheck.model import version_tuple
 
 Version = tuple[int, ...]
 
@@ -57,7 +57,7 @@ _CKPT_DTYPES = {
 @functools.lru_cache(maxsize=1)
 def data() -> dict[str, Any]:
     """The parsed catalog file (cached). Lazy: only rules that need engine knowledge load it."""
-    from checker import datafile  # compiled JSON twin: parsing this YAML takes ~1 s
+    from modelcheck import datafile  # compiled JSON twin: parsing this YAML takes ~1 s
 
     return datafile.load("vllm_support.yaml")
 

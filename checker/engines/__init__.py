@@ -5,7 +5,7 @@ One place answers "what will vLLM X do with these files": the default and maximu
 the quantization method (and whether the engine can load it at all), the architecture's support and,
 for GGUF, whether the engine can load the file as deployed. ENG rules and the memory estimator both
 read the view; nothing else derives these. ``view(facts, target)`` is computed once per checked path
-(``checker.api.check_path``) and travels on the rule Context.
+(``modelcheck.api.check_path``) and travels on the rule Context.
 
 Per-engine derivations live in ``checker/engines/<engine>.py`` and cite the engine's source
 file@version they mirror. Where a release between two read ones behaves in a way we have not read, the
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from checker.model import ModelFacts, Target
+from modelcheck.model import ModelFacts, Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class EngineView:
     layers: LayerPattern | None = None
     dtype: str | None = None  # the checkpoint dtype the engine starts from (--dtype auto), or the explicit one
     quant: QuantView | None = None
-    arch: Any = None  # checker.catalog.support.ArchSupport of architectures[0] (vLLM)
+    arch: Any = None  # modelcheck.catalog.support.ArchSupport of architectures[0] (vLLM)
     gguf: GgufLoad | None = None
     param_count: int | None = None  # true parameters (packed formats unpacked), when known
     param_source: str = ""
@@ -111,7 +111,7 @@ def view(facts: ModelFacts, target: Target) -> EngineView | None:
     vLLM has its own derivation per version; an image of another LLM engine (SGLang) gets vLLM's
     derivation marked as such until its own module exists; a folder without an image is read as vLLM
     would read it (the engine most Hugging Face folders are served with)."""
-    from checker.engines import vllm
+    from modelcheck.engines import vllm
 
     engine = target.engine
     version = target.image.version_tuple if target.image else None
@@ -125,7 +125,7 @@ def view(facts: ModelFacts, target: Target) -> EngineView | None:
     notes = [f"{engine}: layer pattern, dtype and quantization read as vLLM does (not read in {engine}'s source)"]
     max_len = v.max_len
     if engine == "sglang":
-        from checker.engines import sglang
+        from modelcheck.engines import sglang
 
         # SGLang's own length: model_config.py get_context_length (checker/engines/sglang.py cites it)
         cl = sglang.context_length(facts.config, version)

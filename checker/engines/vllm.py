@@ -41,9 +41,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from checker.catalog import support
-from checker.engines import EngineView, GgufLoad, LayerPattern, MaxLen, QuantView
-from checker.model import Deployment, ModelFacts
+from modelcheck.catalog import support
+from modelcheck.engines import EngineView, GgufLoad, LayerPattern, MaxLen, QuantView
+from modelcheck.model import Deployment, ModelFacts
 
 Version = tuple[int, ...]
 

@@ -1,9 +1,9 @@
 """The memory estimator: what the engine will allocate on each GPU, from the headers alone.
 
-``compute(facts, target, catalog)`` returns an :class:`~checker.model.Estimate` (or None when the model
+``compute(facts, target, catalog)`` returns an :class:`~modelcheck.model.Estimate` (or None when the model
 kind or engine has no memory model, or no GPU is declared). It is pure arithmetic: vLLM's accounting per
-version lives in :mod:`checker.estimate.vllm`, llama.cpp / SGLang / diffusion / TTS in
-:mod:`checker.estimate.simple`. Every figure that rests on an assumption records it in
+version lives in :mod:`modelcheck.estimate.vllm`, llama.cpp / SGLang / diffusion / TTS in
+:mod:`modelcheck.estimate.simple`. Every figure that rests on an assumption records it in
 ``Estimate.assumptions``.
 """
 
@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from checker.estimate import vllm as V
-from checker.estimate.geometry import (
+from modelcheck.estimate import vllm as V
+from modelcheck.estimate.geometry import (
     GIB,
     Geometry,
     geometry_from_config,
     geometry_from_gguf,
 )
-from checker.model import Estimate, Fixes, ModelFacts, Target
+from modelcheck.model import Estimate, Fixes, ModelFacts, Target
 
 __all__ = ["GIB", "compute", "compute_vllm", "geometry"]
 
@@ -65,7 +65,7 @@ def _image_serves(target: Target, kind: str) -> bool:
 def compute(facts: ModelFacts, target: Target, view: Any = None, *, fixes: bool = True) -> Estimate | None:
     """The memory estimate for this model on this target, or None when there is nothing to model.
 
-    ``view``: what the engine derives from the model (checker.engines.view), when known. ``fixes=False``
+    ``view``: what the engine derives from the model (modelcheck.engines.view), when known. ``fixes=False``
     skips the search for the settings that would make a failing start work (the planner asks only
     "does it start?" for every catalog instance)."""
     gpu = target.gpu
@@ -94,7 +94,7 @@ def _compute(facts: ModelFacts, target: Target, view: Any, fixes: bool) -> Estim
             est = compute_vllm(facts, target, fixes=fixes)
             if est is not None:
                 return est
-        from checker.estimate import simple as E
+        from modelcheck.estimate import simple as E
 
         if engine in ("llama.cpp", "llamacpp", "ollama") or (facts.kind == "gguf" and engine == "vllm"):
             return E.llama_cpp(facts, target, fixes=fixes)
@@ -112,8 +112,8 @@ def compute_vllm(
     facts: ModelFacts, target: Target, args_override: dict[str, Any] | None = None, *, fixes: bool = True,
     view: Any = None,
 ) -> Estimate | None:
-    from checker import engines
-    from checker.estimate.geometry import with_view
+    from modelcheck import engines
+    from modelcheck.estimate.geometry import with_view
 
     geo = geometry(facts)
     if geo is not None and target.engine in (None, "vllm"):
@@ -128,7 +128,7 @@ def compute_vllm(
         cc = 75  # a GPU declared without bfloat16: what vLLM's platform check sees on T4-class cards
     vision = None
     if geo.multimodal:
-        from checker.estimate.vision import vision_geometry
+        from modelcheck.estimate.vision import vision_geometry
 
         vision = vision_geometry(facts.config, facts.json_files.get("preprocessor_config.json"), geo.hidden_size)
     return _vllm_estimate(geo, facts.weights.total_bytes, facts.weights.dominant_dtype, gpu.memory_bytes,
@@ -172,7 +172,7 @@ def _vllm_estimate(
     non_torch = s.non_torch_bytes
     encoder_bytes = 0
     if geo.multimodal and s.engine == "V1" and vision is not None:
-        from checker.estimate.vision import encoder_profile
+        from modelcheck.estimate.vision import encoder_profile
 
         # profile_run: encoder forward first, its outputs stay cached through the text forward + sampler
         ep = encoder_profile(vision, s.max_num_batched_tokens, s.max_num_seqs, s.max_model_len, tp, dbytes)

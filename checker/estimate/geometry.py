@@ -83,7 +83,7 @@ def geometry_from_config(config: dict[str, Any] | None, text_config: dict[str, A
         mla = cfg["kv_lora_rank"] + (_int(cfg.get("qk_rope_head_dim")) or 0)
     # the layer pattern and the length are the engine view's (checker/engines/vllm.py), the one derivation;
     # here without a version (compute_vllm replaces them with the versioned view)
-    from checker.engines import vllm as engine_vllm
+    from modelcheck.engines import vllm as engine_vllm
 
     full_cfg = config if isinstance(config, dict) else cfg
     lp = engine_vllm.layer_pattern(full_cfg)
@@ -199,7 +199,7 @@ def layers_per_gpu(count: int, pp: int) -> int:
 
 def with_view(geo: Geometry, view: Any) -> Geometry:
     """The geometry with the engine view's versioned answers: the max_model_len the engine runs with by
-    default and its layer pattern (checker.engines)."""
+    default and its layer pattern (modelcheck.engines)."""
     if view is None or geo.source == "gguf":
         return geo
     changes: dict[str, Any] = {}

@@ -2,8 +2,8 @@
 
 - llama.cpp (GGUF): weights as stored in the file, f16 KV cache for the context, a compute buffer for one
   512-token micro-batch, ~0.3 GiB CUDA context; which context, how many layers on the GPU and what --fit
-  changes come from :mod:`checker.engines.llamacpp` (per build).
-- SGLang: ``--mem-fraction-static`` (default per release, GPU size and TP from :mod:`checker.engines.sglang`)
+  changes come from :mod:`modelcheck.engines.llamacpp` (per build).
+- SGLang: ``--mem-fraction-static`` (default per release, GPU size and TP from :mod:`modelcheck.engines.sglang`)
   x free memory holds weights + KV pool; activations live outside that fraction; KV pool in tokens (page
   size 1); a pool smaller than the context length clamps the request length (the server starts).
 - Diffusion: weights + the largest activation at the default resolution (a per-family figure).
@@ -15,14 +15,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from checker.estimate.geometry import (
+from modelcheck.estimate.geometry import (
     GIB,
     geometry_from_config,
     geometry_from_gguf,
     kv_dtype_bytes,
     layer_kv_bytes_per_token,
 )
-from checker.model import Estimate, Fixes, ModelFacts, Target
+from modelcheck.model import Estimate, Fixes, ModelFacts, Target
 
 CUDA_CONTEXT = int(0.3 * GIB)
 # torch CUDA context (+ NCCL buffers at TP > 1) taken before SGLang measures its free memory (model_runner.py
@@ -53,8 +53,8 @@ def _opt_int(value: Any) -> int | None:
 
 
 def llama_cpp(facts: ModelFacts, target: Target, *, fixes: bool = True) -> Estimate | None:
-    """llama-server: checker.engines.llamacpp decides context, offload and --fit; this adds the bytes."""
-    from checker.engines import llamacpp as L
+    """llama-server: modelcheck.engines.llamacpp decides context, offload and --fit; this adds the bytes."""
+    from modelcheck.engines import llamacpp as L
 
     total, args = _common(target)
     geo = geometry_from_gguf(facts.gguf[0].metadata) if facts.gguf else None
@@ -132,7 +132,7 @@ def _llama_cpp_fixes(facts: ModelFacts, target: Target, est: Estimate) -> Fixes:
 def _sglang_weights(facts: ModelFacts, config: dict[str, Any] | None, dtype: str | None) -> int:
     """Weights as loaded: float32 tensors cast to the 16-bit model dtype under --dtype auto
     (sglang/srt/configs/model_config.py@0.5.8 _get_and_verify_dtype)."""
-    from checker.engines import sglang as S
+    from modelcheck.engines import sglang as S
 
     total = facts.weights.total_bytes
     f32 = int((facts.weights.dtype_bytes or {}).get("F32", 0))
@@ -142,9 +142,9 @@ def _sglang_weights(facts: ModelFacts, config: dict[str, Any] | None, dtype: str
 
 
 def sglang(facts: ModelFacts, target: Target, *, fixes: bool = True) -> Estimate | None:
-    """SGLang's accounting (checker.engines.sglang): the KV pool is what mem_fraction_static leaves after the
+    """SGLang's accounting (modelcheck.engines.sglang): the KV pool is what mem_fraction_static leaves after the
     weights; a pool smaller than the context length clamps the request length instead of failing."""
-    from checker.engines import sglang as S
+    from modelcheck.engines import sglang as S
 
     total, args = _common(target)
     geo = geometry_from_config(facts.config, facts.text_config)

@@ -64,7 +64,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from checker.estimate.geometry import (
+from modelcheck.estimate.geometry import (
     embedding_params,
     layer_params,
     GIB,

@@ -1,7 +1,7 @@
 """Facts: the only code that reads a model folder. ``gather(path)`` -> ModelFacts.
 
 Stats the tree (bounded), reads small JSON/YAML/text configs (size-capped), safetensors and GGUF
-*headers* (our own bounded parsers), and code in any file (checker.facts.scan: pickle opcodes, never unpickled).
+*headers* (our own bounded parsers), and code in any file (modelcheck.facts.scan: pickle opcodes, never unpickled).
 Bad content never raises: it becomes a FactError inside the facts.
 """
 
@@ -13,14 +13,14 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from checker.facts import gguf as _gguf
-from checker.facts import jsonfile
-from checker.facts import safetensors as _st
-from checker.facts.classify import classify
-from checker.facts.resolve import resolve
-from checker.facts.scan import scan_folder
-from checker.facts.walk import WalkResult, _type_of, walk
-from checker.model import (
+from modelcheck.facts import gguf as _gguf
+from modelcheck.facts import jsonfile
+from modelcheck.facts import safetensors as _st
+from modelcheck.facts.classify import classify
+from modelcheck.facts.resolve import resolve
+from modelcheck.facts.scan import scan_folder
+from modelcheck.facts.walk import WalkResult, _type_of, walk
+from modelcheck.model import (
     FactError,
     FileEntry,
     GGUFInfo,
@@ -46,9 +46,9 @@ def gather(path: str, *, max_entries: int = 20000, online: bool = False, verify:
     a hub reference: the local cache snapshot, or with ``online`` a metadata-only mirror).
 
     ``verify`` also hashes every weight file (reads all weight data: only on request) into ``hashes``.
-    Raises checker.errors.UsageError only when the path cannot be found.
+    Raises modelcheck.errors.UsageError only when the path cannot be found.
     """
-    from checker.facts.source import locate
+    from modelcheck.facts.source import locate
 
     local = locate(path, online=online)
     # Headers of 100k+ tensors create millions of small acyclic objects; the cyclic GC would rescan them
@@ -63,7 +63,7 @@ def gather(path: str, *, max_entries: int = 20000, online: bool = False, verify:
     if local != path:
         facts = replace(facts, input_path=path)
     if verify:
-        from checker.facts.hashes import tty_progress, verify_hashes
+        from modelcheck.facts.hashes import tty_progress, verify_hashes
 
         facts = replace(facts, hashes=tuple(verify_hashes(facts, online=online, progress=tty_progress())))
     return facts

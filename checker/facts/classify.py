@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from checker.model import Classification, FileEntry, GGUFInfo, SafetensorsHeader
+from modelcheck.model import Classification, FileEntry, GGUFInfo, SafetensorsHeader
 
 LLM_MODEL_TYPES = {
     "llama",

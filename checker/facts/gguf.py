@@ -13,8 +13,8 @@ import itertools
 import struct
 from typing import Any
 
-from checker.facts.ggml_types import GGML_TYPES, tensor_nbytes
-from checker.model import FactError, GGUFInfo, TensorInfo
+from modelcheck.facts.ggml_types import GGML_TYPES, tensor_nbytes
+from modelcheck.model import FactError, GGUFInfo, TensorInfo
 
 MAX_STRING = 1 << 20  # a metadata string longer than 1 MiB is treated as corrupt
 KEEP_STRING = 256 * 1024  # stored prefix of long strings (chat templates are tens of KB)

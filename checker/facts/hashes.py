@@ -8,7 +8,7 @@ Expected hashes come from, in order:
 3. with ``online=True``: the Hub's file metadata (``HfApi.model_info(files_metadata=True)``, lazy import).
 
 Off by default: hashing reads every byte of the weights, unlike the rest of modelcheck.
-``checker.facts.gather(path, verify=True)`` stores the results in ``ModelFacts.hashes``; rule SEC011
+``modelcheck.facts.gather(path, verify=True)`` stores the results in ``ModelFacts.hashes``; rule SEC011
 reports mismatches.
 """
 
@@ -20,7 +20,7 @@ import re
 import sys
 from collections.abc import Callable
 
-from checker.model import HashResult, ModelFacts
+from modelcheck.model import HashResult, ModelFacts
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".pkl", ".npz", ".npy",
                    ".h5", ".keras", ".msgpack", ".joblib", ".model", ".data")

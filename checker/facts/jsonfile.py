@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from checker.model import FactError
+from modelcheck.model import FactError
 
 JSON_LIMIT = 16 * 1024 * 1024
 TOKENIZER_PARSE_LIMIT = 1 * 1024 * 1024  # tokenizer.json is usually 7-20 MB: record it, parse only tiny ones

@@ -14,7 +14,7 @@ import re
 import stat
 import zipfile
 
-from checker.model import FactError
+from modelcheck.model import FactError
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 MAX_H5_SCAN = 64 * 1024 * 1024

@@ -18,7 +18,7 @@ import mmap
 import os
 import stat
 
-from checker.model import FactError
+from modelcheck.model import FactError
 
 MAX_MESSAGES = 1_000_000
 MAX_DEPTH = 24
@@ -115,7 +115,7 @@ def external_locations(abs_path: str, size: int = 0, budget=None) -> tuple[tuple
 
     Never raises: a file that is not a readable ONNX protobuf gives one ``FactError(kind="onnx")``
     whose path is the file name (the caller may replace it with the relative path). Messages walked
-    count against ``budget`` (checker.facts.pickle.Budget) when one is given.
+    count against ``budget`` (modelcheck.facts.pickle.Budget) when one is given.
     """
     rel = os.path.basename(abs_path)
     try:

@@ -13,7 +13,7 @@ opcodes. Each global gets a verdict, with allowlist semantics as ``torch.load(we
   again, rewrites the unpickler's name resolution): the denylist only names the danger;
 * ``unlisted``: anything else. An error like ``dangerous``: the unpickler imports and calls it.
 
-Containers are recognised by content, never by name (checker.facts.scan decides which files to read):
+Containers are recognised by content, never by name (modelcheck.facts.scan decides which files to read):
 zip (torch, npz, TorchScript), tar (torch legacy tar, .nemo), gzip/bz2/xz/lzma/zlib (joblib), ``.npy``
 and raw pickle streams. Every limit is fixed here or in the per-run :class:`Budget`; anything odd becomes
 a ``FactError(kind="pickle")`` and never an exception.
@@ -36,7 +36,7 @@ import zlib
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from dataclasses import dataclass, field
 
-from checker.model import FactError, PickleGlobal, PickleScan
+from modelcheck.model import FactError, PickleGlobal, PickleScan
 
 # Suffixes whose files claim to be pickles: a stream there that does not parse is an error, not "no pickle".
 CLAIM_SUFFIXES = (".pkl", ".pickle", ".pk", ".pt", ".pth", ".ckpt", ".joblib", ".npy", ".dill", ".sav")
@@ -63,7 +63,7 @@ MAX_OPCODES = 1_200_000  # per run (Budget): ~1 s of the pure-Python walk on a s
 
 @dataclass(slots=True)
 class Budget:
-    """One budget per run (checker.facts.scan makes it): opcodes walked and bytes decompressed or read
+    """One budget per run (modelcheck.facts.scan makes it): opcodes walked and bytes decompressed or read
     into memory, over every file. When it runs out, what is left is reported as not scanned."""
 
     opcodes: int = MAX_OPCODES

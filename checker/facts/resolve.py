@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from checker.errors import UsageError
+from modelcheck.errors import UsageError
 
 OLLAMA_MODEL = "application/vnd.ollama.image.model"
 MAX_MANIFEST = 1 << 20

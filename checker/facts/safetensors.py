@@ -13,7 +13,7 @@ import math
 import struct
 import sys
 
-from checker.model import FactError, SafetensorsHeader, TensorInfo
+from modelcheck.model import FactError, SafetensorsHeader, TensorInfo
 
 MAX_HEADER_SIZE = 100_000_000
 # Parsing costs ~1 KB of Python objects per tensor entry: a 100 MB header of tiny entries would need GBs.

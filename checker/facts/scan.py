@@ -1,9 +1,9 @@
-"""Which files to scan for code, in what budget: the one entry point ``checker.facts.gather`` calls.
+"""Which files to scan for code, in what budget: the one entry point ``modelcheck.facts.gather`` calls.
 
-Every regular file the walk found is sniffed by content (checker.facts.pickle: pickles also inside
+Every regular file the walk found is sniffed by content (modelcheck.facts.pickle: pickles also inside
 zip/tar/compressed/npy containers, whatever the name), plus the files a sharded-weights index lists
 wherever they are (also under ``.cache/``, which the walk skips). Keras files get the Lambda-layer scan,
-ONNX files the external-data scan. One :class:`~checker.facts.pickle.Budget` bounds the whole run
+ONNX files the external-data scan. One :class:`~modelcheck.facts.pickle.Budget` bounds the whole run
 (pickle opcodes and protobuf messages walked, bytes decompressed); a cap or an exhausted budget is
 recorded as a ``FactError(kind="pickle")`` so the gate fails closed (SEC003), never silently.
 """
@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 import posixpath
 
-from checker.facts.keras import lambda_layers
-from checker.facts.onnx import external_locations
-from checker.facts.pickle import Budget, claims_pickle, scan_path
-from checker.model import CodeScan, FactError, FileEntry, PickleScan
+from modelcheck.facts.keras import lambda_layers
+from modelcheck.facts.onnx import external_locations
+from modelcheck.facts.pickle import Budget, claims_pickle, scan_path
+from modelcheck.model import CodeScan, FactError, FileEntry, PickleScan
 
 __all__ = ["scan_folder"]
 

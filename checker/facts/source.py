@@ -1,5 +1,5 @@
 """Hub references (``hf://Qwen/Qwen2.5-7B-Instruct``, ``Qwen/Qwen2.5-7B-Instruct``, ``...@revision``)
-turned into a local folder that ``checker.facts.gather`` can read.
+turned into a local folder that ``modelcheck.facts.gather`` can read.
 
 * Offline (default): the snapshot in the local Hugging Face cache (``HF_HUB_CACHE``, ``HF_HOME/hub`` or
   ``~/.cache/huggingface/hub``). Nothing is fetched.
@@ -24,7 +24,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from checker.errors import UsageError
+from modelcheck.errors import UsageError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 MIRROR_MARKER = "modelcheck-mirror.json"  # in the repo folder of a mirror: how it was made
@@ -405,7 +405,7 @@ def _online(ref: HubRef) -> str:
         _write_sparse(dest, b"", size)
         return {"path": name, "size": size, "mode": "sparse"}
 
-    from checker import progress
+    from modelcheck import progress
 
     try:
         with progress.bar(f"{ref.display} metadata", total=len(plan)) as advance:

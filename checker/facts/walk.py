@@ -11,7 +11,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from checker.model import FactError, FileEntry
+from modelcheck.model import FactError, FileEntry
 
 LFS_PREFIX = b"version https://git-lfs.github.com/spec/v1"
 LFS_MAX_SIZE = 1024  # pointer files are ~130 bytes

@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from checker.report import Report
-from checker.rule import Severity
+from modelcheck.report import Report
+from modelcheck.rule import Severity
 
 # format name -> module in this package exposing `format(report, *, color=False, ...) -> str`
 FORMATS = {
@@ -29,7 +29,7 @@ _RED, _GREEN, _RESET = "\033[31m", "\033[32m", "\033[0m"
 
 
 def get(name: str) -> Callable[..., str]:
-    module = importlib.import_module(f"checker.formatters.{FORMATS[name]}")
+    module = importlib.import_module(f"modelcheck.formatters.{FORMATS[name]}")
     return module.format
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from checker.model import GPU, Instance
+from modelcheck.model import GPU, Instance
 
 
 def table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

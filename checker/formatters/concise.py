@@ -14,15 +14,15 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from checker.report import PathReport, Report
-from checker.rule import Finding, Severity
+from modelcheck.report import PathReport, Report
+from modelcheck.rule import Finding, Severity
 
 _COLORS = {Severity.ERROR: "\033[31m", Severity.WARNING: "\033[33m", Severity.INFO: "\033[36m"}
 _BOLD, _RESET = "\033[1m", "\033[0m"
 
 
 def _base(r: PathReport) -> str:
-    from checker.formatters.sarif import model_base
+    from modelcheck.formatters.sarif import model_base
 
     return model_base(r)
 

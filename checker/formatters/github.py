@@ -7,9 +7,9 @@ escaped the way the Actions runner unescapes them (``%``, CR, LF, and in propert
 
 from __future__ import annotations
 
-from checker.escape import for_terminal
-from checker.report import Report
-from checker.rule import Severity
+from modelcheck.escape import for_terminal
+from modelcheck.report import Report
+from modelcheck.rule import Severity
 
 _COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
@@ -23,7 +23,7 @@ def escape_property(text: str) -> str:
 
 
 def format(report: Report, *, color: bool = False, **_: object) -> str:
-    from checker.formatters.sarif import anchor_file, model_base, repo_path
+    from modelcheck.formatters.sarif import anchor_file, model_base, repo_path
 
     # GitHub puts an annotation on a file given relative to the repository root (the checkout),
     # whatever folder the check ran in: PathReport.repo_root, computed once by the run.

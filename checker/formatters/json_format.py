@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from checker import __version__
-from checker.report import Report
-from checker.summary import finding_dict, memory_block, model_summary, not_checked, smoke_block, target_summary
+from modelcheck import __version__
+from modelcheck.report import Report
+from modelcheck.summary import finding_dict, memory_block, model_summary, not_checked, smoke_block, target_summary
 
 
 def report_dict(report: Report) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from checker.report import PathReport, Report
-from checker.rule import NEEDS, Finding, Severity
+from modelcheck.report import PathReport, Report
+from modelcheck.rule import NEEDS, Finding, Severity
 
 # skip reasons that mean "this stage was not requested", not "this rule did not apply"
 _NOT_REQUESTED = (NEEDS["observation"], NEEDS["deployment"])
@@ -67,7 +67,7 @@ def _suite(r: PathReport, fail_on: Severity, rule_names: dict[str, str]) -> tupl
 
 
 def format(report: Report, *, color: bool = False, **_: object) -> str:
-    from checker import registry
+    from modelcheck import registry
 
     rule_names = {code: r.name for code, r in registry.load().by_code().items()}
     root = ET.Element("testsuites", name="modelcheck")

@@ -6,7 +6,7 @@ from typing import Any
 
 
 def render(rows: list[Any], *, fmt: str = "text", model: Any = None, min_concurrency: float | None = None) -> str:
-    """``rows``: checker.plan.PlanRow, smallest instance first; ``model``: the ModelFacts (for its name)."""
+    """``rows``: modelcheck.plan.PlanRow, smallest instance first; ``model``: the ModelFacts (for its name)."""
     if fmt == "json":
         import json
 

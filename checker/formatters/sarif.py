@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from checker import __version__
-from checker.report import PathReport, Report
-from checker.rule import Finding, Rule, Severity
-from checker.summary import target_summary
+from modelcheck import __version__
+from modelcheck.report import PathReport, Report
+from modelcheck.rule import Finding, Rule, Severity
+from modelcheck.summary import target_summary
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFORMATION_URI = "https://github.com/modelcheck/modelcheck"
@@ -160,7 +160,7 @@ def _fingerprint(rule: str, uri: str, field: str, message: str) -> str:
 def sarif_dict(report: Report, *, root: str | None = None) -> dict[str, Any]:
     """The SARIF log; artifact URIs relative to ``root`` (default: each path's repository root, as the
     run computed it: ``PathReport.repo_root``)."""
-    from checker import registry
+    from modelcheck import registry
 
     root = os.path.abspath(root) if root else None
     rules = registry.load().by_code()

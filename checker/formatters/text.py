@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from checker.escape import for_terminal
-from checker.model import Estimate
-from checker.report import PathReport, Report
-from checker.rule import Finding, Severity
-from checker.summary import model_summary, not_checked
+from modelcheck.escape import for_terminal
+from modelcheck.model import Estimate
+from modelcheck.report import PathReport, Report
+from modelcheck.rule import Finding, Severity
+from modelcheck.summary import model_summary, not_checked
 
 _COLORS = {Severity.ERROR: "\033[31m", Severity.WARNING: "\033[33m", Severity.INFO: "\033[36m"}
 _BOLD, _DIM, _RESET = "\033[1m", "\033[2m", "\033[0m"
@@ -200,8 +200,8 @@ def format(report: Report, *, color: bool = False, width: int | None = None, qui
     """One block per path, then the verdict. ``width``: wrap at this column with hanging indents
     (None: never); ``quiet``: only the findings of failing paths, no verdict (a passing run prints
     nothing). With several paths, a path without findings collapses to nothing unless ``report.verbose``."""
-    from checker.formatters import summary_line
-    from checker.formatters.wrap import wrap_lines
+    from modelcheck.formatters import summary_line
+    from modelcheck.formatters.wrap import wrap_lines
 
     lines: list[str] = []
     if quiet:

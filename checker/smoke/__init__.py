@@ -7,7 +7,7 @@ Public API: :func:`run_smoke`, :func:`smoke_engine_args`, :class:`SmokeOptions`,
 
 from __future__ import annotations
 
-from checker.smoke.runner import (
+from modelcheck.smoke.runner import (
     compare,
     default_python,
     has_chat_template,
@@ -15,7 +15,7 @@ from checker.smoke.runner import (
     run_smoke,
     smoke_engine_args,
 )
-from checker.smoke.types import (
+from modelcheck.smoke.types import (
     DEFAULT_EXPECT,
     DEFAULT_LAUNCH,
     DEFAULT_PROMPT,

@@ -2,7 +2,7 @@
 
 ``run_smoke`` decides whether it may run (no static errors unless forced, never on an unsafe model,
 not when the prediction says it cannot fit), picks the engine for the model's kind, launches the
-server through ``checker.smoke.process``, sends the cases through ``checker.smoke.client``, parses the
+server through ``modelcheck.smoke.process``, sends the cases through ``modelcheck.smoke.client``, parses the
 log, compares vLLM's figures with the static estimate and turns all of it into SMK findings by running
 the rules of ``rules/smoke.py`` through the ordinary engine (so severity overrides apply).
 """
@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from checker.model import Estimate, ModelFacts, Target
-from checker.rule import Finding, Severity
-from checker.smoke import client, logparse, process
-from checker.smoke.types import (
+from modelcheck.model import Estimate, ModelFacts, Target
+from modelcheck.rule import Finding, Severity
+from modelcheck.smoke import client, logparse, process
+from modelcheck.smoke.types import (
     DEFAULT_EXPECT,
     DEFAULT_LAUNCH,
     DEFAULT_PROMPT,
@@ -125,7 +125,7 @@ def options_from_cli(
     """SmokeOptions from the CLI flags / config. ``launch`` may be one shell-quoted string. ``cases``
     (from config) are (prompt, expect) pairs; --smoke-prompt/--smoke-expect replace them with one case.
     Raises ``UsageError`` for an invalid regex or launch template."""
-    from checker.errors import UsageError
+    from modelcheck.errors import UsageError
 
     if cases and prompt is None and expect is None:
         built = tuple(SmokeCase(str(p), str(e)) for p, e in cases)
@@ -183,7 +183,7 @@ def run_smoke(
     """Start the model for real and test it. Never raises for model problems: they become findings.
 
     ``findings``: the findings of the static run (errors stop the stage unless ``options.force``;
-    security errors always do). The SMK rules judge the observation afterwards (checker.api).
+    security errors always do). The SMK rules judge the observation afterwards (modelcheck.api).
     """
     options = options or SmokeOptions()
     skip = _skip_reason(facts, estimate, options, findings)
@@ -276,7 +276,7 @@ def run_smoke(
 
 
 def _result(obs: SmokeObservation, metrics: dict[str, Any]) -> SmokeResult:
-    """What the run saw. The SMK rules judge ``observation`` afterwards (checker.api, through the linter);
+    """What the run saw. The SMK rules judge ``observation`` afterwards (modelcheck.api, through the linter);
     ``passed`` here only says that the server came up and every case answered as expected."""
     answered = bool(obs.cases) and all(c.passed for c in obs.cases)
     return SmokeResult(

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from checker.rule import Finding, Severity
-from checker.smoke.logparse import LogFacts
+from modelcheck.rule import Finding, Severity
+from modelcheck.smoke.logparse import LogFacts
 
 DEFAULT_PROMPT = "What is 2+2?"
 DEFAULT_EXPECT = r"\b4\b"  # "4", " 4.", "The answer is 4" pass; "14", "42" do not

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from checker.cli import main
-from checker.engines import llamacpp as L
-from checker.facts.gguf import parse_file
+from modelcheck.cli import main
+from modelcheck.engines import llamacpp as L
+from modelcheck.facts.gguf import parse_file
 from fixtures import builders
 
 REAL = Path(__file__).resolve().parents[2] / "fixtures" / "realworld" / "gguf"

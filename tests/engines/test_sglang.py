@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from checker.cli import main
-from checker.engines import sglang as S
+from modelcheck.cli import main
+from modelcheck.engines import sglang as S
 from fixtures import builders
 
 REAL = Path(__file__).resolve().parents[2] / "fixtures" / "realworld"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from checker import engines
-from checker.testing import make_facts, make_target, run_rule
-from rules import engine_flags
+from modelcheck import engines
+from modelcheck.testing import make_facts, make_target, run_rule
+from modelcheck_rules import engine_flags
 
 REAL = Path(__file__).resolve().parents[2] / "fixtures" / "realworld"
 
@@ -37,7 +37,7 @@ def test_sglang_length_check_names_sglangs_override() -> None:
 
 
 def test_sglang_architecture_registry_is_sglangs() -> None:
-    from rules import engine_arch
+    from modelcheck_rules import engine_arch
 
     odd = make_facts(config={"architectures": ["FrobnicatorForCausalLM"], "model_type": "frob"},
                      files={"model.safetensors": 10})

@@ -9,7 +9,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from checker.cli import main
+from modelcheck.cli import main
 from tests.engines import realworld as R
 
 H20 = ("--instance", "ecs.gn8v.4xlarge")  # 1x H20 96 GB

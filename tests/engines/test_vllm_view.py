@@ -1,4 +1,4 @@
-"""checker.engines.vllm: what vLLM derives per version, on real public configs (fixtures/realworld)."""
+"""modelcheck.engines.vllm: what vLLM derives per version, on real public configs (fixtures/realworld)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from checker import engines, facts
-from checker.model import Deployment
-from checker.engines import vllm as V
-from checker.model import GGUFInfo
-from checker.testing import make_facts, make_target
+from modelcheck import engines, facts
+from modelcheck.model import Deployment
+from modelcheck.engines import vllm as V
+from modelcheck.model import GGUFInfo
+from modelcheck.testing import make_facts, make_target
 from tests.engines import realworld as R
 
 SENTENCE = ("sentence_bert_config.json", {"max_seq_length": 512, "do_lower_case": False})

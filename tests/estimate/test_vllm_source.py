@@ -3,9 +3,9 @@ here from the formula in that source, not copied from the estimator's output."""
 
 from __future__ import annotations
 
-from checker.estimate import compute
-from checker.estimate.geometry import geometry_from_config
-from checker.estimate.vllm import (
+from modelcheck.estimate import compute
+from modelcheck.estimate.geometry import geometry_from_config
+from modelcheck.estimate.vllm import (
     mtp_skipped_bytes,
     mxfp4_backend,
     mxfp4_padded_expert_bytes,
@@ -13,8 +13,8 @@ from checker.estimate.vllm import (
     pp_stages,
     resolve_entrypoint,
 )
-from checker.model import GPU, ImageRef, Instance, Target, WeightsSummary
-from checker.testing import make_facts
+from modelcheck.model import GPU, ImageRef, Instance, Target, WeightsSummary
+from modelcheck.testing import make_facts
 from fixtures.builders import load_config
 
 GIB = 1 << 30

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from checker.cli import main
-from checker.facts import gather
-from checker.catalog.tokenizers import tokenizer_needs_remote_code
+from modelcheck.cli import main
+from modelcheck.facts import gather
+from modelcheck.catalog.tokenizers import tokenizer_needs_remote_code
 from fixtures import builders
 from fixtures.realworld import layouts as L
 

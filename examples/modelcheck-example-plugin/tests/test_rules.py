@@ -2,7 +2,7 @@
 
 from modelcheck_example_plugin.rules import missing_model_card, too_many_files
 
-from checker.testing import make_facts, run_rule
+from modelcheck.testing import make_facts, run_rule
 
 
 def test_missing_model_card() -> None:

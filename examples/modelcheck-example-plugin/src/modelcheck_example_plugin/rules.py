@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checker.rule import Context, Finding, Severity, rule
+from modelcheck.rule import Context, Finding, Severity, rule
 
 CARD_NAMES = ("README.md", "README", "MODEL_CARD.md")
 
