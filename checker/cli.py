@@ -458,8 +458,10 @@ def _plan(path: str, kw: dict[str, Any]) -> None:
 
     engine_args = _collect_engine_args(kw)
     cat = catalog.load()
-    image = target.parse_image(kw["image"], cat) if kw.get("image") else None
     model = facts.gather(path)
+    # no image: a Hugging Face LLM is planned on the newest vLLM the catalog knows (as `--image vllm` means)
+    default = "vllm" if model.kind == "hf-llm" else None
+    image = target.parse_image(kw.get("image") or default, cat) if (kw.get("image") or default) else None
     rows = plan.plan(model, cat, engine_args, image=image, clouds=tuple(kw.get("cloud") or ()) or None,
                      min_concurrency=kw.get("min_concurrency"))
     from modelcheck.formatters import plan_table

@@ -96,3 +96,12 @@ def test_output_into_a_missing_folder_is_a_usage_error(qwen: Path, tmp_path: Pat
                         str(tmp_path / "missing" / "r.json")], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and p.stderr.startswith("error: --output") and "No such file" in p.stderr
     assert "internal error" not in p.stderr and "Traceback" not in p.stderr
+
+
+def test_plan_without_an_image_uses_the_newest_vllm_known(qwen: Path) -> None:
+    from modelcheck import catalog, target
+
+    newest = target.parse_image("vllm", catalog.load()).version
+    p = subprocess.run([sys.executable, "-m", "modelcheck.cli", "plan", str(qwen), "--limit", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and f"in vLLM {newest}" in p.stdout and "version unknown" not in p.stdout
