@@ -32,13 +32,13 @@ class EngineArg:
     cli: bool = False  # a `check` option of its own
     short: str | None = None  # its alias as a `check` option
     sets: str | None = None  # another canonical key the same value sets
+    plays: str | None = None  # the other engine's setting this one stands in for (fixes in the engine's syntax)
     words: tuple[str, ...] = ()  # values of another type the engine also accepts ("auto", "all")
 
     def flag(self, engine: str | None = "vllm") -> str:
-        """How the engine's users write it: '--max-model-len', '-c' for llama-server's ctx_size."""
+        """How the engine's users write it (its first spelling): '--max-model-len', '-c' for llama-server."""
         spellings = self.flags.get(engine or "vllm") or next(iter(self.flags.values()), ())
-        longs = [s for s in spellings if s.startswith("--")]
-        return (longs or list(spellings) or ["--" + self.name.replace("_", "-")])[0]
+        return (list(spellings) or ["--" + self.name.replace("_", "-")])[0]
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,7 +52,7 @@ def declared() -> dict[str, EngineArg]:
         out[row["name"]] = EngineArg(
             name=row["name"], type=_TYPES[row["type"]], flags=flags, help=row.get("help", ""),
             cli=bool(row.get("cli")), short=row.get("short"), sets=row.get("sets"),
-            words=tuple(row.get("words") or ()),
+            words=tuple(row.get("words") or ()), plays=row.get("plays"),
         )
     return out
 
@@ -75,6 +75,18 @@ def canonical(key: str) -> str:
 
 def lookup(key: str) -> EngineArg | None:
     return declared().get(canonical(key))
+
+
+def spelling(setting: str, engine: str) -> str:
+    """How ``engine``'s users write ``setting`` (a vLLM-style key) in a fix: its own flag for it, else the flag
+    of the argument that sets or plays it there (max_model_len: SGLang --context-length, llama-server -c)."""
+    arg = declared().get(setting)
+    if arg is not None and engine in arg.flags:
+        return arg.flag(engine)
+    for other in declared().values():
+        if engine in other.flags and setting in (other.sets, other.plays):
+            return other.flag(engine)
+    return "--" + setting.replace("_", "-")
 
 
 def coerce(key: str, value: Any, where: str = "engine argument", error: type[Exception] = UsageError) -> Any:
@@ -261,5 +273,5 @@ def json_schema() -> dict[str, Any]:
     }
 
 
-__all__ = ["EngineArg", "ParsedArgs", "canonical", "click_options", "coerce", "coerce_all", "declared",
+__all__ = ["EngineArg", "ParsedArgs", "canonical", "spelling", "click_options", "coerce", "coerce_all", "declared",
            "from_argv", "from_cli", "json_schema", "lookup"]

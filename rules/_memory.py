@@ -25,16 +25,9 @@ def _where(ctx: Context) -> str:
 
 def _flag(ctx: Context, setting: str) -> str:
     """The target engine's spelling of a setting (vLLM-style key): --context-length on SGLang, -c on llama.cpp."""
-    engine = ctx.estimate.engine if ctx.estimate else "vllm"
-    if engine == "sglang":
-        from modelcheck.engines import sglang
+    from modelcheck.engine_args import spelling
 
-        return sglang.flag(setting)
-    if engine == "llama.cpp":
-        from modelcheck.engines import llamacpp
-
-        return llamacpp.flag(setting)
-    return "--" + setting.replace("_", "-")
+    return spelling(setting, ctx.estimate.engine if ctx.estimate else "vllm")
 
 
 def _instances_hint(ctx: Context) -> str:
@@ -85,14 +78,22 @@ def _engine_fix_hint(ctx: Context, first: str = "") -> str:
         fixes.append(f"{_flag(ctx, 'max_model_len')} {round_max_model_len(x.max_model_len)}")
     if est.engine == "llama.cpp" and est.extra.get("fit_n_gpu_layers"):
         fixes.append(f"{_flag(ctx, 'n_gpu_layers')} {est.extra['fit_n_gpu_layers']} (the other layers run on the CPU)")
+    fixes += _memory_and_tp_fixes(ctx)
+    hint = "use " + " or ".join(fixes) if fixes else "use a GPU with more memory"
+    return hint + _instances_hint(ctx)
+
+
+def _memory_and_tp_fixes(ctx: Context) -> list[str]:
+    """The re-estimated memory-fraction and tensor-parallel fixes, in the target engine's flags."""
+    x = ctx.estimate.fixes
+    out = []
     if x and x.gpu_memory_utilization:
-        fixes.append(f"{_flag(ctx, 'gpu_memory_utilization')} {x.gpu_memory_utilization:.2f}")
+        out.append(f"{_flag(ctx, 'gpu_memory_utilization')} {x.gpu_memory_utilization:.2f}")
     if x and x.tensor_parallel_size:
         where = "" if x.tensor_parallel_size <= ctx.target.gpu_count else \
             f" on an instance with {x.tensor_parallel_size} GPUs"
-        fixes.append(f"{_flag(ctx, 'tensor_parallel_size')} {x.tensor_parallel_size}{where}")
-    hint = "use " + " or ".join(fixes) if fixes else "use a GPU with more memory"
-    return hint + _instances_hint(ctx)
+        out.append(f"{_flag(ctx, 'tensor_parallel_size')} {x.tensor_parallel_size}{where}")
+    return out
 
 
 def _fix_hint(ctx: Context, first: str = "") -> str:
@@ -172,14 +173,7 @@ def _sglang_clamp(ctx: Context) -> Iterator[Finding]:
     est = ctx.estimate
     clamped = est.extra.get("clamped_max_req_len") or est.kv_cache_tokens - 1
     explicit = "max_model_len" in ctx.target.engine_args or "context_length" in ctx.target.engine_args
-    x = est.fixes
-    full = []
-    if x and x.gpu_memory_utilization:
-        full.append(f"{_flag(ctx, 'gpu_memory_utilization')} {x.gpu_memory_utilization:.2f}")
-    if x and x.tensor_parallel_size:
-        where = "" if x.tensor_parallel_size <= ctx.target.gpu_count else \
-            f" on an instance with {x.tensor_parallel_size} GPUs"
-        full.append(f"{_flag(ctx, 'tensor_parallel_size')} {x.tensor_parallel_size}{where}")
+    full = _memory_and_tp_fixes(ctx)
     state = f"{_flag(ctx, 'max_model_len')} {round_max_model_len(clamped)}"
     yield Finding(
         f"context length {est.max_model_len} is larger than SGLang's KV pool of {est.kv_cache_tokens} tokens on "

@@ -16,7 +16,6 @@ from modelcheck.facts.keras import lambda_layers
 from modelcheck.facts.onnx import external_locations
 from modelcheck.model import CodeScan, FactError, FileEntry, PickleGlobal, PickleScan
 from modelcheck.testing import make_facts, run_rule
-from modelcheck.facts.hashes import verify_hashes
 from modelcheck_rules import security as sec
 from modelcheck_rules import security_code, security_paths
 

@@ -36,18 +36,7 @@ FIT_MIN_CTX = 4096  # common/common.h@0c1e570: fit_params_min_ctx = 4096
 FIT_MARGIN = 1024 * MIB  # common/common.h@0c1e570: fit_params_target = 1024 MiB per device
 UBATCH = 512  # n_ubatch default: the compute buffer holds one micro-batch
 
-# llama-server's own spelling of each setting a fix names (common/arg.cpp)
-FLAGS = {
-    "max_model_len": "-c",
-    "n_gpu_layers": "-ngl",
-    "kv_cache_dtype": "--cache-type-k",  # and --cache-type-v
-    "parallel": "-np",
-    "tensor_split": "--tensor-split",
-}
-
-
-def flag(setting: str) -> str:
-    return FLAGS.get(setting, "--" + setting.replace("_", "-"))
+# Fixes spell settings with the engine's own flags: checker/catalog/engine_args.yaml (engine_args.spelling).
 
 
 @dataclass(frozen=True, slots=True)

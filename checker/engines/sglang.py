@@ -42,27 +42,10 @@ READ_RELEASES: tuple[tuple[int, ...], ...] = ((0, 4, 6), (0, 4, 9), (0, 5, 2), (
 TRANSFORMERS_PIN = {(0, 4, 6): "4.51.1", (0, 4, 9): "4.53.0", (0, 5, 2): "4.56.1", (0, 5, 4): "4.57.1",
                     (0, 5, 6): "4.57.1", (0, 5, 8): "4.57.1"}
 
-# SGLang's own flag for each setting a fix names (server_args.py add_cli_args)
-FLAGS = {
-    "max_model_len": "--context-length",
-    "gpu_memory_utilization": "--mem-fraction-static",
-    "tensor_parallel_size": "--tp-size",
-    "pipeline_parallel_size": "--pp-size",
-    "max_num_seqs": "--max-running-requests",
-    "kv_cache_dtype": "--kv-cache-dtype",
-    "trust_remote_code": "--trust-remote-code",
-    "quantization": "--quantization",
-    "dtype": "--dtype",
-    "chunked_prefill_size": "--chunked-prefill-size",
-}
+# Fixes spell settings with the engine's own flags: checker/catalog/engine_args.yaml (engine_args.spelling).
 # srt/environ.py / model_config.py _derive_context_length
 ALLOW_LONGER_CONTEXT_ENV = "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN"
 CONTEXT_LENGTH_KEYS = ("max_sequence_length", "seq_length", "max_seq_len", "model_max_length", "max_position_embeddings")
-
-
-def flag(setting: str) -> str:
-    """SGLang's spelling of a setting named by its vLLM-style key (max_model_len -> --context-length)."""
-    return FLAGS.get(setting, "--" + setting.replace("_", "-"))
 
 
 # -- data read from the releases (see the module docstring for how) ---------------------------------------

@@ -39,7 +39,9 @@ def test_defaults_per_build() -> None:
     assert L.context(131072, None, None) == (131072, "the GGUF's context_length 131072 (-c 0 / default)")
     assert L.context(131072, None, 5000) == (4096, "llama-server default -c 4096")
     assert L.context(131072, 8192, None)[0] == 8192
-    assert L.flag("max_model_len") == "-c" and L.flag("n_gpu_layers") == "-ngl"
+    from modelcheck.engine_args import spelling
+
+    assert spelling("max_model_len", "llama.cpp") == "-c" and spelling("n_gpu_layers", "llama.cpp") == "-ngl"
 
 
 def test_plan_fit_and_pinned() -> None:

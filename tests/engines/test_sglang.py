@@ -95,8 +95,11 @@ def test_clamp_and_pool() -> None:
     assert S.max_req_len(131072, 24768) == 24767 and S.max_req_len(4096, 24768) == 4095
     # gpt-oss style hybrid pool: the same bytes hold 24/21.6 x more full-attention tokens (swa = 0.8 x full)
     assert S.pool_tokens(100 * 1024, 1024, 24, 12) == 111 and S.pool_tokens(0, 1024, 24) == 0
-    assert S.flag("max_model_len") == "--context-length" and S.flag("gpu_memory_utilization") == "--mem-fraction-static"
-    assert S.flag("tensor_parallel_size") == "--tp-size"
+    from modelcheck.engine_args import spelling
+
+    assert spelling("max_model_len", "sglang") == "--context-length"
+    assert spelling("gpu_memory_utilization", "sglang") == "--mem-fraction-static"
+    assert spelling("tensor_parallel_size", "sglang") == "--tp-size" and spelling("max_model_len", "vllm") == "--max-model-len"
 
 
 # -- end to end: `check` with an SGLang image on real configs ------------------------------------------------
