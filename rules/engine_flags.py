@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from modelcheck.catalog import support
+from modelcheck.engine_args import declared
 from modelcheck.rule import Context, Finding, Severity, rule
 from modelcheck_rules._common import serving_engine
 
@@ -100,7 +101,7 @@ def max_model_len_exceeds_model(ctx: Context) -> Iterator[Finding]:
     if req is None or req <= 0:
         return
     engine, _ = serving_engine(ctx)
-    flag = {"max_model_len": "--max-model-len", "context_length": "--context-length", "ctx_size": "--ctx-size"}[key]
+    flag = declared()[key].flag(engine)
     if ctx.facts.kind == "gguf":
         g = ctx.facts.gguf[0] if ctx.facts.gguf else None
         arch = g.architecture if g else None
@@ -228,7 +229,8 @@ def memory_fraction_out_of_range(ctx: Context) -> Iterator[Finding]:
     ## How to fix
     Give a fraction such as 0.9.
     """
-    for key, flag in (("gpu_memory_utilization", "--gpu-memory-utilization"), ("mem_fraction_static", "--mem-fraction-static")):
+    for key in ("gpu_memory_utilization", "mem_fraction_static"):
+        flag = declared()[key].flag()
         val = ctx.target.engine_args.get(key)
         if isinstance(val, (int, float)) and not isinstance(val, bool) and not 0 < val <= 1:
             yield Finding(f"{flag} {val} is outside (0, 1]: it is a fraction of each GPU's memory, and the engine "
