@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelcheck.model import Estimate, ModelFacts, Target
+from modelcheck.model import ModelFacts
 from modelcheck.rule import NEEDS, Context, Finding, Rule, Severity, rule
 
 INTERNAL_FAMILY = "CHK"  # codes the linter stamps itself; never run as rules
@@ -91,33 +91,27 @@ class Settings:
     extra_findings: tuple[Finding, ...] = ()  # stamped by the caller (CHK002 plugin load failures)
 
 
-def missing_need(need: str, facts: ModelFacts, target: Target, estimate: Estimate | None) -> bool:
-    if need == "image":
-        return target.image is None
-    if need == "instance":
-        return target.instance is None
-    if need == "gpu":
-        return target.instance is None or target.instance.gpu is None or target.gpu_count == 0
-    if need == "vram":
-        return target.gpu is None or target.gpu.memory_bytes <= 0
-    if need == "estimate":
-        return estimate is None
-    if need == "config":
-        return facts.config is None
-    if need == "deployment":
-        return target.deployment is None
-    if need == "observation":
-        return True  # only the smoke stage's run supplies one (Context.observation)
-    return False
+def missing_need(need: str, ctx: Context) -> bool:
+    """Whether the Context lacks what a rule declared it needs (rule.NEEDS names each with its reason)."""
+    target = ctx.target
+    missing = {
+        "image": lambda: target.image is None,
+        "instance": lambda: target.instance is None,
+        "gpu": lambda: target.instance is None or target.instance.gpu is None or target.gpu_count == 0,
+        "vram": lambda: target.gpu is None or target.gpu.memory_bytes <= 0,
+        "estimate": lambda: ctx.estimate is None,
+        "config": lambda: ctx.facts.config is None,
+        "deployment": lambda: target.deployment is None,
+        "observation": lambda: ctx.observation is None,  # only the smoke stage supplies one
+    }
+    return missing[need]()
 
 
 def skip_reason(r: Rule, ctx: Context) -> str | None:
     if r.kinds is not None and ctx.facts.kind not in r.kinds:
         return f"applies to {', '.join(sorted(r.kinds))}; this is {ctx.facts.kind}"
     for need in sorted(r.needs):
-        if need == "observation" and ctx.observation is not None:
-            continue
-        if missing_need(need, ctx.facts, ctx.target, ctx.estimate):
+        if missing_need(need, ctx):
             return NEEDS[need]
     return None
 
