@@ -18,7 +18,6 @@ import sys
 from typing import Any
 
 import click
-
 from modelcheck import __version__
 from modelcheck.errors import CheckError
 

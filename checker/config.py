@@ -37,11 +37,11 @@ import os
 import stat
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from modelcheck.errors import ConfigError, PluginError
+from modelcheck.record import record
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -174,7 +174,7 @@ def build_schema() -> dict[str, Any]:
 # -- loading ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Config:
     path: str  # absolute path of the file
     prefix: str  # key path prefix for messages: "tool.modelcheck" or ""
@@ -192,7 +192,7 @@ class Config:
         return _key_path(self.prefix, parts)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Loaded:
     config: Config | None
     key: tuple[int, int] = (0, 0)
@@ -500,7 +500,7 @@ def _check_plugins(config: Config, required: list[str]) -> None:
 # -- suppressions -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Suppression:
     """One ``[[suppress]]`` entry that covers the model being checked; the linter applies it."""
 

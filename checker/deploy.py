@@ -12,15 +12,15 @@ import json
 import os
 import re
 import shlex
-from importlib import resources
 from dataclasses import replace
+from importlib import resources
 from typing import Any
 
 from modelcheck import engine_args
 from modelcheck.errors import ConfigError
-from modelcheck.model import Deployment, Mount
 from modelcheck.facts.source import classify_ref as classify_model_ref
 from modelcheck.facts.source import hub_id
+from modelcheck.model import Deployment, Mount
 
 # -- start-command parsing ---------------------------------------------------------------------
 

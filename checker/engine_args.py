@@ -12,10 +12,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from modelcheck.errors import UsageError
+from modelcheck.record import record
 
 ENGINES = ("vllm", "sglang", "llama.cpp")
 _TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
@@ -23,7 +23,7 @@ _TRUE = ("1", "true", "yes", "on", "")
 _FALSE = ("0", "false", "no", "off")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EngineArg:
     name: str  # canonical key in Target.engine_args (vLLM's EngineArgs name)
     type: type
@@ -141,7 +141,7 @@ def coerce_all(args: dict[str, Any], where: str = "engine argument", error: type
 _NEGATIVE_NUMBER = re.compile(r"^-\d")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ParsedArgs:
     args: dict[str, Any]  # canonical name -> typed value
     unknown: dict[str, Any]  # flag as written -> raw value (True for a bare flag)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from modelcheck.model import ModelFacts
+from modelcheck.record import record
 from modelcheck.rule import NEEDS, Context, Finding, Rule, Severity, rule
 
 INTERNAL_FAMILY = "CHK"  # codes the linter stamps itself; never run as rules
@@ -68,21 +69,21 @@ ENGINE_CRASH_CODE = CRASH.code
 PLUGIN_LOAD_CODE = PLUGIN_LOAD.code
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Skip:
     rule: str
     name: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Result:
     findings: tuple[Finding, ...]
     skipped: tuple[Skip, ...]
     ran: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Settings:
     severity_overrides: dict[str, Severity] = field(default_factory=dict)  # code -> severity
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # code -> option overrides

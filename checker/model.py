@@ -6,14 +6,16 @@ Mappings inside these dataclasses are plain dicts parsed from JSON/headers: trea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from modelcheck.record import record
 
 # Kinds a model folder can be (DESIGN.md "Contracts"); "embedding" is hf-llm-shaped but not generative.
 KINDS = ("hf-llm", "gguf", "diffusion", "tts", "adapter", "ollama", "custom", "unknown")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FactError:
     """Something in the files that could not be read or made sense of. Exactly one rule reports each kind."""
 
@@ -22,7 +24,7 @@ class FactError:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FileEntry:
     """One entry of the bounded walk. ``path`` is relative to the model root, with forward slashes."""
 
@@ -46,7 +48,7 @@ class FileEntry:
         return name[name.rfind(".") :].lower() if "." in name else ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TensorInfo:
     name: str
     dtype: str  # safetensors dtype ("BF16", "F16", "I32", ...) or GGUF type name ("Q4_K", "F16", ...)
@@ -62,7 +64,7 @@ class TensorInfo:
         return n
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SafetensorsHeader:
     path: str
     header_size: int  # the 8-byte length prefix value
@@ -76,7 +78,7 @@ class SafetensorsHeader:
         return 8 + self.header_size + self.data_bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GGUFInfo:
     path: str
     version: int
@@ -97,14 +99,14 @@ class GGUFInfo:
         return arch if isinstance(arch, str) else None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PickleGlobal:
     module: str
     name: str
     verdict: str  # "safe" | "dangerous" | "unknown"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PickleScan:
     """Opcode-level scan of one pickle (a file, or a member of a torch zip archive). Never unpickled."""
 
@@ -124,7 +126,7 @@ class PickleScan:
         return tuple(g for g in self.globals if g.verdict == "unknown")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WeightsSummary:
     """Totals over whatever weight headers were read (safetensors or GGUF).
 
@@ -161,7 +163,7 @@ class WeightsSummary:
         return self.declared_bytes if self.declared_bytes is not None else self.total_bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Classification:
     kind: str
     confidence: float  # 0..1
@@ -171,7 +173,7 @@ class Classification:
     subtype: str | None = None  # e.g. "sdxl", "sd1", "flux", "cosyvoice", "lora", "embedding", "triton"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SourceInfo:
     """Where the files came from, when not a plain folder: a Hugging Face cache snapshot or an Ollama store."""
 
@@ -200,7 +202,7 @@ class SourceInfo:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HashResult:
     """One weight file hashed on request (--verify) against the digest it should have."""
 
@@ -214,7 +216,7 @@ class HashResult:
     message: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ModelFacts:
     """Everything the files say, gathered once by ``modelcheck.facts.gather``."""
 
@@ -293,7 +295,7 @@ class ModelFacts:
 # Target: what the model is deployed to
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GPU:
     name: str  # canonical catalog name ("A10", "Tesla T4", "H100 SXM")
     memory_bytes: int  # what the driver reports (total), used for planning
@@ -312,7 +314,7 @@ class GPU:
         return int(major) * 10 + int(minor or 0)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Instance:
     name: str
     cloud: str  # alibaba | aws | gcp | azure | pai | user | local
@@ -325,7 +327,7 @@ class Instance:
     source: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ImageRef:
     raw: str
     engine: str  # vllm | sglang | llama.cpp | comfyui | sd-webui | cosyvoice | pytorch | triton | ...
@@ -369,7 +371,7 @@ def version_tuple(version: str | None) -> tuple[int, ...] | None:
     return tuple(parts) or None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Mount:
     """One storage mount of a deployment spec."""
 
@@ -380,7 +382,7 @@ class Mount:
     key: str = ""  # its key path in the spec ("storage[0]", "mounts[1]")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Deployment:
     """A deployment spec as the DEP rules read it (modelcheck.deploy.load: service JSON, deploy YAML, start command)."""
 
@@ -412,7 +414,7 @@ class Deployment:
     hub_error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Target:
     image: ImageRef | None
     instance: Instance | None  # may be synthesised from --gpu / --gpu-count
@@ -433,7 +435,7 @@ class Target:
         return self.instance.gpu_count if self.instance else 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Fixes:
     """Settings that make a failing start work, each re-estimated and found to start (None: none does)."""
 
@@ -443,7 +445,7 @@ class Fixes:
     max_num_seqs: int | None = None  # a smaller profiling batch that starts (vLLM 0.8's sampler warm-up)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Estimate:
     """Memory prediction (see modelcheck.estimate). All byte figures are per GPU unless named otherwise."""
 
@@ -473,7 +475,7 @@ class Estimate:
 
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CodeScan:
     """What ``modelcheck.facts.scan`` found while looking for code in the model files (nothing is executed).
 

@@ -9,16 +9,17 @@ and nothing reads the config again.
 from __future__ import annotations
 
 import os
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from dataclasses import MISSING, field, fields, is_dataclass, replace
 from typing import Any
 
 from modelcheck import config as config_mod
 from modelcheck import engine_args
 from modelcheck.errors import ConfigError
+from modelcheck.record import record
 from modelcheck.rule import Severity
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Options:
     """Everything one run is told: target, rule selection, output policy.
 
@@ -51,7 +52,7 @@ class Options:
     verbose: bool = False  # text output: every assumption behind the memory figures
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Resolved:
     """The options for one model path after the config was merged, with what only the config can say."""
 

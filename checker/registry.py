@@ -7,16 +7,17 @@ import importlib
 import os
 import pkgutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import ModuleType
 
+from modelcheck.record import record
 from modelcheck.rule import Rule, rules_in
 
 ENTRY_POINT_GROUP = "modelcheck.rules"
 _BUILTIN_SENTINEL = "modelcheck-builtin-rules"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Registry:
     rules: tuple[Rule, ...]
     load_errors: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (plugin, one-line reason)

@@ -6,15 +6,15 @@ the run fails when any path fails by its own policy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from modelcheck.linter import Result, Skip
 from modelcheck.model import Estimate, ModelFacts, Target
+from modelcheck.record import record
 from modelcheck.rule import Finding, Severity
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PathReport:
     path: str  # as the user typed it
     facts: ModelFacts
@@ -42,7 +42,7 @@ class PathReport:
         return any((f.severity or Severity.ERROR) >= self.fail_on for f in self.findings)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Report:
     results: tuple[PathReport, ...]
     verbose: bool = False  # text output: show every assumption behind the memory figures

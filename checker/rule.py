@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from enum import IntEnum
 from typing import Any
 
 from modelcheck.model import Estimate, ModelFacts, Target
+from modelcheck.record import record
 
 
 class Severity(IntEnum):
@@ -35,7 +36,7 @@ class Severity(IntEnum):
         return self.name.lower()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Finding:
     message: str
     path: str | None = None  # file (relative to the model root) or field ("config.json:max_position_embeddings")
@@ -63,7 +64,7 @@ NEEDS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Context:
     """Everything a rule may read, computed once per model path before any rule runs."""
 
@@ -82,7 +83,7 @@ RuleFunc = Callable[[Context], Iterable[Finding]]
 _CODE_RE = re.compile(r"^[A-Z]{3}\d{3}$")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rule:
     code: str
     name: str

@@ -20,6 +20,7 @@ from typing import Any
 
 from modelcheck.errors import CatalogError, UsageError
 from modelcheck.model import GPU, Instance
+from modelcheck.record import record
 
 __all__ = ["BUILTIN_FILES", "CHIPS", "Catalog", "load", "normalize_gpu_name", "schema", "validate"]
 
@@ -108,7 +109,6 @@ def _read_user(path: str) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogError(f"cannot read catalog file {path}: {exc.__class__.__name__}: {exc}") from None
     import yaml
-
     from modelcheck.facts.jsonfile import load_yaml_bounded, yaml_error_at
 
     try:
@@ -131,7 +131,7 @@ def _read_user(path: str) -> dict[str, Any]:
     return doc
 
 
-@dataclasses.dataclass(slots=True)
+@record(frozen=False)
 class _Pattern:
     regex: re.Pattern[str]
     chip: str

@@ -12,10 +12,10 @@ Pure functions over parsed YAML and plain dicts; no model or network I/O. What v
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 from modelcheck.model import version_tuple
+from modelcheck.record import record
 
 Version = tuple[int, ...]
 
@@ -84,7 +84,7 @@ def sampled_releases() -> tuple[Version, ...]:
 # architectures
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ArchSupport:
     """Whether a vLLM version registers an architecture name."""
 
@@ -185,7 +185,7 @@ def arch_support(arch: str, version: str | Version | None) -> ArchSupport:
 # GPUs and dtypes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MinCC:
     cc: int  # major*10+minor
     certain: bool
@@ -315,7 +315,7 @@ def normalize_quant_method(method: str) -> str:
     return _QUANT_ALIASES.get(low, low)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class QuantSupport:
     method: str
     version: str

@@ -14,13 +14,14 @@ view says so (``certain=False`` plus a note) instead of guessing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from modelcheck.model import ModelFacts, Target
+from modelcheck.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MaxLen:
     """The model's length as the engine derives it (vLLM ``_get_and_verify_max_len``)."""
 
@@ -40,7 +41,7 @@ class MaxLen:
         return "; ".join(self.notes)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LayerPattern:
     """Which decoder layers hold which kind of KV cache, as the engine allocates it."""
 
@@ -53,7 +54,7 @@ class LayerPattern:
     note: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class QuantView:
     """The checkpoint's quantization as the engine reads it."""
 
@@ -64,7 +65,7 @@ class QuantView:
     fmt: str | None = None  # "mlx", "bitsandbytes", "gptq", "awq", "gguf" ...
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GgufLoad:
     """Whether the engine loads this GGUF as deployed."""
 
@@ -77,7 +78,7 @@ class GgufLoad:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EngineView:
     engine: str
     version: tuple[int, ...] | None

@@ -23,8 +23,9 @@ Builds between the two read (b6200..b7436) are not read: which era applies is st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from modelcheck.record import record
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -39,7 +40,7 @@ UBATCH = 512  # n_ubatch default: the compute buffer holds one micro-batch
 # Fixes spell settings with the engine's own flags: checker/catalog/engine_args.yaml (engine_args.spelling).
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Defaults:
     era: str  # "legacy" | "fit"
     n_ctx: int | None  # None: the GGUF's context_length
@@ -86,7 +87,7 @@ def context(n_ctx_train: int | None, requested: int | None, build: int | None) -
     return d.n_ctx, f"llama-server default -c {d.n_ctx}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Offload:
     """What llama-server does with the GPU memory it finds."""
 
@@ -187,7 +188,7 @@ def architectures(build: int | None) -> frozenset[str]:
     return frozenset(base)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoadCheck:
     loads: bool
     reason: str | None

@@ -30,9 +30,10 @@ the answer says so (``Read.exact``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+from modelcheck.record import record
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -211,7 +212,7 @@ def _words(s: str) -> set[str]:
     return set(s.split())
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Read:
     """Which release read answers for ``version``: exact, the nearest below, or the newest (unknown version)."""
 
@@ -253,7 +254,7 @@ def native_architectures(version: tuple[int, ...] | None) -> frozenset[str]:
     return frozenset(out)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ArchSupport:
     status: str  # "native" | "transformers-fallback" | "unsupported"
     release: tuple[int, ...]
@@ -291,7 +292,7 @@ def config_class_builtin(model_type: str | None, version: tuple[int, ...] | None
     return any(model_type in _words(added) for rel, added in _CONFIG_CHANGES if rel <= r)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RemoteCode:
     needed: bool
     config_needs: bool  # AutoConfig must come from the repo
@@ -358,7 +359,7 @@ def _num(v: Any) -> float | None:
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ContextLength:
     value: int  # what SGLang uses (the user's --context-length when it is accepted)
     derived: int  # get_context_length(hf_text_config)
@@ -423,7 +424,7 @@ def max_req_len(context_len: int, pool_tokens: int) -> int:
 # -- memory -----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MemFraction:
     value: float
     reserved_mib: float | None

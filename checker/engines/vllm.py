@@ -43,6 +43,7 @@ from typing import Any
 
 from modelcheck.catalog import support
 from modelcheck.engines import EngineView, GgufLoad, LayerPattern, MaxLen, QuantView
+from modelcheck.memo import last_answer
 from modelcheck.model import Deployment, ModelFacts
 
 Version = tuple[int, ...]
@@ -425,6 +426,7 @@ def _index_total_parameters(facts: ModelFacts) -> int | None:
     return None
 
 
+@last_answer
 def true_param_count(facts: ModelFacts, bits: int | None = None) -> tuple[int | None, str]:
     """Parameters of the model, not elements as stored: the index's metadata.total_parameters when the
     exporter wrote it, else the stored elements with packed integer tensors (U32/I32 packing 32/bits

@@ -19,12 +19,15 @@ from modelcheck.estimate.geometry import (
     geometry_from_config,
     geometry_from_gguf,
 )
+from modelcheck.memo import last_answer
 from modelcheck.model import Estimate, Fixes, ModelFacts, Target
 
 __all__ = ["GIB", "compute", "compute_vllm", "geometry"]
 
 
+@last_answer
 def geometry(facts: ModelFacts) -> Geometry | None:
+    """The model's shape for the memory arithmetic (asked once per estimate: remembered per facts)."""
     if facts.gguf:
         geo = geometry_from_gguf(facts.gguf[0].metadata)
         if geo:

@@ -8,8 +8,10 @@ not split by TP; sliding-window layers hold at most ``window - 1 + max_num_batch
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
+
+from modelcheck.record import record
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -25,7 +27,7 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Geometry:
     """What the memory model needs to know about a transformer, whatever the source."""
 

@@ -28,8 +28,9 @@ matrix), plus the pixel input; the encoder output held in the cache is items x t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from modelcheck.record import record
 
 QWEN_DEFAULT_MAX_PIXELS = {"qwen2_vl": 12845056, "qwen2_5_vl": 12845056, "qwen3_vl": 16777216,
                            "qwen3_vl_moe": 16777216}
@@ -41,7 +42,7 @@ def _int(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VisionGeometry:
     family: str
     hidden: int  # ViT width
@@ -115,7 +116,7 @@ def vision_geometry(config: dict[str, Any] | None, preprocessor: dict[str, Any] 
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EncoderProfile:
     items: int
     encoder_peak_bytes: int  # transient, during the encoder forward

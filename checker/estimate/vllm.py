@@ -61,19 +61,20 @@ fact below was read in the vLLM sdist of that version (PyPI ``vllm-X.tar.gz``), 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from modelcheck.estimate.geometry import (
-    embedding_params,
-    layer_params,
     GIB,
     MIB,
     Geometry,
+    embedding_params,
     kv_dtype_bytes,
     layer_kv_bytes_per_token,
+    layer_params,
     layers_per_gpu,
 )
+from modelcheck.record import record
 
 DEFAULT_BLOCK_SIZE = 16
 # Bytes per logit of the PyTorch-sort sampler (V0 and V1 0.8-0.19 without FlashInfer): bf16 logits (2) kept
@@ -102,7 +103,7 @@ MAX_MM_TOKENS_PER_ITEM = {"qwen2_vl": 16384, "qwen2_5_vl": 16384, "llava": 576, 
 V0_MULTIMODAL_MIN_BATCHED_TOKENS = 5120  # _MULTIMODAL_MODEL_MAX_NUM_BATCHED_TOKENS (config.py@0.6.6)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VllmSettings:
     """The engine arguments after vLLM's defaults for this version, GPU and model."""
 
@@ -407,7 +408,7 @@ def cudagraph_bytes(geo: Geometry, s: VllmSettings) -> int:
     return int(0.1 * GIB) + layers * 6 * MIB
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KvLayout:
     bytes_per_token: int  # per GPU, over every layer that caches KV (full-attention equivalent)
     page_bytes_per_block: int  # bytes one block id costs across the layers that share it
@@ -481,7 +482,7 @@ def float16_forbidden_types(v: tuple[int, ...]) -> frozenset[str]:
     return frozenset(types)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DtypeChoice:
     name: str  # float16 | bfloat16 | float32
     bytes: int
@@ -674,7 +675,7 @@ def mtp_skipped_bytes(geo: Geometry, checkpoint_bytes: int) -> int:
     return checkpoint_bytes * mtp // (layers + embeds + mtp)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RankShare:
     """One pipeline stage: its decoder layers and its fraction of the model's weights."""
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from modelcheck.errors import UsageError
+from modelcheck.record import record
 
 OLLAMA_MODEL = "application/vnd.ollama.image.model"
 MAX_MANIFEST = 1 << 20
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Resolved:
     root: str  # absolute folder to walk
     name: str

@@ -21,10 +21,10 @@ import json
 import os
 import re
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 from modelcheck.errors import UsageError
+from modelcheck.record import record
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 MIRROR_MARKER = "modelcheck-mirror.json"  # in the repo folder of a mirror: how it was made
@@ -77,7 +77,7 @@ SMALL_NAMES = ("Modelfile", "LICENSE", "NOTICE", "USE_POLICY")
 _REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HubRef:
     repo_id: str
     revision: str | None = None

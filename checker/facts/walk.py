@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from modelcheck.model import FactError, FileEntry
+from modelcheck.record import record
 
 LFS_PREFIX = b"version https://git-lfs.github.com/spec/v1"
 LFS_MAX_SIZE = 1024  # pointer files are ~130 bytes
@@ -21,7 +22,7 @@ SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".ipynb_checkpoints"}
 HF_DOWNLOAD_DIR = ".cache/huggingface/download"  # huggingface_hub local_dir in-progress downloads
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class WalkResult:
     files: list[FileEntry] = field(default_factory=list)
     truncated: bool = False

@@ -7,7 +7,14 @@ from typing import Any
 
 from modelcheck import __version__
 from modelcheck.report import Report
-from modelcheck.summary import finding_dict, memory_block, model_summary, not_checked, smoke_block, target_summary
+from modelcheck.summary import (
+    finding_dict,
+    memory_block,
+    model_summary,
+    not_checked,
+    smoke_block,
+    target_summary,
+)
 
 
 def report_dict(report: Report) -> dict[str, Any]:

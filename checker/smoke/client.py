@@ -10,13 +10,14 @@ import json
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from typing import Any
+
+from modelcheck.record import record
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Generation:
     text: str
     ttft_s: float | None  # first non-empty text

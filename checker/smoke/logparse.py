@@ -9,13 +9,15 @@ Pure functions over text; no I/O here.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from modelcheck.record import record
 
 GIB = 1024**3
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LogFailure:
     """A known failure seen in the log. ``kind`` names the SMK rule that reports it."""
 
@@ -24,7 +26,7 @@ class LogFailure:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LogFacts:
     """What a server log says: figures (``None`` when not logged) and known failures, in log order."""
 

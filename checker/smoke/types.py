@@ -6,9 +6,10 @@ process and HTTP machinery.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any
 
+from modelcheck.record import record
 from modelcheck.rule import Finding, Severity
 from modelcheck.smoke.logparse import LogFacts
 
@@ -18,13 +19,13 @@ DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_LAUNCH = ("{python}", "-m", "vllm.entrypoints.openai.api_server")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SmokeCase:
     prompt: str = DEFAULT_PROMPT
     expect: str = DEFAULT_EXPECT  # a regular expression searched in the answer
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SmokeOptions:
     """How to run the smoke stage. Every field has a default that works after the README's setup.
 
@@ -50,7 +51,7 @@ class SmokeOptions:
     stop_grace_s: float = 10.0  # SIGTERM to SIGKILL
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CaseResult:
     prompt: str
     expect: str
@@ -65,7 +66,7 @@ class CaseResult:
     raw_answer: str | None = None  # an empty answer asked again with special tokens shown (vLLM)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Comparison:
     """A figure vLLM reported beside the static prediction for it."""
 
@@ -80,7 +81,7 @@ class Comparison:
         return self.measured / self.predicted if self.predicted else None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SmokeObservation:
     """Everything one smoke run saw; the SMK rules turn it into findings."""
 
@@ -101,7 +102,7 @@ class SmokeObservation:
     model: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SmokeResult:
     passed: bool
     answers: tuple[CaseResult, ...] = ()
