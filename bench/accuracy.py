@@ -191,7 +191,7 @@ def evaluate(row: dict[str, Any], models: dict[str, Any], tmp: Path, cache: dict
     multimodal = "vision_config" in cfg
     rw = reported_weights(rep)
     tp = int(row.get("tensor_parallel_size") or 1)
-    from dataclasses import replace
+    from modelcheck.record import replace
 
     out["weights_src"] = "fixture headers"
     if row["id"] in WEIGHTS_FROM_REPORT and rw:

@@ -14,12 +14,12 @@ The CLI is a thin layer over :func:`run`; everything a flag can say, a keyword c
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Any
 
 from modelcheck import engine_args, linter, registry
 from modelcheck.errors import CheckError, UsageError
 from modelcheck.options import Options, Resolved, resolve
+from modelcheck.record import replace
 from modelcheck.report import PathReport, Report
 from modelcheck.rule import Context, Severity
 
@@ -172,7 +172,7 @@ def check(path: str | os.PathLike[str], **kwargs: Any) -> Report:
     (``max_model_len=8192``, ``gpu_memory_utilization=0.9``...). Raises CheckError subclasses."""
     args = dict(kwargs.pop("engine_args", {}) or {})
     for key in list(kwargs):
-        if engine_args.lookup(key) is not None and key not in Options.__dataclass_fields__:
+        if engine_args.lookup(key) is not None and key not in Options.__record_fields__:
             args[key] = kwargs.pop(key)
     if kwargs.get("fail_on") is not None:
         kwargs["fail_on"] = Severity.parse(kwargs["fail_on"])

@@ -27,12 +27,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from modelcheck.errors import UsageError
 from modelcheck.model import Instance
+from modelcheck.record import replace
 
 __all__ = ["MAX_SPEC_BYTES", "ImageSpec", "find_in_spec", "image_from_spec", "instances_from_spec"]
 

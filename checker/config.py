@@ -43,11 +43,6 @@ from typing import Any
 from modelcheck.errors import ConfigError, PluginError
 from modelcheck.record import record
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 CONFIG_NAMES = (".modelcheck.toml", "pyproject.toml")
 MAX_CONFIG_BYTES = 4 * 1024 * 1024  # pyproject.toml files are KBs; bounds tomllib's whole-file parse
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.json"
@@ -273,6 +268,10 @@ def load_file(path: str | os.PathLike[str], *, required: bool = True) -> Config 
         raise ConfigError(f"{display}: cannot read config: not a regular file")
     if st.st_size > MAX_CONFIG_BYTES:
         raise ConfigError(f"{display}: cannot read config: {st.st_size} bytes is too large for a config file")
+    if sys.version_info >= (3, 11):
+        import tomllib  # only when a config file is found: a check without one never pays for the parser
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     try:
         with open(path, "rb") as fh:
             doc = tomllib.loads(fh.read(MAX_CONFIG_BYTES + 1).decode("utf-8"))

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shlex
-from dataclasses import replace
 from importlib import resources
 from typing import Any
 
@@ -21,6 +20,7 @@ from modelcheck.errors import ConfigError
 from modelcheck.facts.source import classify_ref as classify_model_ref
 from modelcheck.facts.source import hub_id
 from modelcheck.model import Deployment, Mount
+from modelcheck.record import replace
 
 # -- start-command parsing ---------------------------------------------------------------------
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterator
-from dataclasses import field
 from typing import Any
 
 from modelcheck.model import ModelFacts
-from modelcheck.record import record
+from modelcheck.record import field, record
 from modelcheck.rule import NEEDS, Context, Finding, Rule, Severity, rule
 
 INTERNAL_FAMILY = "CHK"  # codes the linter stamps itself; never run as rules

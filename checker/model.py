@@ -6,10 +6,9 @@ Mappings inside these dataclasses are plain dicts parsed from JSON/headers: trea
 
 from __future__ import annotations
 
-from dataclasses import field
 from typing import Any
 
-from modelcheck.record import record
+from modelcheck.record import field, record
 
 # Kinds a model folder can be (DESIGN.md "Contracts"); "embedding" is hf-llm-shaped but not generative.
 KINDS = ("hf-llm", "gguf", "diffusion", "tts", "adapter", "ollama", "custom", "unknown")

@@ -9,13 +9,12 @@ and nothing reads the config again.
 from __future__ import annotations
 
 import os
-from dataclasses import MISSING, field, fields, is_dataclass, replace
 from typing import Any
 
 from modelcheck import config as config_mod
 from modelcheck import engine_args
 from modelcheck.errors import ConfigError
-from modelcheck.record import record
+from modelcheck.record import MISSING, field, fields, is_record, record, replace
 from modelcheck.rule import Severity
 
 
@@ -132,7 +131,7 @@ def _merge(options: Options, table: dict[str, Any], config: config_mod.Config) -
 
 def _merge_smoke(current: Any, table: dict[str, Any]) -> Any:
     """Smoke defaults from the config fill the fields the flags left at their defaults."""
-    if current is None or not table or not is_dataclass(current):
+    if current is None or not table or not is_record(current):
         return current
     changes: dict[str, Any] = {}
     for f in fields(current):

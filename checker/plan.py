@@ -9,11 +9,10 @@ smallest first (GPU count, then total GPU memory, then name). Pure: no I/O beyon
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from modelcheck.model import Estimate, ImageRef, Instance, ModelFacts, Target
-from modelcheck.record import record
+from modelcheck.record import record, replace
 
 
 @record

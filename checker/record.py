@@ -2,32 +2,89 @@
 
 Why not ``@dataclass(frozen=True, slots=True)``: on Python 3.11 ``dataclasses`` compiles each generated method in
 its own ``exec`` (``__init__``, ``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__``, ``__delattr__``) and builds
-the class twice: about 1 ms a class. The default check defines ~60 data classes before it reads a byte, and
-that was ~55 ms of a ~200 ms run (issue 10, "start-up stays light"; measured by wrapping
-``dataclasses._process_class`` under ``bench/speed.py``'s 405B check). ``record`` compiles only ``__init__``
-(one ``exec`` per class) and shares the other methods, written once below.
+the class twice: about 1 ms a class, and importing ``dataclasses`` imports ``inspect`` (ast, dis, tokenize: ~8 ms).
+The default check defines ~60 data classes before it reads a byte: that was ~55 ms of a ~200 ms run (issue 10,
+"start-up stays light"; measured by wrapping ``dataclasses._process_class`` under ``bench/speed.py``'s 405B
+check). ``record`` compiles only ``__init__`` (one ``exec`` per class, on its first instance) and shares the other
+methods, written once below: defining a class costs ~0.05 ms.
 
-What stays the same: the result is a dataclass as far as the standard library can tell (``__dataclass_fields__``
-holds real ``dataclasses.Field`` objects), so ``dataclasses.fields``, ``replace``, ``is_dataclass`` and ``asdict``
-work; ``field(default=...)`` and ``field(default_factory=...)`` declare defaults; frozen instances raise
-``dataclasses.FrozenInstanceError`` on assignment, compare and hash by value, and pickle (``-j`` sends reports
-between processes). What ``record`` refuses (loudly, at import): base classes with fields, ``ClassVar`` /
-``InitVar`` annotations, ``field(init=False)``, ``kw_only`` and mutable defaults.
+The same contract as the dataclass it replaces: ``field(default=...)`` / ``field(default_factory=...)``
+declare defaults; ``replace``, ``fields`` and ``is_record`` stand for their ``dataclasses`` namesakes; frozen
+instances raise :class:`FrozenInstanceError` (an AttributeError) on assignment, compare and hash by value, and
+pickle (``-j`` sends reports between processes); ``repr`` is ``Name(field=value, ...)``. What ``record`` refuses
+(loudly, at import): base classes with fields, ``ClassVar`` / ``InitVar`` annotations and mutable defaults.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from operator import attrgetter
 from typing import Any, Callable, TypeVar
 
 T = TypeVar("T", bound=type)
 
-FrozenInstanceError = dataclasses.FrozenInstanceError
-_MISSING = dataclasses.MISSING
-# The marker dataclasses.fields()/replace() read to tell a real field from a ClassVar/InitVar pseudo-field.
-_FIELD = dataclasses._FIELD  # type: ignore[attr-defined]
+
+class FrozenInstanceError(AttributeError):
+    """Assigning to (or deleting) a field of a frozen record."""
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()  # "no default" (a default of None is a default)
 _HAS_FACTORY = object()  # the default of an __init__ parameter whose real default comes from a factory
+
+
+class Field:
+    """One field of a record: its name, annotation (a string under ``from __future__ import annotations``)
+    and default or default factory (``MISSING`` when there is none)."""
+
+    __slots__ = ("name", "type", "default", "default_factory")
+
+    def __init__(self, default: Any = MISSING, default_factory: Any = MISSING) -> None:
+        if default is not MISSING and default_factory is not MISSING:
+            raise ValueError("a field cannot have both a default and a default_factory")
+        self.name: str = ""
+        self.type: Any = None
+        self.default = default
+        self.default_factory = default_factory
+
+    def __repr__(self) -> str:
+        return f"Field(name={self.name!r}, default={self.default!r}, default_factory={self.default_factory!r})"
+
+
+def field(*, default: Any = MISSING, default_factory: Any = MISSING) -> Any:
+    """A field's default, as in ``dataclasses.field``: ``tags: list = field(default_factory=list)``."""
+    return Field(default, default_factory)
+
+
+def fields(obj_or_cls: Any) -> tuple[Field, ...]:
+    """The record's fields in declaration order."""
+    cls = obj_or_cls if isinstance(obj_or_cls, type) else type(obj_or_cls)
+    try:
+        return tuple(cls.__record_fields__.values())
+    except AttributeError:
+        raise TypeError(f"{cls.__qualname__} is not a record") from None
+
+
+def is_record(obj_or_cls: Any) -> bool:
+    cls = obj_or_cls if isinstance(obj_or_cls, type) else type(obj_or_cls)
+    return hasattr(cls, "__record_fields__")
+
+
+def replace(obj: Any, /, **changes: Any) -> Any:
+    """A copy of ``obj`` with ``changes`` (through ``__init__``, as ``dataclasses.replace`` does)."""
+    declared = type(obj).__record_fields__
+    unknown = [name for name in changes if name not in declared]
+    if unknown:
+        raise TypeError(f"{type(obj).__qualname__} has no field {unknown[0]!r}")
+    for name in declared:
+        if name not in changes:
+            changes[name] = getattr(obj, name)
+    return type(obj)(**changes)
 
 
 def record(cls: T | None = None, /, *, frozen: bool = True, eq: bool = True) -> Any:
@@ -40,17 +97,16 @@ def record(cls: T | None = None, /, *, frozen: bool = True, eq: bool = True) -> 
 
 
 def _build(cls: type, *, frozen: bool, eq: bool) -> Any:
-    if any(hasattr(base, "__dataclass_fields__") for base in cls.__mro__[1:]):
+    if any(hasattr(base, "__record_fields__") for base in cls.__mro__[1:]):
         raise TypeError(f"@record {cls.__qualname__}: inheriting fields is not supported")
-    fields = _fields(cls)
-    names = tuple(fields)
-    namespace = {k: v for k, v in cls.__dict__.items() if k not in fields and k not in ("__dict__", "__weakref__")}
+    declared = _fields(cls)
+    names = tuple(declared)
+    namespace = {k: v for k, v in cls.__dict__.items() if k not in declared and k not in ("__dict__", "__weakref__")}
     namespace["__slots__"] = names
     namespace["__match_args__"] = names
-    namespace["__dataclass_fields__"] = fields
-    namespace["__dataclass_params__"] = _Params(frozen=frozen, eq=eq)
+    namespace["__record_fields__"] = declared
     namespace["__record_values__"] = _values_getter(names)
-    namespace["__init__"] = _init(cls, fields, frozen)
+    namespace["__init__"] = _deferred_init(declared, frozen)
     namespace.setdefault("__repr__", _repr)
     if eq:
         namespace.setdefault("__eq__", _eq)
@@ -64,45 +120,56 @@ def _build(cls: type, *, frozen: bool, eq: bool) -> Any:
         namespace["__setstate__"] = _setstate
     new = type(cls)(cls.__name__, cls.__bases__, namespace)
     new.__qualname__ = cls.__qualname__
-    new.__init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    new.__init__.__record_class__ = new  # type: ignore[attr-defined]
     return new
 
 
-def _fields(cls: type) -> dict[str, dataclasses.Field]:
-    fields: dict[str, dataclasses.Field] = {}
+def _fields(cls: type) -> dict[str, Field]:
+    declared: dict[str, Field] = {}
     seen_default = False
     for name, annotation in cls.__dict__.get("__annotations__", {}).items():
         text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
         if text.startswith(("ClassVar", "typing.ClassVar", "InitVar", "dataclasses.InitVar")):
             raise TypeError(f"@record {cls.__qualname__}.{name}: ClassVar/InitVar fields are not supported")
-        value = cls.__dict__.get(name, _MISSING)
-        f = value if isinstance(value, dataclasses.Field) else dataclasses.field(default=value)
-        if not f.init or f.kw_only is True:
-            raise TypeError(f"@record {cls.__qualname__}.{name}: init=False / kw_only fields are not supported")
-        if f.default is not _MISSING and type(f.default).__hash__ is None:
+        if name == "self":
+            raise TypeError(f"@record {cls.__qualname__}: a field may not be called 'self'")
+        value = cls.__dict__.get(name, MISSING)
+        f = value if isinstance(value, Field) else Field(default=value)
+        if f.default is not MISSING and type(f.default).__hash__ is None:
             raise ValueError(f"@record {cls.__qualname__}.{name}: mutable default {type(f.default).__name__}; "
                              "use field(default_factory=...)")
-        has_default = f.default is not _MISSING or f.default_factory is not _MISSING
+        has_default = f.default is not MISSING or f.default_factory is not MISSING
         if seen_default and not has_default:
             raise TypeError(f"@record {cls.__qualname__}: non-default field {name!r} follows a default field")
         seen_default = seen_default or has_default
-        f.name, f.type, f._field_type = name, annotation, _FIELD  # type: ignore[attr-defined]
-        fields[name] = f
-    return fields
+        f.name, f.type = name, annotation
+        declared[name] = f
+    return declared
 
 
-def _init(cls: type, fields: dict[str, dataclasses.Field], frozen: bool) -> Callable[..., None]:
-    """Compile ``__init__`` in one ``exec``: the same code ``dataclasses`` would generate."""
+def _deferred_init(declared: dict[str, Field], frozen: bool) -> Callable[..., None]:
+    """An ``__init__`` that compiles the real one on the first instance and replaces itself: a class the run
+    never instantiates (most of them, on a given path) never pays for the ``exec``."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        cls = __init__.__record_class__  # type: ignore[attr-defined]
+        if cls.__dict__["__init__"] is __init__:
+            cls.__init__ = _init(cls, declared, frozen)
+        cls.__init__(self, *args, **kwargs)
+
+    return __init__
+
+
+def _init(cls: type, declared: dict[str, Field], frozen: bool) -> Callable[..., None]:
+    """Compile ``__init__`` in one ``exec``: the code ``dataclasses`` would generate."""
     scope: dict[str, Any] = {"_set": object.__setattr__, "_HAS_FACTORY": _HAS_FACTORY}
     params, body = [], []
-    for name, f in fields.items():
-        if name == "self":
-            raise TypeError(f"@record {cls.__qualname__}: a field may not be called 'self'")
+    for name, f in declared.items():
         value = name
-        if f.default is not _MISSING:
+        if f.default is not MISSING:
             scope[f"_default_{name}"] = f.default
             params.append(f"{name}=_default_{name}")
-        elif f.default_factory is not _MISSING:
+        elif f.default_factory is not MISSING:
             scope[f"_factory_{name}"] = f.default_factory
             params.append(f"{name}=_HAS_FACTORY")
             value = f"_factory_{name}() if {name} is _HAS_FACTORY else {name}"
@@ -113,7 +180,9 @@ def _init(cls: type, fields: dict[str, dataclasses.Field], frozen: bool) -> Call
         body.append("self.__post_init__()")
     source = f"def __init__(self, {', '.join(params)}):\n    " + ("\n    ".join(body) or "pass") + "\n"
     exec(source, scope)  # noqa: S102 - our own generated source, as dataclasses does
-    return scope["__init__"]
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
 
 
 def _values_getter(names: tuple[str, ...]) -> Callable[[Any], tuple]:
@@ -125,20 +194,11 @@ def _values_getter(names: tuple[str, ...]) -> Callable[[Any], tuple]:
     return lambda obj: ()
 
 
-class _Params:
-    """What ``__dataclass_params__`` answers (the parts anything outside dataclasses reads)."""
-
-    __slots__ = ("init", "repr", "eq", "order", "unsafe_hash", "frozen")
-
-    def __init__(self, *, frozen: bool, eq: bool) -> None:
-        self.init, self.repr, self.eq, self.order, self.unsafe_hash, self.frozen = True, True, eq, False, False, frozen
-
-
 # The shared methods. ``__record_values__`` is a C attrgetter stored on the class (not a descriptor, so it is
 # called with the instance explicitly).
 def _repr(self: Any) -> str:
     values = type(self).__record_values__(self)
-    inner = ", ".join(f"{name}={value!r}" for name, value in zip(self.__dataclass_fields__, values))
+    inner = ", ".join(f"{name}={value!r}" for name, value in zip(self.__record_fields__, values))
     return f"{type(self).__qualname__}({inner})"
 
 
@@ -166,5 +226,8 @@ def _getstate(self: Any) -> tuple:
 
 
 def _setstate(self: Any, state: tuple) -> None:
-    for name, value in zip(self.__dataclass_fields__, state):
+    for name, value in zip(self.__record_fields__, state):
         object.__setattr__(self, name, value)
+
+
+__all__ = ["MISSING", "Field", "FrozenInstanceError", "field", "fields", "is_record", "record", "replace"]

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import importlib
 import os
-import pkgutil
 import sys
-from dataclasses import field
 from types import ModuleType
 
-from modelcheck.record import record
+from modelcheck.record import field, record
 from modelcheck.rule import Rule, rules_in
 
 ENTRY_POINT_GROUP = "modelcheck.rules"
@@ -42,7 +40,9 @@ def _builtin_modules() -> list[ModuleType]:
             f"the imported 'modelcheck_rules' package ({getattr(package, '__file__', '?')}) is not modelcheck's; "
             "another installed package shadows it"
         )
-    names = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+    # the package's *.py files (pkgutil.iter_modules would say the same, but imports inspect: ~8 ms a run)
+    names = sorted({entry[:-3] for base in package.__path__ for entry in os.listdir(base)
+                    if entry.endswith(".py") and not entry.startswith("_")})
     # the linter's own codes (CHK) are declared as rules too, so every listing sees them
     return [importlib.import_module("modelcheck.linter"), *(importlib.import_module(f"modelcheck_rules.{n}") for n in names)]
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import field, replace
 from enum import IntEnum
 from typing import Any
 
 from modelcheck.model import Estimate, ModelFacts, Target
-from modelcheck.record import record
+from modelcheck.record import field, record, replace
 
 
 class Severity(IntEnum):

@@ -17,11 +17,11 @@ warn); a reference that is not an image reference at all is a UsageError.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import modelcheck.record as _record
 from modelcheck.errors import UsageError
 from modelcheck.model import ImageRef, Instance, Target
 
@@ -304,12 +304,12 @@ def _image_with_spec(image: str | ImageRef | None, spec: Mapping[str, Any], engi
         raw = decl  # "vllm:0.14.0" reads as an image reference
     ref = parse_image(str(raw), catalog, engine=decl)
     if decl is not None and engine is None and ref.version_from == "engine":
-        ref = dataclasses.replace(ref, version_from="spec")
+        ref = _record.replace(ref, version_from="spec")
     chip = spec.get("chip")
     if chip:
         if ref.chip_from == "tag" and ref.chip and ref.chip != chip:
             raise UsageError(f"--image {raw} names chip {ref.chip} but --image-spec {origin} says system.chipType {chip}")
-        ref = dataclasses.replace(ref, chip=chip, chip_from="spec")
+        ref = _record.replace(ref, chip=chip, chip_from="spec")
     return ref
 
 
@@ -401,7 +401,7 @@ def resolve(
             raise UsageError(
                 f"--gpu-count {count} but --instance {inst.name} has {inst.gpu_count} NVIDIA GPU(s)"
             )
-        inst = dataclasses.replace(inst, gpu_count=count)  # "use N of the instance's GPUs"
+        inst = _record.replace(inst, gpu_count=count)  # "use N of the instance's GPUs"
 
     effective = chip_flag or (inst.chip if inst else None) or (image_ref.chip if image_ref else None)
     return Target(

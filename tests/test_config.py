@@ -272,7 +272,7 @@ def suppressed(path: str, flags: Options, result: Result) -> Result:
     resolved = resolve(path, flags)
     selected = registry.select(registry.load().rules, list(flags.select), list(flags.ignore))
     settings = linter.Settings(suppressions=resolved.suppressions, selected=selected, extra_findings=result.findings)
-    from dataclasses import replace
+    from modelcheck.record import replace
 
     facts = replace(make_facts(name=path), input_path=path)
     ctx = Context(facts=facts, target=Target(image=None, instance=None, chip=None))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import modelcheck.record as _record
 import json
 
 from modelcheck.facts import gather
@@ -52,7 +52,7 @@ def test_example_fills_every_field(qwen_example):
         290,
     )
     assert w.dtype_bytes == {"BF16": 988_065_536} and w.files == ("model.safetensors",)
-    for fld in dataclasses.fields(ModelFacts):
+    for fld in _record.fields(ModelFacts):
         getattr(f, fld.name)
 
 

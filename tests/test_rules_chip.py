@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import modelcheck.record as _record
 
 from modelcheck import catalog
 from modelcheck.model import Instance
@@ -97,7 +97,7 @@ def test_gpu_engine_on_cpu_instance():
 
 def test_gpu_image_on_instance_without_gpus():
     base = make_target(image="vllm:0.14.0-gpu", instance="ecs.gn7i-c8g1.2xlarge")
-    zero = dataclasses.replace(
+    zero = _record.replace(
         base, instance=Instance(name="my-gpu-box", cloud="user", chip="GPU", gpu=None, gpu_count=0)
     )
     [f] = run_rule(chp.gpu_image_without_gpus, FACTS, zero, catalog=CAT)

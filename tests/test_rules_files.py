@@ -278,9 +278,9 @@ def test_header_error_of_lfs_pointer_is_not_reported_twice():
 def test_walk_truncated_special_and_broken_links():
     f = make_facts(config=LLAMA, files=TOK)
     assert run(read_errors.walk_truncated, f) == []
-    import dataclasses
+    from modelcheck.record import replace
 
-    [t] = run(read_errors.walk_truncated, dataclasses.replace(f, walk_truncated=True))
+    [t] = run(read_errors.walk_truncated, replace(f, walk_truncated=True))
     assert t.rule == "FIL015" and t.data == {"entries_seen": 3}
     [s] = run(integrity.special_file, make_facts(config=LLAMA, files=[FileEntry("model.safetensors", 0, "fifo")]))
     assert s.rule == "FIL016" and s.severity == Severity.ERROR and "fifo" in s.message

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import modelcheck.record as _record
 
 from modelcheck import catalog, facts, linter, registry
 from modelcheck.model import GGUFInfo
@@ -72,7 +72,7 @@ def test_kind_image_mismatch():
 
 def test_gguf_on_vllm_versions_and_engines():
     # PATH is the .gguf file: what vLLM 0.6-0.23 loads (check_gguf_file), experimentally
-    one = dataclasses.replace(gguf_facts(), single_file="qwen2.5-7b-Q4_K_M.gguf")
+    one = _record.replace(gguf_facts(), single_file="qwen2.5-7b-Q4_K_M.gguf")
     [w] = run(image_format.gguf_on_hf_engine, one, "vllm:0.14.0-gpu")
     assert w.rule == "IMG002" and w.severity == Severity.WARNING and "experimental" in w.message
     assert "vllm serve ./qwen2.5-7b-Q4_K_M.gguf --tokenizer" in w.hint and "llama-server" in w.hint

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zipfile
-from dataclasses import replace
+from modelcheck.record import replace
 from pathlib import Path
 
 import pytest

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from modelcheck.record import replace
 
 import pytest
 

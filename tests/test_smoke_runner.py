@@ -119,7 +119,7 @@ def _facts(tmp_path: Path, *, chat: bool = True, **kw):
     facts = make_facts(
         config={"architectures": ["LlamaForCausalLM"]}, json_files={"tokenizer_config.json": tok}, **kw
     )
-    from dataclasses import replace
+    from modelcheck.record import replace
 
     return replace(facts, root=str(root), input_path=str(root))
 

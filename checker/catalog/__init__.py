@@ -10,7 +10,6 @@ and the key path. Lookups forgive case, dashes, spaces and vendor words ("NVIDIA
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import json
 import re
@@ -18,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import modelcheck.record as _record
 from modelcheck.errors import CatalogError, UsageError
 from modelcheck.model import GPU, Instance
 from modelcheck.record import record
@@ -550,7 +550,7 @@ def _instance_from(cat: Catalog, e: dict[str, Any], origin: str, i: int) -> Inst
             count = 1
         if "gpu_memory_gib" in e:  # a vGPU slice: the card's capability, the slice's memory
             slice_gib = float(e["gpu_memory_gib"])
-            gpu = dataclasses.replace(
+            gpu = _record.replace(
                 gpu,
                 name=f"{gpu.name} vGPU {slice_gib:g}GB",
                 memory_bytes=int(slice_gib * 2**30),

@@ -14,11 +14,10 @@ view says so (``certain=False`` plus a note) instead of guessing.
 
 from __future__ import annotations
 
-from dataclasses import field
 from typing import Any
 
 from modelcheck.model import ModelFacts, Target
-from modelcheck.record import record
+from modelcheck.record import field, record
 
 
 @record

@@ -9,7 +9,6 @@ version lives in :mod:`modelcheck.estimate.vllm`, llama.cpp / SGLang / diffusion
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from modelcheck.estimate import vllm as V
@@ -21,6 +20,7 @@ from modelcheck.estimate.geometry import (
 )
 from modelcheck.memo import last_answer
 from modelcheck.model import Estimate, Fixes, ModelFacts, Target
+from modelcheck.record import replace
 
 __all__ = ["GIB", "compute", "compute_vllm", "geometry"]
 

@@ -8,10 +8,9 @@ not split by TP; sliding-window layers hold at most ``window - 1 + max_num_batch
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
-from modelcheck.record import record
+from modelcheck.record import record, replace
 
 GIB = 1 << 30
 MIB = 1 << 20

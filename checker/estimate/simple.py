@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from modelcheck.estimate.geometry import (
@@ -23,6 +22,7 @@ from modelcheck.estimate.geometry import (
     layer_kv_bytes_per_token,
 )
 from modelcheck.model import Estimate, Fixes, ModelFacts, Target
+from modelcheck.record import replace
 
 CUDA_CONTEXT = int(0.3 * GIB)
 # torch CUDA context (+ NCCL buffers at TP > 1) taken before SGLang measures its free memory (model_runner.py

@@ -61,7 +61,6 @@ fact below was read in the vLLM sdist of that version (PyPI ``vllm-X.tar.gz``), 
 
 from __future__ import annotations
 
-from dataclasses import field
 from typing import Any
 
 from modelcheck.estimate.geometry import (
@@ -74,7 +73,7 @@ from modelcheck.estimate.geometry import (
     layer_params,
     layers_per_gpu,
 )
-from modelcheck.record import record
+from modelcheck.record import field, record
 
 DEFAULT_BLOCK_SIZE = 16
 # Bytes per logit of the PyTorch-sort sampler (V0 and V1 0.8-0.19 without FlashInfer): bf16 logits (2) kept

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import os
 import re
-from dataclasses import replace
 from typing import Any
 
 from modelcheck.facts import gguf as _gguf
@@ -29,6 +28,7 @@ from modelcheck.model import (
     SourceInfo,
     WeightsSummary,
 )
+from modelcheck.record import replace
 
 __all__ = ["gather"]
 

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import stat
-import zipfile
 
 from modelcheck.model import FactError
 
@@ -78,6 +77,8 @@ def lambda_layers(abs_path: str, size: int) -> tuple[tuple[str, ...], tuple[Fact
             head = fh.read(8)
             fh.seek(0)
             if head[:4] == b"PK\x03\x04":
+                import zipfile
+
                 with zipfile.ZipFile(fh) as zf:
                     if len(zf.infolist()) > 100_000:
                         return (), (FactError("keras", rel, "archive has too many entries"),)

@@ -22,22 +22,17 @@ a ``FactError(kind="pickle")`` and never an exception.
 from __future__ import annotations
 
 import ast
-import bz2
 import io
-import lzma
 import mmap
 import os
 import re
 import stat
 import struct
-import tarfile
-import zipfile
 import zlib
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
-from dataclasses import field
 
 from modelcheck.model import FactError, PickleGlobal, PickleScan
-from modelcheck.record import record
+from modelcheck.record import field, record
 
 # Suffixes whose files claim to be pickles: a stream there that does not parse is an error, not "no pickle".
 CLAIM_SUFFIXES = (".pkl", ".pickle", ".pk", ".pt", ".pth", ".ckpt", ".joblib", ".npy", ".dill", ".sav")
@@ -965,8 +960,12 @@ def _decompress(ctx: _Ctx, data, kind: str, start: int = 0) -> tuple[bytearray, 
     if kind in ("gzip", "zlib"):
         d = zlib.decompressobj(31 if kind == "gzip" else 15)
     elif kind == "bz2":
+        import bz2
+
         d = bz2.BZ2Decompressor()
     elif kind in ("xz", "lzma"):
+        import lzma
+
         d = lzma.LZMADecompressor(format=lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE, memlimit=256 << 20)
     else:
         raise ValueError(f"{kind} compression is not supported by this scanner")
@@ -999,12 +998,16 @@ def _sniff(ctx: _Ctx, data, member: str | None, depth: int, claims: bool, fileob
     """Scan ``data`` (bytes or mmap: the whole content) by what it is, not by its name."""
     kind = _kind(bytes(data[:512]))
     if kind == "zip":
+        import zipfile  # containers are rare: their modules load when one is met
+
         try:
             _scan_zip(ctx, fileobj if fileobj is not None else io.BytesIO(data), len(data), member, depth)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError, KeyError) as exc:
             ctx.error(member, f"bad zip archive: {_one_line(exc)}")
         return
     if kind == "tar":
+        import tarfile
+
         try:
             _scan_tar(ctx, fileobj if fileobj is not None else io.BytesIO(data), member, depth)
         except (tarfile.TarError, ValueError, EOFError, OSError) as exc:
@@ -1020,6 +1023,8 @@ def _sniff(ctx: _Ctx, data, member: str | None, depth: int, claims: bool, fileob
         if ctx.budget.bytes_left <= 0:
             ctx.error(member, f"not scanned: {ctx.budget.describe()}")
             return
+        import lzma
+
         try:
             inner, capped = _decompress(ctx, data, "zlib" if kind == "zfile" else kind, 21 if kind == "zfile" else 0)
         except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError, MemoryError) as exc:
@@ -1266,6 +1271,9 @@ def _inner(member: str | None, name: str) -> str:
 
 
 def _scan_zip(ctx: _Ctx, fh, size: int, member: str | None, depth: int) -> None:
+    import lzma
+    import zipfile
+
     err = _zip_precheck(fh, size)
     if err:
         ctx.error(member, err)
@@ -1318,6 +1326,8 @@ def _scan_zip(ctx: _Ctx, fh, size: int, member: str | None, depth: int) -> None:
 
 def _scan_tar(ctx: _Ctx, fh, member: str | None, depth: int) -> None:
     # torch/serialization.py@2.5.1 _legacy_load: tar members sys_info, pickle, storages, tensors are pickles
+    import tarfile
+
     with tarfile.open(fileobj=fh, mode="r:") as tf:
         seen = 0
         for info in tf:
@@ -1400,24 +1410,33 @@ def _scan_file(ctx: _Ctx, abs_path: str, claims: bool) -> None:
         os.close(fd)
         ctx.error(None, "not a regular file; not scanned")
         return
-    with os.fdopen(fd, "rb", buffering=0) as fh:
-        if st.st_size == 0:
-            if claims:
-                ctx.error(None, "could not be scanned: the file is empty")
-            return
-        # Most files (every safetensors shard) are decided by their first bytes: try those before mapping
-        # the whole file (a 191-shard folder: 14 -> 3 ms). _scan_stream says when the rest could matter.
-        head = fh.read(HEAD_BYTES)
-        if len(head) == st.st_size:
+    # Most files (every safetensors shard) are decided by their first bytes: try those before mapping the
+    # whole file (a 191-shard folder: 14 -> 3 ms). _scan_stream says when the rest could matter.
+    try:
+        head = os.read(fd, HEAD_BYTES) if st.st_size else b""
+    except OSError as exc:
+        os.close(fd)
+        ctx.error(None, f"could not be read: {exc.strerror or _one_line(exc)}")
+        return
+    if len(head) == st.st_size:
+        os.close(fd)
+        if head:
             _sniff(ctx, head, None, 0, claims)
+        elif claims:
+            ctx.error(None, "could not be scanned: the file is empty")
+        return
+    if _kind(head[:512]) == "pickle":
+        used = ctx.budget.opcodes_used, ctx.budget.bytes_used
+        try:
+            _scan_stream(ctx, head, None, "pickle", 0, claims, complete=False)
+            os.close(fd)
             return
-        if _kind(head[:512]) == "pickle":
-            used = ctx.budget.opcodes_used, ctx.budget.bytes_used
-            try:
-                _scan_stream(ctx, head, None, "pickle", 0, claims, complete=False)
-                return
-            except _NeedMore:  # the whole file is walked below, and charged then: refund this try
-                ctx.budget.opcodes_used, ctx.budget.bytes_used = used
+        except _NeedMore:  # the whole file is walked below, and charged then: refund this try
+            ctx.budget.opcodes_used, ctx.budget.bytes_used = used
+        except BaseException:
+            os.close(fd)
+            raise
+    with os.fdopen(fd, "rb", buffering=0) as fh:
         fh.seek(0)
         try:
             data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)

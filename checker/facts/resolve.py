@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import field
 from typing import Any
 
 from modelcheck.errors import UsageError
-from modelcheck.record import record
+from modelcheck.record import field, record
 
 OLLAMA_MODEL = "application/vnd.ollama.image.model"
 MAX_MANIFEST = 1 << 20

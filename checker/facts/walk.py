@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import field
 
 from modelcheck.model import FactError, FileEntry
-from modelcheck.record import record
+from modelcheck.record import field, record
 
 LFS_PREFIX = b"version https://git-lfs.github.com/spec/v1"
 LFS_MAX_SIZE = 1024  # pointer files are ~130 bytes

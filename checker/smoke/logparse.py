@@ -9,10 +9,9 @@ Pure functions over text; no I/O here.
 from __future__ import annotations
 
 import re
-from dataclasses import field
 from typing import Any
 
-from modelcheck.record import record
+from modelcheck.record import field, record
 
 GIB = 1024**3
 

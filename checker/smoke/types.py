@@ -6,10 +6,9 @@ process and HTTP machinery.
 
 from __future__ import annotations
 
-from dataclasses import field, replace
 from typing import Any
 
-from modelcheck.record import record
+from modelcheck.record import field, record, replace
 from modelcheck.rule import Finding, Severity
 from modelcheck.smoke.logparse import LogFacts
 

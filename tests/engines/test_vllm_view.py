@@ -132,7 +132,7 @@ def test_mlx_folder_is_not_loadable_and_counts_unpacked_parameters(tmp_path: Pat
 def _gguf(single: bool):
     g = GGUFInfo("m-Q4_K_M.gguf", 3, 0, 1, {"general.architecture": "qwen2"}, (), 100, 10, 100)
     fa = make_facts(kind="gguf", name="m", gguf=[g])
-    return fa if not single else type(fa)(**{**{f: getattr(fa, f) for f in fa.__dataclass_fields__},
+    return fa if not single else type(fa)(**{**{f: getattr(fa, f) for f in fa.__record_fields__},
                                              "single_file": "m-Q4_K_M.gguf"})
 
 
@@ -144,7 +144,7 @@ def test_gguf_loading_per_version_and_layout():
     assert V.gguf_load(single, (0, 23, 0), None).loadable is True
     gone = V.gguf_load(single, (0, 24, 0), None)
     assert (gone.loadable, gone.certain) == (False, True) and "removed in 0.24.0" in gone.reason
-    odd = V.gguf_load(type(single)(**{**{f: getattr(single, f) for f in single.__dataclass_fields__},
+    odd = V.gguf_load(type(single)(**{**{f: getattr(single, f) for f in single.__record_fields__},
                                       "gguf": (GGUFInfo("m.gguf", 3, 0, 1, {"general.architecture": "rwkv6"},
                                                         (), 100, 10, 100),)}), (0, 17, 0), None)
     assert (odd.loadable, odd.certain, odd.architecture) == (False, False, "rwkv6")
