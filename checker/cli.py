@@ -1,24 +1,28 @@
 """Command line: ``check PATH... [options]`` plus ``check rules``, ``check explain CODE``, ``check plan PATH``,
 ``check images``, ``check instances``, ``check gpus``.
 
-Exit codes (DESIGN.md): 0 nothing at or above --fail-on, 1 findings at or above it, 2 could not run.
-Every CheckError becomes one line on stderr and exit 2; ``--debug`` shows the traceback instead.
-
 The check itself is the hidden ``run`` command that ``check PATH`` dispatches to; ``check --help`` shows
 its options grouped (target, engine arguments, output, selection, smoke) and usage errors name ``check``,
-the command the user typed. How output looks (width, colour) is decided here, from the flags, the
-environment (``COLUMNS``, ``NO_COLOR``, ``FORCE_COLOR``) and the terminal, and passed to the formatters.
+the command the user typed. What the check does once parsed (run, print, exit codes) is
+``modelcheck.console.run_check``; the ``check`` console script (``modelcheck.launch``) parses a plain
+``check PATH [options]`` itself, from the option table this module compiles, and comes here for the rest.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
 import click
 from modelcheck import __version__
-from modelcheck.errors import CheckError
+from modelcheck.console import (  # noqa: F401 - color_enabled/output_width: part of this module's API
+    collect_engine_args,
+    color_enabled,
+    emit,
+    guard,
+    output_width,
+    run_check,
+)
 
 _SUBCOMMANDS = ("rules", "explain", "plan", "images", "instances", "gpus", "run")
 _GROUP_FLAGS = ("--help", "-h", "--version", "-V")
@@ -119,80 +123,6 @@ def _engine_arg_options(func: Any) -> Any:
     return engine_args.click_options(func)
 
 
-def _collect_engine_args(kwargs: dict[str, Any]) -> dict[str, Any]:
-    from modelcheck import engine_args
-
-    return engine_args.from_cli(kwargs)
-
-
-def _fail(err: CheckError, debug: bool) -> None:
-    if debug:
-        raise err
-    # one line, always: messages quoting a parser's multi-line error (PyYAML marks) are joined
-    click.echo("error: " + " ".join(part.strip() for part in str(err).splitlines() if part.strip()), err=True)
-    sys.exit(err.exit_code)
-
-
-def _guard(debug: bool, func: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a CLI action: CheckError -> one line + exit 2; anything unexpected -> one line + exit 2."""
-    try:
-        return func(*args, **kwargs)
-    except CheckError as err:
-        _fail(err, debug)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        sys.exit(130)
-    except Exception as exc:  # never a traceback for users; --debug shows it
-        if debug:
-            raise
-        click.echo(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for details)".splitlines()[0], err=True)
-        sys.exit(2)
-
-
-# -- how output looks: decided here, passed to the formatters -----------------------------------------
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
-def color_enabled(when: str | None, *, to_file: bool = False, stream: Any = None,
-                  environ: Any = None) -> bool:
-    """``--color always|never`` wins; ``auto``: FORCE_COLOR (any non-empty value, https://force-color.org)
-    colours even a pipe, else NO_COLOR (https://no-color.org) turns it off, else only a terminal."""
-    env = os.environ if environ is None else environ
-    if when == "always":
-        return True
-    if when == "never" or to_file:
-        return False
-    if env.get("FORCE_COLOR"):
-        return True
-    if env.get("NO_COLOR"):
-        return False
-    return _isatty(stream if stream is not None else sys.stdout)
-
-
-def output_width(width: int | None, *, to_file: bool = False, stream: Any = None,
-                 environ: Any = None) -> int | None:
-    """Columns to wrap text at: ``--width N`` (0: never), else ``COLUMNS``, else the terminal's width
-    when stdout is a terminal; a pipe or a file is not wrapped unless asked."""
-    env = os.environ if environ is None else environ
-    if width is not None:
-        return width if width > 0 else None
-    columns = (env.get("COLUMNS") or "").strip()
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
-    if to_file or not _isatty(stream if stream is not None else sys.stdout):
-        return None
-    try:  # what shutil.get_terminal_size does once COLUMNS is ruled out (shutil itself costs ~3 ms to import)
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
-    except (AttributeError, ValueError, OSError):
-        return 80
-
-
 @click.group(cls=DefaultGroup, name="check",
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, "-V", "--version", prog_name="modelcheck",
@@ -257,129 +187,7 @@ def main() -> None:
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def run_command(paths: tuple[str, ...], debug: bool, **kwargs: Any) -> None:
     """Check model folders or files against a declared image and instance."""
-    _guard(debug, _run, list(paths), kwargs)
-
-
-def _split_multi(values: tuple[str, ...] | None) -> tuple[str, ...]:
-    out: list[str] = []
-    for v in values or ():
-        out.extend(p.strip() for p in v.split(",") if p.strip())
-    return tuple(out)
-
-
-def _parse_overrides(values: tuple[str, ...]) -> dict[str, Any]:
-    from modelcheck.errors import UsageError
-    from modelcheck.rule import Severity
-
-    out = {}
-    for item in _split_multi(values):
-        code, sep, level = item.partition("=")
-        if not sep:
-            raise UsageError(f"--severity {item!r}: expected CODE=LEVEL (error, warning, info)")
-        try:
-            out[code.strip().upper()] = Severity.parse(level)
-        except ValueError as exc:
-            raise UsageError(f"--severity {item!r}: {exc}") from None
-    return out
-
-
-def _run(paths: list[str], kw: dict[str, Any]) -> None:
-    from modelcheck import api, formatters
-    from modelcheck.errors import UsageError
-    from modelcheck.options import Options
-    from modelcheck.rule import Severity
-
-    engine_args = _collect_engine_args(kw)
-    deployment: Any = None
-    target_kw: dict[str, Any] = {k: kw.get(k) for k in ("image", "chip", "instance", "gpu", "gpu_count")}
-    if kw.get("service") or kw.get("deploy_file") or kw.get("serve_cmd"):
-        from modelcheck import deploy
-
-        spec = deploy.load(service=kw.get("service"), deploy=kw.get("deploy_file"), serve_cmd=kw.get("serve_cmd"),
-                           online=bool(kw.get("online")))
-        # flags on the command line override the spec
-        for key in target_kw:
-            if target_kw[key] is None and spec.get(key) is not None:
-                target_kw[key] = spec[key]
-        engine_args = {**spec.get("engine_args", {}), **engine_args}
-        deployment = spec.get("deployment")
-        if not paths and spec.get("model_path"):
-            paths = [spec["model_path"]]
-    smoke_opts = None
-    if kw.get("smoke") or kw.get("force_smoke"):
-        from modelcheck import smoke
-
-        smoke_opts = smoke.options_from_cli(
-            prompt=kw.get("smoke_prompt"),
-            expect=kw.get("smoke_expect"),
-            python=kw.get("smoke_python"),
-            launch=kw.get("smoke_launch"),
-            timeout=kw.get("smoke_timeout"),
-            force=bool(kw.get("force_smoke")),
-        )
-    fail_on = kw.get("fail_on")
-    options = Options(
-        **target_kw,
-        engine=kw.get("engine_decl"),
-        image_spec=kw.get("image_spec"),
-        instance_spec=kw.get("instance_spec"),
-        engine_args=engine_args,
-        select=_split_multi(kw.get("select")),
-        ignore=_split_multi(kw.get("ignore")),
-        fail_on=Severity.parse(fail_on) if fail_on else None,
-        severity_overrides=_parse_overrides(kw.get("severity_overrides") or ()),
-        catalog_files=tuple(kw.get("catalog_files") or ()),
-        deployment=deployment,
-        exit_zero=bool(kw.get("exit_zero")),
-        jobs=kw.get("jobs") or 1,
-        online=bool(kw.get("online")),
-        verify=bool(kw.get("verify")),
-        smoke=smoke_opts,
-        config_file=kw.get("config_file"),
-        use_config=not kw.get("no_config"),
-        verbose=bool(kw.get("verbose")),
-    )
-    if kw.get("width") is not None and kw["width"] < 0:
-        raise UsageError(f"--width {kw['width']}: expected a number of columns >= 0 (0: never wrap)")
-    report = api.run(paths, options)
-    fmt = kw.get("fmt") or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
-    output = kw.get("output")
-    quiet = bool(kw.get("quiet"))
-    human = fmt in ("text", "concise")
-    when = kw.get("color") or ("never" if kw.get("no_color") else "auto")
-    color = human and color_enabled(when, to_file=bool(output))
-    width = output_width(kw.get("width"), to_file=bool(output)) if fmt == "text" else None
-    rendered = formatters.get(fmt)(report, color=color, width=width, quiet=quiet)
-    if output:
-        try:
-            with open(output, "w", encoding="utf-8") as fh:
-                fh.write(rendered)
-        except OSError as exc:  # a missing folder, a read-only path: the user's, not ours (exit 2)
-            raise UsageError(f"--output {output}: cannot write the report: {exc.strerror or exc}") from None
-        # keep a short human summary on the terminal when the report goes to a file
-        if not quiet or report.failed:
-            click.echo(formatters.summary_line(report), err=True)
-    else:
-        _emit(rendered, color=color if human else None)
-        # concise output is findings only (one per line, machine-readable); a person at a terminal
-        # also gets the verdict, on stderr
-        if fmt == "concise" and not quiet and _isatty(sys.stderr):
-            err_color = color_enabled(when, stream=sys.stderr)
-            click.echo(formatters.summary_line(report, color=err_color), err=True, color=err_color)
-    sys.exit(report.exit_code)
-
-
-def _emit(text: str, color: bool | None = None) -> None:
-    """Print to stdout; a reader that closed the pipe early (`check ... | head`) is not an error.
-    ``color``: True keeps the formatter's colour codes even on a pipe (--color always, FORCE_COLOR);
-    False strips any, even on a terminal."""
-    try:
-        click.echo(text, nl=False, color=color)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # keep Python's exit-time flush from raising again on the closed pipe
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+    guard(debug, run_check, list(paths), kwargs)
 
 
 @main.command("rules")
@@ -406,7 +214,7 @@ def rules_command(fmt: str, show_all: bool) -> None:
             }
             for r in reg.rules
         ]
-        _emit(json.dumps(data, indent=2) + "\n")
+        emit(json.dumps(data, indent=2) + "\n")
         return
     items = reg.rules
     width = max((len(r.name) for r in items), default=10)
@@ -414,7 +222,7 @@ def rules_command(fmt: str, show_all: bool) -> None:
     for r in items:
         extra = f"  ({r.module})" if show_all else ""
         lines.append(f"{r.code}  {r.name:<{width}}  {r.severity.label:<7}  {r.summary}{extra}\n")
-    _emit("".join(lines))
+    emit("".join(lines))
     for name, reason in reg.load_errors:
         click.echo(f"plugin {name!r} failed to load: {reason}", err=True)
 
@@ -436,7 +244,7 @@ def explain_command(code: str) -> None:
             raise UsageError(f"unknown rule {code!r}" + (f"; did you mean {close}?" if close else " (see `check rules`)"))
         click.echo(docs.explain_text(r), nl=False)
 
-    _guard(False, show)
+    guard(False, show)
 
 
 @main.command("plan")
@@ -451,13 +259,13 @@ def explain_command(code: str) -> None:
 @click.option("--debug", is_flag=True)
 def plan_command(path: str, debug: bool, **kwargs: Any) -> None:
     """List the catalog instances PATH fits on, smallest first, with predicted KV tokens and concurrency."""
-    _guard(debug, _plan, path, kwargs)
+    guard(debug, _plan, path, kwargs)
 
 
 def _plan(path: str, kw: dict[str, Any]) -> None:
     from modelcheck import catalog, facts, plan, target
 
-    engine_args = _collect_engine_args(kw)
+    engine_args = collect_engine_args(kw)
     cat = catalog.load()
     model = facts.gather(path)
     # no image: a Hugging Face LLM is planned on the newest vLLM the catalog knows (as `--image vllm` means)
@@ -497,9 +305,9 @@ def images_command(fmt: str, catalog_files: tuple[str, ...]) -> None:
     def show() -> None:
         cat = _load_catalog(catalog_files)
         families = [cat.image_family(name) for name in cat.image_families()]
-        _emit(catalog_table.images(families, fmt="json" if fmt == "json" else "text"))
+        emit(catalog_table.images(families, fmt="json" if fmt == "json" else "text"))
 
-    _guard(False, show)
+    guard(False, show)
 
 
 @main.command("instances")
@@ -528,9 +336,9 @@ def instances_command(cloud: tuple[str, ...], gpu: str | None, chip: str | None,
             want = cat.gpu(gpu).name  # unknown GPU: UsageError with "did you mean"
             items = [i for i in items if i.gpu is not None and i.gpu.name == want]
         items.sort(key=lambda i: (i.cloud, i.gpu.name if i.gpu else "", i.gpu_count, i.vcpu or 0, i.name))
-        _emit(catalog_table.instances(items, fmt="json" if fmt == "json" else "text"))
+        emit(catalog_table.instances(items, fmt="json" if fmt == "json" else "text"))
 
-    _guard(False, show)
+    guard(False, show)
 
 
 @main.command("gpus")
@@ -542,9 +350,56 @@ def gpus_command(fmt: str, catalog_files: tuple[str, ...]) -> None:
     def show() -> None:
         cat = _load_catalog(catalog_files)
         items = [(g, tuple(cat.gpu_info(g.name).get("aliases") or ())) for g in cat.gpus()]
-        _emit(catalog_table.gpus(items, fmt="json" if fmt == "json" else "text"))
+        emit(catalog_table.gpus(items, fmt="json" if fmt == "json" else "text"))
 
-    _guard(False, show)
+    guard(False, show)
+
+
+
+# -- the option table the click-free launcher reads (modelcheck.launch) ------------------------------------
+
+
+def compiled_options() -> dict[str, Any]:
+    """The check command's options as data: what ``modelcheck.launch`` needs to parse a plain check exactly
+    as click would. Regenerate after changing an option: ``python -c "from modelcheck import cli;
+    cli.write_compiled_options()"`` (tests/test_launch.py fails while the file is stale)."""
+    defaults = run_command.make_context("check", ["PATH"]).params
+    options = []
+    for p in run_command.params:
+        if not isinstance(p, click.Option):
+            continue
+        t = p.type
+        if p.is_flag:
+            kind = "flag"
+        elif isinstance(t, click.Choice):
+            kind = "choice"
+        elif isinstance(t, click.Path):
+            kind = "path"
+        else:
+            # exact types: a range subclass (IntRange, FloatRange) checks more than the launcher does
+            kind = {click.types.StringParamType: "str", click.types.IntParamType: "int",
+                    click.types.FloatParamType: "float"}.get(type(t), "unsupported")
+        if p.secondary_opts or p.callback or p.is_eager or p.envvar or p.count or p.nargs != 1:
+            kind = "unsupported"  # the launcher leaves such an option to click
+        default = defaults[p.name]
+        options.append({
+            "name": p.name, "opts": list(p.opts), "kind": kind, "multiple": p.multiple,
+            "choices": list(t.choices) if isinstance(t, click.Choice) else [],
+            "case_sensitive": bool(getattr(t, "case_sensitive", True)),
+            "default": list(default) if isinstance(default, tuple) else default,
+        })
+    return {"source": "modelcheck.cli run_command (generated by modelcheck.cli.compiled_options)",
+            "options": options}
+
+
+def write_compiled_options() -> None:
+    import json
+    import os
+
+    # the file modelcheck.launch.OPTIONS_FILE reads (the launcher imports this module, not the other way)
+    with open(os.path.join(os.path.dirname(__file__), "schemas", "check_options.json"), "w", encoding="utf-8") as fh:
+        json.dump(compiled_options(), fh, indent=1)
+        fh.write("\n")
 
 
 if __name__ == "__main__":  # pragma: no cover
