@@ -6,6 +6,7 @@ Mappings inside these dataclasses are plain dicts parsed from JSON/headers: trea
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from modelcheck.record import field, record
@@ -350,6 +351,7 @@ class ImageRef:
         return version_tuple(self.version)
 
 
+@functools.lru_cache(maxsize=256)  # asked once per estimate: the planner runs ~100 per check
 def version_tuple(version: str | None) -> tuple[int, ...] | None:
     """'0.14.0' -> (0, 14, 0); '0.13.0rc2' -> (0, 13, 0); None/garbage -> None."""
     if not version:

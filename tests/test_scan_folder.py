@@ -87,3 +87,24 @@ def test_walk_cap_and_budget_fail_closed(tmp_path: Path) -> None:
     assert scan.limits and scan.limits[0].startswith("the per-run scan budget (1,500 pickle opcodes")
     assert "files were not scanned for code" in scan.limits[0]
     assert any(e.path == "p1.pkl" and "stopped after" in e.message for e in errors)
+
+
+def test_files_the_safetensors_reader_opened_are_sniffed_from_its_bytes_and_reopened_when_needed(tmp_path):
+    """gather hands the safetensors reader's first 4 KiB to the scan: a real shard is decided from them; a
+    pickle dressed as a shard is caught from them; one whose payload sits after the first 4 KiB makes the scan
+    open the whole file (the verdict never rests on bytes it did not see)."""
+    import pickle
+
+    from safetensors.numpy import save_file
+
+    np = pytest.importorskip("numpy")
+    save_file({"w": np.zeros((4, 4), dtype=np.float32)}, str(tmp_path / "model-00001-of-00003.safetensors"))
+    (tmp_path / "model-00002-of-00003.safetensors").write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")
+    # a list of 6,000 harmless ints first (well past 4 KiB), then the call
+    late = pickle.dumps(list(range(6000)), protocol=2)[:-1] + pickle.POP + b"cos\nsystem\n(S'echo pwned'\ntR."
+    assert late.index(b"cos\nsystem") > 4096
+    (tmp_path / "model-00003-of-00003.safetensors").write_bytes(late)
+    facts = gather(str(tmp_path))
+    flagged = {s.path for s in facts.pickles if any(g.verdict == "dangerous" for g in s.globals)}
+    assert flagged == {"model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"}
+    assert [h.path for h in facts.safetensors] == ["model-00001-of-00003.safetensors"]

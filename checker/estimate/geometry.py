@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelcheck.memo import last_answer
 from modelcheck.record import record, replace
 
 GIB = 1 << 30
@@ -198,6 +199,7 @@ def layers_per_gpu(count: int, pp: int) -> int:
     return -(-count // max(1, pp))
 
 
+@last_answer  # the same geometry and view for every estimate of a plan
 def with_view(geo: Geometry, view: Any) -> Geometry:
     """The geometry with the engine view's versioned answers: the max_model_len the engine runs with by
     default and its layer pattern (modelcheck.engines)."""

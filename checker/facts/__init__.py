@@ -85,11 +85,12 @@ def _gather(path: str, max_entries: int) -> ModelFacts:
     readable = [f for f in w.files if f.type == "file" and not f.lfs_pointer and f.path in w.rel_to_abs]
 
     json_files, yaml_files, text_files = _read_configs(readable, w, errors, r.extra)
-    st_headers = _read_safetensors(readable, w, errors)
+    heads: dict[str, bytes] = {}  # first bytes the safetensors reader read: the code scan sniffs those
+    st_headers = _read_safetensors(readable, w, errors, heads)
     gguf_infos = _read_gguf(readable, w, errors, r.gguf_paths)
     _check_index(json_files, errors)
     pickles, code_scan, scan_errors = scan_folder(
-        readable, w.rel_to_abs, r.root, json_files, walk_truncated=w.truncated, walk_errors=w.errors
+        readable, w.rel_to_abs, r.root, json_files, walk_truncated=w.truncated, walk_errors=w.errors, heads=heads
     )
     errors.extend(scan_errors)
 
@@ -214,7 +215,7 @@ def _read_configs(readable, w, errors, rextra):
     return json_files, yaml_files, text_files
 
 
-def _read_safetensors(readable, w, errors) -> tuple[SafetensorsHeader, ...]:
+def _read_safetensors(readable, w, errors, heads: dict[str, bytes] | None = None) -> tuple[SafetensorsHeader, ...]:
     out = []
     kept = 0  # tensor infos held in memory (~300 bytes each), bounded across all shards
     for f in readable:
@@ -228,7 +229,7 @@ def _read_safetensors(readable, w, errors) -> tuple[SafetensorsHeader, ...]:
         if kept > MAX_TENSORS_TOTAL:
             errors.append(FactError("safetensors", "", f"more than {MAX_TENSORS_TOTAL:,} tensors in total: rest not read"))
             break
-        h, err = _st.parse_file(w.rel_to_abs[f.path], f.path, f.size)
+        h, err = _st.parse_file(w.rel_to_abs[f.path], f.path, f.size, heads)
         if err:
             errors.append(err)
         else:

@@ -37,7 +37,7 @@ def index_listed(json_files: dict[str, object]) -> list[str]:
         if not isinstance(wm, dict):
             continue
         base = posixpath.dirname(rel)
-        for v in wm.values():
+        for v in dict.fromkeys(v for v in wm.values() if isinstance(v, str)):  # each shard once, not per tensor
             if not isinstance(v, str) or not v or v.startswith(("/", "\\")) or "\\" in v or "\0" in v:
                 continue
             p = posixpath.normpath(posixpath.join(base, v))
@@ -84,8 +84,11 @@ def scan_folder(
     walk_truncated: bool = False,
     walk_errors: list[FactError] | tuple[FactError, ...] = (),
     budget: Budget | None = None,
+    heads: dict[str, bytes] | None = None,
 ) -> tuple[tuple[PickleScan, ...], CodeScan, list[FactError]]:
-    """Scan the folder's files for code. Returns (pickle scans, CodeScan, FactErrors); never raises."""
+    """Scan the folder's files for code. Returns (pickle scans, CodeScan, FactErrors); never raises.
+    ``heads``: first bytes of files another reader already opened (each is sniffed from those)."""
+    heads = heads or {}
     budget = budget if budget is not None else Budget()
     errors: list[FactError] = []
     limits: list[str] = []
@@ -126,12 +129,13 @@ def scan_folder(
                 continue
             searched += 1
         sniffed += 1
-        out = scan_path(abs_path, rel, budget)
+        out = scan_path(abs_path, rel, budget, head=heads.get(rel), size=sizes.get(rel))
         pickles.extend(out.scans)
         errors.extend(out.errors)
         torchscript.extend((rel, None if m == rel else m) for m in out.torchscript)
         lower = rel.lower()
-        if lower.endswith(KERAS_SUFFIXES) or _head(abs_path) == HDF5_MAGIC:
+        head = heads.get(rel)
+        if lower.endswith(KERAS_SUFFIXES) or (head[:8] if head is not None else _head(abs_path)) == HDF5_MAGIC:
             found, errs = lambda_layers(abs_path, 0)
             errors.extend(FactError(e.kind, rel, e.message) for e in errs)
             if found:
