@@ -100,36 +100,47 @@ class ArchSupport:
 
 
 @functools.lru_cache(maxsize=1)
-def _arch_table() -> dict[str, dict[str, Any]]:
+def _arch_entries() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     d = data()
-    table: dict[str, dict[str, Any]] = {}
-    for e in d["all_architectures"]["entries"]:
-        table[e["arch"]] = {
-            "a": e.get("a"), "p": e["p"], "x": bool(e.get("x")), "gone": e.get("gone"),
-            "gaps": tuple(str(g) for g in e.get("gaps") or ()),
-        }
-    for e in d["key_architectures"]["entries"]:
-        row = table.setdefault(e["arch"], {"a": e.get("added_after"), "p": e["present_since"], "x": False,
-                                           "gone": e.get("absent_from"), "gaps": ()})
-        if e.get("last_seen"):
-            row["last_seen"] = e["last_seen"]
-    releases = sampled_releases()
-    for row in table.values():
-        if row.get("gone") and not row.get("last_seen"):
-            gone = vt(str(row["gone"]))
-            before = [r for r in releases if r < gone]  # type: ignore[operator]
-            row["last_seen"] = fmt(before[-1]) if before else None
-    return table
+    return ({e["arch"]: e for e in d["all_architectures"]["entries"]},
+            {e["arch"]: e for e in d["key_architectures"]["entries"]})
+
+
+@functools.lru_cache(maxsize=512)
+def _arch_row(arch: str) -> dict[str, Any] | None:
+    """One architecture's row, built when asked (a check asks for one or two of the ~500)."""
+    every, key = _arch_entries()
+    e = every.get(arch)
+    row = ({"a": e.get("a"), "p": e["p"], "x": bool(e.get("x")), "gone": e.get("gone"),
+            "gaps": tuple(str(g) for g in e.get("gaps") or ())} if e is not None else None)
+    k = key.get(arch)
+    if k is not None:
+        if row is None:
+            row = {"a": k.get("added_after"), "p": k["present_since"], "x": False, "gone": k.get("absent_from"),
+                   "gaps": ()}
+        if k.get("last_seen"):
+            row["last_seen"] = k["last_seen"]
+    if row is not None and row.get("gone") and not row.get("last_seen"):
+        gone = vt(str(row["gone"]))
+        before = [r for r in sampled_releases() if r < gone]  # type: ignore[operator]
+        row["last_seen"] = fmt(before[-1]) if before else None
+    return row
+
+
+def _arch_table() -> dict[str, dict[str, Any]]:
+    every, key = _arch_entries()
+    return {arch: _arch_row(arch) for arch in {**every, **key}}  # type: ignore[misc]
 
 
 def known_architectures() -> frozenset[str]:
-    return frozenset(_arch_table())
+    every, key = _arch_entries()
+    return frozenset(every) | frozenset(key)
 
 
 def first_release_known(arch: str) -> bool:
     """True when the release that first registered ``arch`` is known exactly, not only bracketed by two
     sampled releases."""
-    return bool(_arch_table().get(arch, {}).get("x"))
+    return bool((_arch_row(arch) or {}).get("x"))
 
 
 def arch_support(arch: str, version: str | Version | None) -> ArchSupport:
@@ -140,7 +151,7 @@ def arch_support(arch: str, version: str | Version | None) -> ArchSupport:
     """
     v = vt(version)
     ver = fmt(v)
-    row = _arch_table().get(arch)
+    row = _arch_row(arch)
     if row is None:
         return ArchSupport(arch, ver, "unknown", False, detail="not in any sampled vLLM registry")
     a = vt(str(row["a"])) if row["a"] else None
