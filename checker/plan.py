@@ -61,14 +61,22 @@ def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image
     heads = _heads(facts)
     fixed = engine_args.get("tensor_parallel_size")
     sizes = [int(fixed)] if fixed else [t for t in (1, 2, 4, 8, 16) if t <= inst.gpu_count]
-    for tp in sizes:
-        if tp > inst.gpu_count or (heads and heads % tp):
-            continue
+    sizes = [tp for tp in sizes if tp <= inst.gpu_count and not (heads and heads % tp)]
+
+    def estimate(tp: int) -> Estimate | None:
         args = {**engine_args, "tensor_parallel_size": tp} if image is None or image.engine == "vllm" else engine_args
-        target = Target(image=image, instance=inst, chip=inst.chip, engine_args=args)
-        est = compute(facts, target, view, fixes=False)
+        return compute(facts, Target(image=image, instance=inst, chip=inst.chip, engine_args=args), view, fixes=False)
+
+    for i, tp in enumerate(sizes):
+        est = estimate(tp)
         if est is None:
             return None
+        if i == 0 and est.failure == "weights-exceed" and len(sizes) > 2:
+            # each GPU's share of the weights only shrinks as TP grows: when even the largest TP cannot hold
+            # them, no size in between can (a 405B plan: ~40 estimates fewer)
+            largest = estimate(sizes[-1])
+            if largest is None or largest.failure == "weights-exceed":
+                return None
         if est.status == "ok" and _enough(est, min_concurrency):
             return PlanRow(
                 instance=inst.name, cloud=inst.cloud, gpu=inst.gpu.name, gpu_count=inst.gpu_count,
