@@ -34,6 +34,7 @@ _GPU_NOISE = re.compile(r"\b(nvidia|geforce|tesla|gpu)\b")
 _SIZE_VCPU = re.compile(r"^(\d*)xlarge$")
 
 
+@functools.lru_cache(maxsize=1024)  # 240 catalog instances name ~35 GPUs
 def normalize_gpu_name(name: str) -> str:
     """'NVIDIA A10G' -> 'a10g'; 'Tesla T4' -> 't4'; 'h100-80gb' -> 'h10080gb'."""
     s = _GPU_NOISE.sub(" ", name.lower().replace("_", " "))

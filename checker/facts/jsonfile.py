@@ -45,15 +45,18 @@ TEXT_NAMES = {"config.pbtxt", "Modelfile", "chat_template.jinja", "MLmodel", "re
 
 
 def _depth_ok(value: Any) -> bool:
+    """No container nested deeper than MAX_DEPTH (recursive readers downstream would hit the C stack).
+    Only containers are visited: a 405B weight map's 1,100 file names cost nothing."""
+    if not isinstance(value, (dict, list)):
+        return True
     stack = [(value, 0)]
     while stack:
         v, d = stack.pop()
         if d > MAX_DEPTH:
             return False
-        if isinstance(v, dict):
-            stack.extend((x, d + 1) for x in v.values())
-        elif isinstance(v, list):
-            stack.extend((x, d + 1) for x in v)
+        for x in v.values() if isinstance(v, dict) else v:
+            if isinstance(x, (dict, list)):
+                stack.append((x, d + 1))
     return True
 
 
