@@ -40,12 +40,15 @@ class FileEntry:
 
     @property
     def name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
+        return self.path[self.path.rfind("/") + 1 :]
 
     @property
     def suffix(self) -> str:
-        name = self.name
-        return name[name.rfind(".") :].lower() if "." in name else ""
+        """The last ``.xxx`` of the name, lower-case ('' without a dot). Asked per file by many rules: no
+        intermediate strings."""
+        path = self.path
+        dot = path.rfind(".")
+        return path[dot:].lower() if dot > path.rfind("/") else ""
 
 
 @record

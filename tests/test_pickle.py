@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import io
 import os
@@ -11,7 +12,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from modelcheck.facts import pickle as pk
 from modelcheck.facts.pickle import classify, scan_file
 
@@ -239,7 +239,7 @@ def test_npy_object_dtype_spellings(tmp_path: Path, descr: str) -> None:
     (tmp_path / "x.dat").write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + payload)
     scans, errors = _scan(tmp_path / "x.dat")
     assert errors == () and [(s.format, _dangerous([s])) for s in scans] == [("numpy", ["posix.system"])]
-    assert pk.descr_has_object(pk.ast.literal_eval(descr)) is True
+    assert pk.descr_has_object(ast.literal_eval(descr)) is True
     assert pk.descr_has_object("<f4") is False and pk.descr_has_object([("a", "<i8"), ("b", "|S3")]) is False
 
 
