@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from fixtures.builders import LLAMA_405B, make_diffusers, make_gguf, make_hf_llm
 
-CHECK = [sys.executable, "-m", "modelcheck.cli"]
+CHECK = [sys.executable, "-m", "modelcheck"]  # what the `check` console script runs
 TARGET = ["--image", "vllm:0.14.0-gpu", "--instance", "ecs.gn7i-c8g1.2xlarge", "--format", "json", "--no-config"]
 
 

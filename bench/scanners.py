@@ -125,7 +125,7 @@ def _external(which: str, venv: str, files: list[str]) -> dict[str, list] | str:
 def _check_cli(folder: str) -> tuple[int, list[str], float]:
     """(exit code, rules reporting errors, seconds) of the real ``check --format json`` on ``folder``."""
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "modelcheck.cli", folder, "--format", "json"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "modelcheck", folder, "--format", "json"], capture_output=True,
                           text=True, timeout=120, check=False, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     wall = time.perf_counter() - t
     try:

@@ -50,6 +50,6 @@ def test_readme_sample_is_real_output(examples: Path, command: str, expected: st
     paths = []
     for w in words[1:]:  # the shell's glob, in its order
         paths.extend(sorted(str(p.relative_to(examples)) for p in examples.glob(w)) if "*" in w else [w])
-    proc = subprocess.run([sys.executable, "-m", "modelcheck.cli", *paths], cwd=examples, env=env,
+    proc = subprocess.run([sys.executable, "-m", "modelcheck", *paths], cwd=examples, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.stdout == expected, f"README sample of `{command}` is not what it prints:\n{proc.stdout}"

@@ -47,7 +47,7 @@ def shell(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     """The CLI in a real process with stdout on a pipe (not a terminal)."""
     full = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR", "COLUMNS", "GITHUB_ACTIONS")}
     full.update(PYTHONPATH=str(ROOT), **env)
-    return subprocess.run([sys.executable, "-m", "modelcheck.cli", *args], cwd=cwd, env=full, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "modelcheck", *args], cwd=cwd, env=full, capture_output=True,
                           text=True, timeout=120, check=False)
 
 

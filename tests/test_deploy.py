@@ -264,7 +264,7 @@ def _model(tmp_path: Path) -> Path:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "modelcheck.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "modelcheck", *args], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "NO_COLOR": "1"}, timeout=120)
 
 

@@ -82,7 +82,7 @@ def _sh(
 
 def _check_cmd() -> list[str]:
     script = BIN / "check"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "modelcheck.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "modelcheck"]
 
 
 def healthy(repo: Path, name: str = "qwen-good") -> Path:

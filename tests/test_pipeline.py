@@ -31,7 +31,7 @@ def _qwen(root: Path, name: str = "Qwen2.5-0.5B-Instruct") -> Path:
 
 
 def _check(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "modelcheck.cli", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "modelcheck", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=120)
 
 

@@ -21,7 +21,7 @@ def qwen(tmp_path_factory) -> Path:
 
 
 def check(*args: str, cwd: Path | None = None) -> tuple[int, dict | None, str]:
-    p = subprocess.run([sys.executable, "-m", "modelcheck.cli", *args, "--format", "json"], capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "modelcheck", *args, "--format", "json"], capture_output=True,
                        text=True, cwd=cwd, timeout=120)
     return p.returncode, (json.loads(p.stdout) if p.stdout.strip().startswith("{") else None), p.stderr
 
@@ -75,7 +75,7 @@ def test_a_run_says_what_it_did_not_check(qwen: Path) -> None:
     gaps = {g["what"]: g for g in doc["results"][0]["not_checked"]}
     assert rc == 0 and set(gaps) == {"image", "instance"}
     assert gaps["image"]["families"] == ["CHP", "ENG", "IMG"] and "MEM" in gaps["instance"]["families"]
-    text = subprocess.run([sys.executable, "-m", "modelcheck.cli", str(qwen), "--no-config"], capture_output=True,
+    text = subprocess.run([sys.executable, "-m", "modelcheck", str(qwen), "--no-config"], capture_output=True,
                           text=True, timeout=120).stdout
     assert "not checked: CHP, ENG, IMG rules (no --image declared)" in text
     _, cpu, _ = check(str(qwen), "--image", "vllm:0.14.0-gpu", "--instance", "ecs.c7.xlarge", "--no-config")
@@ -92,7 +92,7 @@ def test_require_in_the_config_fails_a_run_without_a_target(qwen: Path, tmp_path
 
 
 def test_output_into_a_missing_folder_is_a_usage_error(qwen: Path, tmp_path: Path) -> None:
-    p = subprocess.run([sys.executable, "-m", "modelcheck.cli", str(qwen), "--no-config", "-o",
+    p = subprocess.run([sys.executable, "-m", "modelcheck", str(qwen), "--no-config", "-o",
                         str(tmp_path / "missing" / "r.json")], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and p.stderr.startswith("error: --output") and "No such file" in p.stderr
     assert "internal error" not in p.stderr and "Traceback" not in p.stderr
