@@ -331,6 +331,23 @@ class Instance:
 
 
 @record
+class ImageFamily:
+    """An image family as the catalog describes it (``checker/catalog/images.yaml``): what the rules judge an
+    image by. Looked up once, with the image (``target.resolve``), and carried on the :class:`ImageRef`."""
+
+    name: str
+    category: str  # llm | image-generation | video | tts | general | base | rag | training | other
+    chip_types: tuple[str, ...] = ()
+    default_chip: str | None = None
+    accepts_kinds: tuple[str, ...] | None = None  # None: the catalog does not say (judged by category)
+    accepts_kinds_experimental: tuple[str, ...] = ()
+    accepts_formats: tuple[str, ...] = ()
+    latest_known: str | None = None
+    versions: tuple[str, ...] = ()
+    confidence: str | None = None
+
+
+@record
 class ImageRef:
     raw: str
     engine: str  # vllm | sglang | llama.cpp | comfyui | sd-webui | cosyvoice | pytorch | triton | ...
@@ -348,6 +365,7 @@ class ImageRef:
     # where ``version`` came from: "tag" | "newest-known" (none given: the catalog's newest) | "engine" (--engine)
     # | "spec" (--image-spec labels) | None
     version_from: str | None = None
+    family: ImageFamily | None = None  # the catalog's entry for ``engine`` (None: not a family we know)
 
     @property
     def version_tuple(self) -> tuple[int, ...] | None:

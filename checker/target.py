@@ -272,6 +272,7 @@ def parse_image(ref: str, catalog: Any, *, engine: str | None = None) -> ImageRe
         digest=digest,
         chip_from=chip_from,
         version_from=version_from,
+        family=catalog.find_family(family_name) if family_name else None,
     )
 
 

@@ -1,5 +1,5 @@
 """Helpers that rules of several modules share: which files an engine reads, how to name a model kind,
-which engine the target runs, what the image family serves (catalog lookups), the deployment spec and
+which engine the target runs, what the image family serves (resolved with the image), the deployment spec and
 the smoke observation.
 
 Private (leading underscore): the registry collects rules from the public modules of ``rules`` only, and
@@ -9,10 +9,9 @@ nothing here is a rule. Everything is pure: it reads the Context, never the disk
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from modelcheck.catalog import support
-from modelcheck.errors import CheckError
+from modelcheck.model import ImageFamily
 from modelcheck.rule import Context
 
 # -- files ---------------------------------------------------------------------------------------
@@ -84,13 +83,11 @@ def quant_method(ctx: Context) -> tuple[str | None, bool]:
     return support.quant_method_from_config(ctx.facts.config), False
 
 
-# -- image family (catalog data: checker/catalog/images.yaml) -------------------------------------
+# -- image family (catalog data: checker/catalog/images.yaml, resolved with the image by target.resolve) ------
 
-# what a catalog lookup may raise: an unknown name, or an older/foreign catalog object
-CATALOG_ERRORS = (CheckError, AttributeError, TypeError, LookupError)
 # images that run the user's own serving code rather than a model folder
 GENERAL_CATEGORIES = ("general", "base")
-# Used only when no catalog is at hand (plain run_rule tests, broken user catalog): category -> kinds.
+# Used only when the image is not of a family we know (or a test built its ImageRef by hand): category -> kinds.
 _CATEGORY_KINDS = {
     "llm": {"hf-llm", "adapter", "gguf", "ollama"},
     "image-generation": {"diffusion"},
@@ -101,54 +98,35 @@ _CATEGORY_KINDS = {
 }
 
 
-def image_family(ctx: Context) -> dict[str, Any]:
-    """The catalog entry of the target image's family, or {} (no image, no catalog, unknown family)."""
-    engine = ctx.target.engine
-    cat = ctx.catalog
-    if not engine or cat is None:
-        return {}
-    try:
-        finder = getattr(cat, "find_image_family", None)
-        fam = finder(engine) if callable(finder) else cat.image_family(engine)
-    except CATALOG_ERRORS:  # an unknown family or an older catalog: the rule falls back to the ImageRef
-        return {}
-    return dict(fam) if isinstance(fam, dict) else {}
+def image_family(ctx: Context) -> ImageFamily | None:
+    """The catalog's entry for the target image's family (None: no image, or not a family we know)."""
+    img = ctx.target.image
+    return img.family if img is not None else None
 
 
 def image_category(ctx: Context) -> str | None:
     img = ctx.target.image
-    return image_family(ctx).get("category") or (img.category if img else None)
+    fam = image_family(ctx)
+    return fam.category if fam is not None else (img.category if img else None)
 
 
 def accepted_kinds(ctx: Context) -> tuple[set[str], set[str]]:
     """(kinds served, kinds served experimentally) by the target image."""
     fam = image_family(ctx)
-    if "accepts_kinds" in fam:
-        return set(fam.get("accepts_kinds") or ()), set(fam.get("accepts_kinds_experimental") or ())
+    if fam is not None and fam.accepts_kinds is not None:
+        return set(fam.accepts_kinds), set(fam.accepts_kinds_experimental)
     return set(_CATEGORY_KINDS.get(image_category(ctx) or "", ())), set()
 
 
 def images_for(ctx: Context, kind: str) -> list[str]:
     """Catalog image families that serve ``kind`` (special-purpose ones first, general ones never)."""
-    cat = ctx.catalog
-    ranked: list[tuple[tuple[bool, bool, int, str], str]] = []
-    try:
-        for name in cat.image_families():
-            fam = cat.find_image_family(name) or {}
-            if kind in (fam.get("accepts_kinds") or ()) and fam.get("category") not in (
-                *GENERAL_CATEGORIES,
-                "training",
-            ):
-                # dedicated serving images first, the best documented (most known versions) before the rest
-                key = (
-                    fam.get("category") == "rag",
-                    fam.get("confidence") == "low",
-                    -len(fam.get("versions") or ()),
-                    name,
-                )
-                ranked.append((key, name))
-    except CATALOG_ERRORS:
+    if ctx.catalog is None:
         return []  # no catalog to suggest from
+    ranked: list[tuple[tuple[bool, bool, int, str], str]] = []
+    for fam in ctx.catalog.families():
+        if kind in (fam.accepts_kinds or ()) and fam.category not in (*GENERAL_CATEGORIES, "training"):
+            # dedicated serving images first, the best documented (most known versions) before the rest
+            ranked.append(((fam.category == "rag", fam.confidence == "low", -len(fam.versions), fam.name), fam.name))
     return [name for _, name in sorted(ranked)]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from modelcheck.rule import Context, Finding, Severity, rule
-from modelcheck_rules._common import CATALOG_ERRORS, image_family
+from modelcheck_rules._common import image_family
 
 ACCELERATORS = ("GPU", "PPU", "XPU")
 
@@ -36,10 +36,9 @@ def _instances_with(ctx: Context, chip: str, n: int = 3) -> list[str]:
         fits = _gpu_instances_that_fit(ctx, n)
         if fits:
             return fits
-    try:
-        found = cat.instances(cloud=cloud, chip=chip) or cat.instances(chip=chip)
-    except CATALOG_ERRORS:
+    if cat is None:
         return []
+    found = cat.instances(cloud=cloud, chip=chip) or cat.instances(chip=chip)
     # the smallest first: the cheapest way to get the chip
     found = sorted(found, key=lambda i: (i.gpu_count, i.vcpu or 0, i.name))
     names = [i.name for i in found if chip != "GPU" or i.gpu_count > 0]
@@ -54,7 +53,8 @@ def _instance_hint(ctx: Context, chip: str) -> str:
 def _image_build_hint(ctx: Context, chip: str) -> str | None:
     """'use the -xpu build' when the image family is built for the instance's chip."""
     img = ctx.target.image
-    chips = image_family(ctx).get("chip_types") or ()
+    fam = image_family(ctx)
+    chips = fam.chip_types if fam is not None else ()
     if img is None or chip not in chips:
         return None
     tag = f"{img.engine}:{img.version}-{chip.lower()}" if img.version else f"the {chip} build of {img.engine}"
@@ -144,7 +144,7 @@ def engine_needs_accelerator(ctx: Context) -> Iterator[Finding]:
     """
     img, inst = ctx.target.image, ctx.target.instance
     fam = image_family(ctx)
-    chips = list(fam.get("chip_types") or ())
+    chips = list(fam.chip_types) if fam is not None else []
     if img is None or inst is None or tag_chip(img) or not chips or not inst.chip or inst.chip in chips:
         return
     want = next((c for c in ACCELERATORS if c in chips), chips[0])
@@ -172,7 +172,8 @@ def gpu_image_without_gpus(ctx: Context) -> Iterator[Finding]:
     img, inst = ctx.target.image, ctx.target.instance
     if img is None or inst is None or inst.chip != "GPU" or inst.gpu_count > 0:
         return
-    img_chip = img.chip or image_family(ctx).get("default_chip")
+    fam = image_family(ctx)
+    img_chip = img.chip or (fam.default_chip if fam is not None else None)
     if img_chip != "GPU":
         return
     yield Finding(
@@ -198,10 +199,7 @@ def instance_from_family(ctx: Context) -> Iterator[Finding]:
     inst = ctx.target.instance
     if inst is None or ctx.catalog is None:
         return
-    try:
-        info = ctx.catalog.instance_info(inst.name)
-    except CATALOG_ERRORS:
-        return
+    info = ctx.catalog.instance_info(inst.name)
     if not isinstance(info, dict) or info.get("inferred_from") != "family":
         return
     if inst.source != getattr(ctx.catalog.find_instance(inst.name), "source", None):

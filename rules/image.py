@@ -157,7 +157,8 @@ def image_newer_than_known(ctx: Context) -> Iterator[Finding]:
     img = ctx.target.image
     if img is None or not img.known or not img.version or img.version_from == "newest-known":
         return
-    newest = image_family(ctx).get("latest_known")
+    fam = image_family(ctx)
+    newest = fam.latest_known if fam is not None else None
     have, top = version_tuple(img.version), version_tuple(str(newest) if newest else None)
     if not have or not top or have <= top:
         return

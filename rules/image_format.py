@@ -102,7 +102,7 @@ def hf_folder_on_gguf_engine(ctx: Context) -> Iterator[Finding]:
     """
     fam = image_family(ctx)
     img = ctx.target.image
-    formats = set(fam.get("accepts_formats") or ())
+    formats = set(fam.accepts_formats) if fam is not None else set()
     if img is None or not formats or "gguf" not in formats or formats & {"hf-safetensors", "hf-bin"}:
         return
     yield Finding(
@@ -132,7 +132,7 @@ def diffusion_format_mismatch(ctx: Context) -> Iterator[Finding]:
     """
     fam = image_family(ctx)
     img = ctx.target.image
-    formats = set(fam.get("accepts_formats") or ())
+    formats = set(fam.accepts_formats) if fam is not None else set()
     if img is None or not formats or "diffusion" not in accepted_kinds(ctx)[0]:
         return  # an image that does not serve diffusion at all is IMG001's
     diffusers = "model_index.json" in ctx.facts.json_files

@@ -36,13 +36,19 @@ def gguf_facts(split: int | None = None, n: int = 1):
     return make_facts(kind="gguf", name="qwen2.5-7b-gguf", gguf=gg)
 
 
-def test_image_family_helper_reads_the_catalog():
+def test_image_family_is_resolved_with_the_image():
     from modelcheck.rule import Context
 
     ctx = Context(facts=make_facts(), target=make_target(image="vllm:0.14.0-gpu"), catalog=CAT)
-    assert common.image_family(ctx)["accepts_kinds"] == ["hf-llm", "adapter"]
-    assert common.image_family(Context(facts=make_facts(), target=ctx.target)) == {}  # no catalog: no crash
+    fam = common.image_family(ctx)
+    assert fam is ctx.target.image.family and fam.name == "vllm" and fam.accepts_kinds == ("hf-llm", "adapter")
+    assert fam == CAT.find_family("vllm/vllm-openai")  # by alias too
+    # the rules read the family from the ImageRef, not the catalog: no catalog on the Context changes nothing
+    assert common.image_family(Context(facts=make_facts(), target=ctx.target)) == fam
+    assert common.images_for(Context(facts=make_facts(), target=ctx.target), "diffusion") == []  # nothing to suggest
     assert "comfyui" in common.images_for(ctx, "diffusion") and "pytorch" not in common.images_for(ctx, "diffusion")
+    unknown = make_target(image="registry.example.com/team/server:1.0")
+    assert unknown.image.family is None and common.image_family(Context(facts=make_facts(), target=unknown)) is None
 
 
 def test_kind_image_mismatch():

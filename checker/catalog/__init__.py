@@ -19,7 +19,7 @@ from typing import Any
 
 import modelcheck.record as _record
 from modelcheck.errors import CatalogError, UsageError
-from modelcheck.model import GPU, Instance
+from modelcheck.model import GPU, ImageFamily, Instance
 from modelcheck.record import record
 
 __all__ = ["BUILTIN_FILES", "CHIPS", "Catalog", "load", "normalize_gpu_name", "schema", "validate"]
@@ -334,6 +334,29 @@ class Catalog:
 
     def image_families(self) -> list[str]:
         return sorted(self._images)
+
+    def find_family(self, name: str) -> ImageFamily | None:
+        """The family an engine name or repository alias belongs to, typed for the rules (None: unknown)."""
+        family = self.image_family_name(name)
+        if family is None:
+            return None
+        e = self._images[family]
+
+        def strings(key: str) -> tuple[str, ...]:
+            return tuple(str(v) for v in e.get(key) or ())
+
+        return ImageFamily(
+            name=family, category=str(e.get("category") or "other"), chip_types=strings("chip_types"),
+            default_chip=e.get("default_chip"),
+            accepts_kinds=strings("accepts_kinds") if "accepts_kinds" in e else None,
+            accepts_kinds_experimental=strings("accepts_kinds_experimental"),
+            accepts_formats=strings("accepts_formats"),
+            latest_known=str(e["latest_known"]) if e.get("latest_known") else None,
+            versions=strings("versions"), confidence=e.get("confidence"),
+        )
+
+    def families(self) -> list[ImageFamily]:
+        return [f for name in self.image_families() if (f := self.find_family(name)) is not None]
 
     def newest_version(self, family: str) -> str | None:
         """The newest release the catalog knows for an image family (``latest_known``), or None."""
