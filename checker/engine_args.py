@@ -59,13 +59,18 @@ def declared() -> dict[str, EngineArg]:
 
 @functools.lru_cache(maxsize=4)
 def _by_flag(engine: str) -> dict[str, EngineArg]:
-    table: dict[str, EngineArg] = {}
-    for arg in declared().values():
-        for spelling in arg.flags.get(engine, ()):
-            table[spelling] = arg
-            if engine == "vllm" and spelling.startswith("--"):
-                table["--" + spelling[2:].replace("-", "_")] = arg  # FlexibleArgumentParser: --max_model_len
-    return table
+    return {spelling: arg for arg in declared().values() for spelling in arg.flags.get(engine, ())}
+
+
+def _as_the_engine_reads(engine: str, flag: str) -> str | None:
+    """The option ``flag`` stands for in the engine's own parser (modelcheck.catalog.flags, which knows each
+    engine's rules per release: vLLM's --max_model_len is --max-model-len, SGLang's argparse takes a unique
+    prefix --mem-frac for --mem-fraction-static), or None when that parser rejects it. Judged against the
+    newest release we know: the start command carries no version; ENG020 judges the written flag per release."""
+    from modelcheck.catalog import flags
+
+    eng = flags.normalize_engine(engine)
+    return flags.canonical_flag(eng, None, flag) if eng else None
 
 
 def canonical(key: str) -> str:
@@ -174,10 +179,13 @@ def from_argv(engine: str, argv: Iterable[str], where: str = "start command",
         has_next = i < len(tokens) and not (tokens[i].startswith("-") and not _NEGATIVE_NUMBER.match(tokens[i]))
         arg = table.get(flag)
         negated = False
-        if arg is None and flag.startswith("--no-"):
-            base = table.get("--" + flag[5:])
-            if base is not None and base.type is bool:
-                arg, negated = base, True
+        if arg is None:
+            full = _as_the_engine_reads(engine, flag) or flag
+            arg = table.get(full)
+            if arg is None and full.startswith("--no-"):  # vLLM's BooleanOptionalAction: --no-X sets X False
+                base = table.get("--" + full[5:])
+                if base is not None and base.type is bool:
+                    arg, negated = base, True
         if arg is None:
             if eq:
                 unknown[flag] = inline

