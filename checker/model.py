@@ -465,6 +465,7 @@ class Fixes:
     gpu_memory_utilization: float | None = None  # the smallest (0.01 steps) that starts at max_model_len
     tensor_parallel_size: int | None = None  # the smallest that divides the heads and starts
     max_num_seqs: int | None = None  # a smaller profiling batch that starts (vLLM 0.8's sampler warm-up)
+    kv_cache_dtype: str | None = None  # "fp8" when an FP8 KV cache makes max_model_len fit (and the GPU runs it)
 
 
 @record

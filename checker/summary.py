@@ -89,6 +89,7 @@ def memory_block(est: Estimate | None) -> dict[str, Any] | None:
         block["min_gpu_memory_utilization"] = est.fixes.gpu_memory_utilization
         block["fit_tensor_parallel_size"] = est.fixes.tensor_parallel_size
         block["fit_max_num_seqs"] = est.fixes.max_num_seqs
+        block["fit_kv_cache_dtype"] = est.fixes.kv_cache_dtype
     for key in ("vllm_engine", "num_gpu_blocks", "max_num_seqs", "max_num_batched_tokens", "tensor_parallel_size",
                 "pipeline_parallel_size", "kv_cache_dtype", "gpu_layers", "total_layers", "mem_fraction_static"):
         if key in est.extra:

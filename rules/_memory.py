@@ -127,13 +127,6 @@ def _weights_path(ctx: Context) -> str | None:
     return files[0] if files else None
 
 
-def _fp8_kv_helps(ctx: Context) -> bool:
-    """An FP8 KV cache doubles the tokens: a fix only when not already FP8 and twice the tokens suffice."""
-    est = ctx.estimate
-    kv = str(ctx.target.engine_args.get("kv_cache_dtype") or "auto").lower()
-    return kv in ("auto", "bfloat16") and est.max_model_len is not None and 2 * est.kv_cache_tokens >= est.max_model_len
-
-
 def _data(ctx: Context) -> dict:
     from modelcheck.summary import memory_block
 

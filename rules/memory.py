@@ -19,7 +19,6 @@ from modelcheck_rules._memory import (
     _data,
     _fix_hint,
     _flag,
-    _fp8_kv_helps,
     _g,
     _instances_hint,
     _llama_context,
@@ -142,7 +141,8 @@ def max_model_len_exceeds_kv_cache(ctx: Context) -> Iterator[Finding]:
         path=None if "max_model_len" in ctx.target.engine_args else (
             "config.json:max_position_embeddings" if ctx.facts.kind != "gguf" else
             (ctx.facts.gguf[0].path if ctx.facts.gguf else None)),
-        hint=_fix_hint(ctx) if fit or not _fp8_kv_helps(ctx) else _fix_hint(ctx, "--kv-cache-dtype fp8"),
+        hint=_fix_hint(ctx) if fit or not (est.fixes and est.fixes.kv_cache_dtype) else
+        _fix_hint(ctx, f"--kv-cache-dtype {est.fixes.kv_cache_dtype}"),
         data=_data(ctx),
     )
 

@@ -223,3 +223,21 @@ def test_llama_cpp_pinned_flags_fail_with_replanned_fixes() -> None:
     big = run(weights_exceed_vram, _gguf_facts(40 * GIB), target(image="llama.cpp:server-cuda"))
     assert len(big) == 1 and big[0].severity.label == "warning" and "layers on the GPU and runs the rest on the CPU" \
         in big[0].message
+
+
+def test_fp8_kv_cache_is_a_re_estimated_fix() -> None:
+    from modelcheck.record import replace
+
+    # Llama 3.1 8B on one A10 at 32K: the BF16 KV cache holds ~20K tokens, an FP8 one twice that
+    t = target(max_model_len=32768)
+    est = compute(facts(), t)
+    assert est.status == "fail" and est.fixes.kv_cache_dtype == "fp8"
+    with_fix = replace(t, engine_args={**t.engine_args, "kv_cache_dtype": est.fixes.kv_cache_dtype})
+    assert compute(facts(), with_fix).status == "ok"  # the fix was re-checked: it really starts
+    assert run(max_model_len_exceeds_kv_cache, facts(), with_fix) == []
+    # not where it would not help (a 128K context needs more than twice the tokens) ...
+    assert compute(facts(), target(max_model_len=131072)).fixes.kv_cache_dtype is None
+    # ... nor before Ampere (no fp8 KV path there), nor when the cache is FP8 already
+    t4 = GPU(name="T4", memory_bytes=int(22.06 * GIB), nominal_gb=24, compute_capability="7.5", bf16=False, fp8=False)
+    assert compute(facts(), target(gpu=t4, max_model_len=32768)).fixes.kv_cache_dtype is None
+    assert compute(facts(), target(max_model_len=65536, kv_cache_dtype="fp8")).fixes.kv_cache_dtype is None

@@ -255,6 +255,9 @@ def _vllm_estimate(
     return est
 
 
+_FULL_WIDTH_KV = ("auto", "bfloat16", "float16", "bf16", "fp16", "half")
+
+
 def _vllm_fixes(geo: Geometry, weights_total: int, weights_dtype: str | None, total: int, gpu_name: str,
                 cc: int | None, gpu_count: int, args: dict[str, Any], version: tuple[int, ...] | None,
                 s: V.VllmSettings, weights_by_dtype: dict[str, int] | None = None,
@@ -285,5 +288,13 @@ def _vllm_fixes(geo: Geometry, weights_total: int, weights_dtype: str | None, to
     seqs = None
     if weights_fit:
         seqs = next((n for n in (256, 128, 64) if n < s.max_num_seqs and starts(max_num_seqs=n)), None)
-    return Fixes(max_model_len=lo * s.block_size if lo else None, gpu_memory_utilization=util,
+    # an FP8 KV cache (half the bytes per token) at the requested max_model_len. vLLM stores it on Ampere and
+    # newer: vllm/v1/attention/backends/triton_attn.py@0.32.0 lists fp8 in supported_kv_cache_dtypes (the
+    # selector takes it where FlashAttention's own fp8 KV, FA3 on Hopper, is missing: flash_attn.py@0.32.0
+    # supports_kv_cache_dtype); before Ampere it is not offered
+    kv_fp8 = None
+    if str(args.get("kv_cache_dtype") or "auto").lower() in _FULL_WIDTH_KV and (cc or 0) >= 80 \
+            and starts(kv_cache_dtype="fp8", max_model_len=s.max_model_len):
+        kv_fp8 = "fp8"
+    return Fixes(max_model_len=lo * s.block_size if lo else None, gpu_memory_utilization=util, kv_cache_dtype=kv_fp8,
                  tensor_parallel_size=tp, max_num_seqs=seqs)
