@@ -137,3 +137,11 @@ def test_each_rule_module_names_its_codes_in_its_docstring() -> None:
         prefix = {"CHP": "chip", "DEP": "deploy", "ENG": "engine", "FIL": "files", "IMG": "image",
                   "KND": "kind", "MEM": "memory", "SEC": "security", "SMK": "smoke"}
         assert len(families) == 1 and path.stem.startswith(prefix[families.pop()]), path.name
+
+
+def test_rule_tests_mirror_the_rule_families():
+    # rules/engine_arch.py, engine_flags.py ... -> tests/rules/test_engine.py; rules/deploy*.py ->
+    # tests/rules/test_deploy_rules.py (tests/test_deploy.py tests the spec parser, checker/deploy.py)
+    families = {p.stem.split("_")[0] for p in (ROOT / "rules").glob("*.py") if not p.stem.startswith("_")}
+    tests = {p.stem.removeprefix("test_").removesuffix("_rules") for p in (ROOT / "tests" / "rules").glob("test_*.py")}
+    assert families - tests == set(), "a rule family without tests/rules/test_<family>.py"

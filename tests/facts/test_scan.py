@@ -17,7 +17,7 @@ from modelcheck.facts import gather
 from modelcheck.facts import pickle as pk
 from modelcheck.facts.scan import scan_folder
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("bypasses", ROOT / "fixtures" / "malicious" / "bypasses.py")
 bypasses = importlib.util.module_from_spec(_spec)
 sys.modules["bypasses"] = bypasses

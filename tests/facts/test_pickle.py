@@ -15,7 +15,7 @@ import pytest
 from modelcheck.facts import pickle as pk
 from modelcheck.facts.pickle import classify, scan_file
 
-_BUILD = Path(__file__).resolve().parent.parent / "fixtures" / "malicious" / "build.py"
+_BUILD = Path(__file__).resolve().parents[2] / "fixtures" / "malicious" / "build.py"
 _spec = importlib.util.spec_from_file_location("corpus_build", _BUILD)
 corpus_build = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(corpus_build)
