@@ -4,8 +4,9 @@
 The check itself is the hidden ``run`` command that ``check PATH`` dispatches to; ``check --help`` shows
 its options grouped (target, engine arguments, output, selection, smoke) and usage errors name ``check``,
 the command the user typed. What the check does once parsed (run, print, exit codes) is
-``modelcheck.console.run_check``; the ``check`` console script (``modelcheck.launch``) parses a plain
-``check PATH [options]`` itself, from the option table this module compiles, and comes here for the rest.
+``modelcheck.console.run_check``; the options are declared once in ``modelcheck.check_options``, and the
+``check`` console script (``modelcheck.launch``) parses a plain ``check PATH [options]`` from the same
+declaration, coming here for the rest.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from typing import Any
 
 import click
-from modelcheck import __version__
+from modelcheck import __version__, check_options
 from modelcheck.console import (  # noqa: F401 - color_enabled/output_width: part of this module's API
     collect_engine_args,
     color_enabled,
@@ -115,12 +116,39 @@ class DefaultGroup(click.Group):
         self.format_commands(ctx, formatter)
 
 
-def _engine_arg_options(func: Any) -> Any:
-    """The engine flags users already type, generated from the one declaration (modelcheck.engine_args)."""
-    from modelcheck import engine_args
+def _click_option(o: check_options.Option) -> Any:
+    """One declared option (modelcheck.check_options) as a click option."""
+    kw: dict[str, Any] = {"help": o.help}
+    if o.default is not None or o.kind == "flag":  # an engine-argument flag's None means "not given"
+        kw["default"] = o.default
+    if o.multiple:
+        kw["multiple"] = True
+    if o.metavar:
+        kw["metavar"] = o.metavar
+    if o.hidden:
+        kw["hidden"] = True
+    if o.show_default:
+        kw["show_default"] = True
+    if o.kind == "flag":
+        kw["is_flag"] = True
+    elif o.kind == "choice":
+        kw["type"] = click.Choice(list(o.choices), case_sensitive=o.case_sensitive)
+    elif o.kind == "path":
+        kw["type"] = click.Path(dir_okay=False, writable=o.writable)
+    elif o.kind in ("int", "float"):
+        kw["type"] = {"int": int, "float": float}[o.kind]
+    return click.option(*o.decls, o.name, **kw)
 
-    # `-q` is --quiet here, as in ruff and pre-commit: engine_args.yaml gives --quantization no short alias
-    return engine_args.click_options(func)
+
+def _options(declared: Any) -> Any:
+    """Decorate a command with the declared options, in their order."""
+
+    def decorate(func: Any) -> Any:
+        for o in reversed(declared()):
+            func = _click_option(o)(func)
+        return func
+
+    return decorate
 
 
 @click.group(cls=DefaultGroup, name="check",
@@ -144,47 +172,7 @@ def main() -> None:
 
 @main.command("run", hidden=True, cls=CheckCommand)
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--image", "-i", help="Serving image: vllm:0.14.0-gpu, sglang:0.5.8-gpu, llama.cpp, comfyui:2.2, a registry URI... (`check images` lists them)")
-@click.option("--chip", type=click.Choice(["GPU", "CPU", "PPU", "XPU"], case_sensitive=False), help="Chip type of the deployment.")
-@click.option("--instance", help="Instance type (ecs.gn7i-c8g1.2xlarge, ml.gu7i.c16m60.1-gu30, g5.xlarge...) or 'local' (`check instances`).")
-@click.option("--gpu", help="GPU model when there is no instance: t4, a10, a100-80gb, h100, rtx4090... (`check gpus`)")
-@click.option("--gpu-count", type=int, help="Number of GPUs with --gpu (default 1).")
-@click.option("--engine", "engine_decl", metavar="ENGINE[:VERSION]", help="Engine a private image runs, e.g. vllm:0.14.0.")
-@click.option("--image-spec", type=click.Path(dir_okay=False), help="Image description JSON: PAI GetImage / ListImageLabels, docker or skopeo inspect.")
-@click.option("--instance-spec", type=click.Path(dir_okay=False), help="Instance types JSON: PAI-EAS describe-machine-spec or AWS describe-instance-types.")
-@_engine_arg_options
-@click.option("--service", type=click.Path(dir_okay=False), help="PAI-EAS service JSON to check against.")
-@click.option("--deploy", "deploy_file", type=click.Path(dir_okay=False), help="modelcheck deploy YAML (see docs/deploy.md).")
-@click.option("--serve-cmd", help='The start command, e.g. "vllm serve /models/qwen --max-model-len 8192".')
-@click.option("--format", "-f", "fmt", type=click.Choice(["text", "concise", "json", "sarif", "github", "junit"]), default=None,
-              help="Output format (default text; github when GITHUB_ACTIONS=true). concise: one line per finding.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE (the exit code still gates).")
-@click.option("--quiet", "-q", is_flag=True, help="Print only the findings of failing paths (a passing run prints nothing).")
-@click.option("--select", multiple=True, help="Rules to run: code, prefix, name or ALL (repeatable, comma-separated).")
-@click.option("--ignore", multiple=True, help="Rules to skip: code, prefix or name (repeatable, comma-separated).")
-@click.option("--fail-on", type=click.Choice(["error", "warning", "info"], case_sensitive=False), default=None, help="Lowest severity that fails the run (default error).")
-@click.option("--severity", "severity_overrides", multiple=True, metavar="CODE=LEVEL", help="Override a rule's severity, e.g. MEM004=error.")
-@click.option("--exit-zero", is_flag=True, help="Always exit 0 when the check ran (for rollout).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Config file (default: discover .modelcheck.toml / pyproject.toml).")
-@click.option("--no-config", is_flag=True, help="Ignore config files.")
-@click.option("--catalog", "catalog_files", multiple=True, type=click.Path(dir_okay=False), help="Extra catalog YAML (private instances, GPUs, images).")
-@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Check paths in N parallel processes.")
-@click.option("--online", is_flag=True, help="Allow hub access (metadata only) for hub references and --verify.")
-@click.option("--verify", is_flag=True, help="Hash weight files against their expected sha256 (reads all weight data).")
-@click.option("--smoke", is_flag=True, help="After the checks pass, start the model in vLLM and run a generation test.")
-@click.option("--force-smoke", is_flag=True, help="Run the smoke stage even when the checks found errors.")
-@click.option("--smoke-prompt", help='Smoke test prompt (default "What is 2+2?").')
-@click.option("--smoke-expect", help="Regex the answer must match (default \\b4\\b).")
-@click.option("--smoke-python", help="Python interpreter that has vLLM (default: $MODELCHECK_VLLM_PYTHON or this one).")
-@click.option("--smoke-launch", help="Launch command template, e.g. '{python} -m vllm.entrypoints.openai.api_server'.")
-@click.option("--smoke-timeout", type=float, help="Seconds to wait for the server and answers (default 600).")
-@click.option("--color", "color", type=click.Choice(["auto", "always", "never"]), default=None, metavar="[auto|always|never]",
-              help="Colour: auto (default) colours a terminal, or a pipe when FORCE_COLOR is set; NO_COLOR turns it off.")
-@click.option("--no-color", "no_color", is_flag=True, hidden=True, help="Same as --color never.")
-@click.option("--width", type=int, default=None, metavar="N",
-              help="Wrap text output at N columns (0: never). Default: $COLUMNS, else the terminal's width; a pipe is not wrapped.")
-@click.option("--verbose", "-v", is_flag=True, help="Show every path (also passing ones in multi-path runs) and every assumption behind the memory figures.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@_options(check_options.options)
 def run_command(paths: tuple[str, ...], debug: bool, **kwargs: Any) -> None:
     """Check model folders or files against a declared image and instance."""
     guard(debug, run_check, list(paths), kwargs)
@@ -255,7 +243,7 @@ def explain_command(code: str) -> None:
 @click.option("--min-concurrency", "min_concurrency", type=click.FloatRange(min=0), default=None,
               help="Only instances whose predicted max concurrency (full-length requests in the KV cache) is >= N.")
 @click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text")
-@_engine_arg_options
+@_options(check_options.engine_options)
 @click.option("--debug", is_flag=True)
 def plan_command(path: str, debug: bool, **kwargs: Any) -> None:
     """List the catalog instances PATH fits on, smallest first, with predicted KV tokens and concurrency."""
@@ -354,52 +342,6 @@ def gpus_command(fmt: str, catalog_files: tuple[str, ...]) -> None:
 
     guard(False, show)
 
-
-
-# -- the option table the click-free launcher reads (modelcheck.launch) ------------------------------------
-
-
-def compiled_options() -> dict[str, Any]:
-    """The check command's options as data: what ``modelcheck.launch`` needs to parse a plain check exactly
-    as click would. Regenerate after changing an option: ``python -c "from modelcheck import cli;
-    cli.write_compiled_options()"`` (tests/test_launch.py fails while the file is stale)."""
-    defaults = run_command.make_context("check", ["PATH"]).params
-    options = []
-    for p in run_command.params:
-        if not isinstance(p, click.Option):
-            continue
-        t = p.type
-        if p.is_flag:
-            kind = "flag"
-        elif isinstance(t, click.Choice):
-            kind = "choice"
-        elif isinstance(t, click.Path):
-            kind = "path"
-        else:
-            # exact types: a range subclass (IntRange, FloatRange) checks more than the launcher does
-            kind = {click.types.StringParamType: "str", click.types.IntParamType: "int",
-                    click.types.FloatParamType: "float"}.get(type(t), "unsupported")
-        if p.secondary_opts or p.callback or p.is_eager or p.envvar or p.count or p.nargs != 1:
-            kind = "unsupported"  # the launcher leaves such an option to click
-        default = defaults[p.name]
-        options.append({
-            "name": p.name, "opts": list(p.opts), "kind": kind, "multiple": p.multiple,
-            "choices": list(t.choices) if isinstance(t, click.Choice) else [],
-            "case_sensitive": bool(getattr(t, "case_sensitive", True)),
-            "default": list(default) if isinstance(default, tuple) else default,
-        })
-    return {"source": "modelcheck.cli run_command (generated by modelcheck.cli.compiled_options)",
-            "options": options}
-
-
-def write_compiled_options() -> None:
-    import json
-    import os
-
-    # the file modelcheck.launch.OPTIONS_FILE reads (the launcher imports this module, not the other way)
-    with open(os.path.join(os.path.dirname(__file__), "schemas", "check_options.json"), "w", encoding="utf-8") as fh:
-        json.dump(compiled_options(), fh, indent=1)
-        fh.write("\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from modelcheck.errors import UsageError
@@ -220,31 +220,6 @@ def from_argv(engine: str, argv: Iterable[str], where: str = "start command",
 # -- generated views --------------------------------------------------------------------------------
 
 
-def click_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The declared `check` options (rows with ``cli``), plus ``--engine-arg KEY=VALUE`` for the rest."""
-    import click
-
-    flags = []
-    for arg in declared().values():
-        if not arg.cli:
-            continue
-        names = [arg.flag("vllm")] + ([arg.short] if arg.short else [])
-        if arg.type is bool:
-            flags.append(click.option(*names, arg.name, is_flag=True, default=None, help=arg.help))
-        else:
-            ctype = str if arg.type is int else arg.type  # ints accept "32k": coerced later, with the flag's name
-            flags.append(click.option(*names, arg.name, type=ctype, default=None, help=arg.help))
-    flags.append(
-        click.option(
-            "--engine-arg", "engine_arg", multiple=True, metavar="KEY=VALUE",
-            help="Any other engine argument, e.g. --engine-arg enable_chunked_prefill=false.",
-        )
-    )
-    for flag in reversed(flags):
-        func = flag(func)
-    return func
-
-
 def cli_names() -> tuple[str, ...]:
     return tuple(a.name for a in declared().values() if a.cli)
 
@@ -281,5 +256,5 @@ def json_schema() -> dict[str, Any]:
     }
 
 
-__all__ = ["EngineArg", "ParsedArgs", "canonical", "spelling", "click_options", "coerce", "coerce_all", "declared",
+__all__ = ["EngineArg", "ParsedArgs", "canonical", "spelling", "coerce", "coerce_all", "declared",
            "from_argv", "from_cli", "json_schema", "lookup"]

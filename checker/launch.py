@@ -2,10 +2,10 @@
 
 ``check PATH... [--option value]...`` is what a pre-commit hook or a CI gate runs on every commit, and importing
 click costs ~20 ms of a start-up budget of ~100 ms (issue 10: a 405B-shard check within 3x of a bare Python
-process that reads the same headers). This module reads the check command's option table, which
-``modelcheck.cli`` compiles from its click declarations into ``schemas/check_options.json`` (a test keeps the
-two equal), and accepts a strict subset of click's syntax: long options as ``--name value`` or ``--name=value``,
-short options as ``-x value``, flags, repeated ``multiple`` options, paths anywhere between them.
+process that reads the same headers). This module reads the check's options from their one declaration
+(``modelcheck.check_options``, which the click CLI reads too) and accepts a strict subset of click's syntax:
+long options as ``--name value`` or ``--name=value``, short options as ``-x value``, flags, repeated
+``multiple`` options, paths anywhere between them.
 
 Everything else goes to click unchanged, which then behaves and words its messages as it always does: help
 and version, subcommands, an unknown or misspelled option, combined or attached short options, a value that
@@ -16,12 +16,13 @@ differently: ``tests/test_launch.py`` compares both parsers on every option.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
 
-OPTIONS_FILE = os.path.join(os.path.dirname(__file__), "schemas", "check_options.json")
+from modelcheck.check_options import Option
+from modelcheck.check_options import options as declared_options
+
 # the group's words: argv starting with one of these is not a plain check (modelcheck.cli.DefaultGroup)
 SUBCOMMANDS = ("rules", "explain", "plan", "images", "instances", "gpus", "run")
 GROUP_FLAGS = ("--help", "-h", "--version", "-V")
@@ -31,18 +32,13 @@ class _Unsupported(Exception):
     """Not for this parser: click takes the command line."""
 
 
-def load_options() -> list[dict[str, Any]]:
-    with open(OPTIONS_FILE, encoding="utf-8") as fh:
-        return json.load(fh)["options"]
-
-
-def parse(argv: list[str], options: list[dict[str, Any]] | None = None) -> tuple[tuple[str, ...], dict[str, Any]] | None:
+def parse(argv: list[str], options: list[Option] | None = None) -> tuple[tuple[str, ...], dict[str, Any]] | None:
     """(paths, every option's value as click would pass it to the check command), or None: click's turn."""
     if not argv or argv[0] in SUBCOMMANDS or argv[0] in GROUP_FLAGS:
         return None
-    options = load_options() if options is None else options
-    by_opt = {opt: o for o in options for opt in o["opts"]}
-    values: dict[str, Any] = {o["name"]: tuple(o["default"]) if o["multiple"] else o["default"] for o in options}
+    options = declared_options() if options is None else options
+    by_opt = {decl: o for o in options for decl in o.decls}
+    values: dict[str, Any] = {o.name: () if o.multiple else o.default for o in options}
     paths: list[str] = []
     i = 0
     try:
@@ -57,10 +53,10 @@ def parse(argv: list[str], options: list[dict[str, Any]] | None = None) -> tuple
             # unknown; `-qv`, `-j2`; click reads `-i=x` as the value "=x" (a one-letter option)
             if o is None or (eq and len(name) == 2):
                 raise _Unsupported
-            if o["kind"] == "flag":
+            if o.kind == "flag":
                 if eq:
                     raise _Unsupported
-                values[o["name"]] = True
+                values[o.name] = True
                 continue
             if eq:
                 value = inline
@@ -71,7 +67,7 @@ def parse(argv: list[str], options: list[dict[str, Any]] | None = None) -> tuple
             if value.startswith("-") and not eq:
                 raise _Unsupported
             converted = _convert(o, value)
-            values[o["name"]] = values[o["name"]] + (converted,) if o["multiple"] else converted
+            values[o.name] = values[o.name] + (converted,) if o.multiple else converted
     except _Unsupported:
         return None
     if not paths:
@@ -79,9 +75,9 @@ def parse(argv: list[str], options: list[dict[str, Any]] | None = None) -> tuple
     return tuple(paths), values
 
 
-def _convert(o: dict[str, Any], value: str) -> Any:
+def _convert(o: Option, value: str) -> Any:
     """The value click's parameter type would produce (click/types.py@8.x), or _Unsupported."""
-    kind = o["kind"]
+    kind = o.kind
     try:
         if kind == "str":
             return value
@@ -92,8 +88,8 @@ def _convert(o: dict[str, Any], value: str) -> Any:
     except ValueError:
         raise _Unsupported from None
     if kind == "choice":
-        fold = (lambda s: s) if o["case_sensitive"] else str.casefold
-        for choice in o["choices"]:
+        fold = (lambda s: s) if o.case_sensitive else str.casefold
+        for choice in o.choices:
             if fold(choice) == fold(value):
                 return choice
     raise _Unsupported  # a bad choice; a path (click checks it on disk)

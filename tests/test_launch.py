@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from modelcheck import cli, launch
+from modelcheck import check_options, cli, launch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,15 +20,16 @@ def _click(argv: list[str]) -> tuple[tuple[str, ...], dict]:
     return params.pop("paths"), params
 
 
-def test_option_table_is_what_click_declares():
-    with open(launch.OPTIONS_FILE, encoding="utf-8") as fh:
-        stored = json.load(fh)
-    assert stored == json.loads(json.dumps(cli.compiled_options())), (
-        "schemas/check_options.json is stale: python -c \"from modelcheck import cli; cli.write_compiled_options()\"")
+def test_click_reads_the_same_declaration():
+    declared = {o.name: o for o in check_options.options()}
+    clicked = {p.name: p for p in cli.run_command.params if p.name != "paths"}
+    assert list(declared) == list(clicked)  # same options, same order (check --help)
+    for name, o in declared.items():
+        assert tuple(clicked[name].opts) == o.decls and clicked[name].multiple == o.multiple, name
 
 
-def _samples(o: dict) -> list[str]:
-    kind = o["kind"]
+def _samples(o: check_options.Option) -> list[str]:
+    kind = o.kind
     if kind == "str":
         return ["x", "a b", "=y", ""]
     if kind == "int":
@@ -36,18 +37,18 @@ def _samples(o: dict) -> list[str]:
     if kind == "float":
         return ["0.5", "1e-3", "-1", "inf"]
     if kind == "choice":
-        out = list(o["choices"])
-        if not o["case_sensitive"]:
-            out += [c.lower() for c in o["choices"]] + [c.swapcase() for c in o["choices"]]
+        out = list(o.choices)
+        if not o.case_sensitive:
+            out += [c.lower() for c in o.choices] + [c.swapcase() for c in o.choices]
         return out
     return []
 
 
 def _fast_cases() -> list[list[str]]:
     cases: list[list[str]] = [["m"], ["a", "b", "c"]]
-    for o in launch.load_options():
-        for opt in o["opts"]:
-            if o["kind"] == "flag":
+    for o in check_options.options():
+        for opt in o.decls:
+            if o.kind == "flag":
                 cases += [["m", opt], [opt, "m"], ["m", opt, opt]]
                 continue
             for value in _samples(o):
@@ -55,7 +56,7 @@ def _fast_cases() -> list[list[str]]:
                     cases += [["m", opt, value], [opt, value, "m", "n"]]
                 if len(opt) > 2:  # --name=value (also for negative numbers)
                     cases.append(["m", f"{opt}={value}"])
-            if o["multiple"] and _samples(o):
+            if o.multiple and _samples(o):
                 a, b = _samples(o)[:2]
                 cases.append(["m", opt, a, "n", opt, b])
             elif _samples(o):
@@ -76,7 +77,7 @@ def test_fast_path_equals_click(argv):
 
 
 def test_every_parsable_option_is_exercised():
-    taken = {o["name"] for o in launch.load_options() if o["kind"] in ("str", "int", "float", "choice", "flag")}
+    taken = {o.name for o in check_options.options() if o.kind in ("str", "int", "float", "choice", "flag")}
     seen = set()
     for argv in _fast_cases():
         _, values = launch.parse(argv)
