@@ -251,7 +251,7 @@ def _vllm_estimate(
     if with_fixes and status == "fail":
         est = replace(est, fixes=_vllm_fixes(geo, checkpoint_total, weights_dtype, total, gpu_name, cc, gpu_count,
                                              args, version, s, weights_by_dtype, vision,
-                                             weights_fit=weights_gpu <= usable))
+                                             weights_gpu=weights_gpu if pp == 1 else None))
     return est
 
 
@@ -261,16 +261,24 @@ _FULL_WIDTH_KV = ("auto", "bfloat16", "float16", "bf16", "fp16", "half")
 def _vllm_fixes(geo: Geometry, weights_total: int, weights_dtype: str | None, total: int, gpu_name: str,
                 cc: int | None, gpu_count: int, args: dict[str, Any], version: tuple[int, ...] | None,
                 s: V.VllmSettings, weights_by_dtype: dict[str, int] | None = None,
-                vision: Any = None, *, weights_fit: bool = True) -> Fixes:
-    """Re-run the arithmetic with one setting changed; a setting is offered only if that run starts."""
+                vision: Any = None, *, weights_gpu: int | None = None) -> Fixes:
+    """Re-run the arithmetic with one setting changed; a setting is offered only if that run starts.
+
+    ``weights_gpu``: the weights each GPU holds (one pipeline stage). Where they alone exceed what a setting
+    leaves usable, that setting cannot start whatever else it changes (the estimate fails "weights-exceed"
+    first), so it is not re-run: a 405B model on one GPU tries 4 settings, not 27."""
+    weights_fit = weights_gpu is None or weights_gpu <= int(total * s.gpu_memory_utilization)
 
     def starts(**over: Any) -> bool:
         return _vllm_estimate(geo, weights_total, weights_dtype, total, gpu_name, cc, gpu_count,
                               {**args, **over}, version, with_fixes=False, weights_by_dtype=weights_by_dtype,
                               vision=vision).status == "ok"
 
+    def holds_weights(util: float) -> bool:
+        return weights_gpu is None or weights_gpu <= int(total * util)
+
     # largest max_model_len (multiple of the block size) that starts; activation can depend on it (V0)
-    lo, hi = 0, (s.max_model_len or 0) // s.block_size
+    lo, hi = 0, (s.max_model_len or 0) // s.block_size if weights_fit else 0
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if starts(max_model_len=mid * s.block_size):
@@ -279,7 +287,8 @@ def _vllm_fixes(geo: Geometry, weights_total: int, weights_dtype: str | None, to
             hi = mid - 1
     # smallest gpu_memory_utilization (0.01 steps) that starts at the requested max_model_len
     util = next((pct / 100 for pct in range(int(s.gpu_memory_utilization * 100) + 1, 100)
-                 if starts(gpu_memory_utilization=pct / 100, max_model_len=s.max_model_len)), None)
+                 if holds_weights(pct / 100) and starts(gpu_memory_utilization=pct / 100, max_model_len=s.max_model_len)),
+                None)
     # smallest tensor-parallel size that divides the heads and starts
     tp = next((n for n in (2, 4, 8, 16) if n > s.tensor_parallel_size and not geo.num_heads % n
                and starts(tensor_parallel_size=n, max_model_len=s.max_model_len)), None)
@@ -293,7 +302,7 @@ def _vllm_fixes(geo: Geometry, weights_total: int, weights_dtype: str | None, to
     # selector takes it where FlashAttention's own fp8 KV, FA3 on Hopper, is missing: flash_attn.py@0.32.0
     # supports_kv_cache_dtype); before Ampere it is not offered
     kv_fp8 = None
-    if str(args.get("kv_cache_dtype") or "auto").lower() in _FULL_WIDTH_KV and (cc or 0) >= 80 \
+    if weights_fit and str(args.get("kv_cache_dtype") or "auto").lower() in _FULL_WIDTH_KV and (cc or 0) >= 80 \
             and starts(kv_cache_dtype="fp8", max_model_len=s.max_model_len):
         kv_fp8 = "fp8"
     return Fixes(max_model_len=lo * s.block_size if lo else None, gpu_memory_utilization=util, kv_cache_dtype=kv_fp8,
