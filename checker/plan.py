@@ -51,9 +51,15 @@ def _enough(est: Estimate, min_concurrency: float | None) -> bool:
 
 
 def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image: ImageRef | None,
-           min_concurrency: float | None = None, view: Any = None) -> PlanRow | None:
+           min_concurrency: float | None = None, view: Any = None,
+           no_room: dict[Any, int] | None = None) -> PlanRow | None:
     """The smallest TP on this instance with which the model starts (and, with ``min_concurrency``, whose
-    KV cache holds at least that many full-length requests), or None."""
+    KV cache holds at least that many full-length requests), or None.
+
+    ``no_room`` (GPU model -> the largest TP at which the weights alone did not fit): shared across calls, so
+    the planner skips what cannot start. Each GPU's share of the weights only shrinks as TP grows, and on
+    one GPU model nothing else about it depends on the GPU count; so once the weights do not fit at TP t,
+    no TP <= t fits on that GPU model, whatever the instance (a 405B plan: ~70 estimates fewer)."""
     from modelcheck.estimate import compute
 
     if inst.gpu is None or inst.gpu_count <= 0 or inst.gpu.memory_bytes <= 0:
@@ -62,18 +68,26 @@ def fit_on(facts: ModelFacts, inst: Instance, engine_args: dict[str, Any], image
     fixed = engine_args.get("tensor_parallel_size")
     sizes = [int(fixed)] if fixed else [t for t in (1, 2, 4, 8, 16) if t <= inst.gpu_count]
     sizes = [tp for tp in sizes if tp <= inst.gpu_count and not (heads and heads % tp)]
+    known = no_room if no_room is not None else {}
+    gpu_model = (inst.gpu, inst.chip)
+    if sizes and known.get(gpu_model, 0) >= sizes[-1]:
+        return None
 
     def estimate(tp: int) -> Estimate | None:
         args = {**engine_args, "tensor_parallel_size": tp} if image is None or image.engine == "vllm" else engine_args
-        return compute(facts, Target(image=image, instance=inst, chip=inst.chip, engine_args=args), view, fixes=False)
+        est = compute(facts, Target(image=image, instance=inst, chip=inst.chip, engine_args=args), view, fixes=False)
+        if est is not None and est.failure == "weights-exceed":
+            known[gpu_model] = max(known.get(gpu_model, 0), tp)
+        return est
 
     for i, tp in enumerate(sizes):
+        if known.get(gpu_model, 0) >= tp:
+            continue
         est = estimate(tp)
         if est is None:
             return None
         if i == 0 and est.failure == "weights-exceed" and len(sizes) > 2:
-            # each GPU's share of the weights only shrinks as TP grows: when even the largest TP cannot hold
-            # them, no size in between can (a 405B plan: ~40 estimates fewer)
+            # when even the largest TP cannot hold the weights, no size in between can
             largest = estimate(sizes[-1])
             if largest is None or largest.failure == "weights-exceed":
                 return None
@@ -120,10 +134,8 @@ def plan(
     from modelcheck import engines
 
     view = engines.view(facts, Target(image=image, instance=None, chip=None, engine_args=engine_args))
-    rows: list[tuple[PlanRow, Instance]] = []
+    candidates: list[Instance] = []
     seen: set[tuple[str, str]] = set()
-    # many instance types share a GPU model and count: estimate each combination once
-    fits: dict[tuple[Any, ...], PlanRow | None] = {}
     for inst in catalog.instances(chip=chip):
         if clouds and inst.cloud not in clouds:
             continue
@@ -131,14 +143,20 @@ def plan(
             continue
         if min_cc and inst.gpu is not None and inst.gpu.compute_capability and inst.gpu.cc_int < min_cc:
             continue  # the engine refuses the GPU whatever the memory says (ENG002)
-        key = (inst.cloud, inst.name)
-        if key in seen:
-            continue
-        seen.add(key)
+        if (inst.cloud, inst.name) not in seen:
+            seen.add((inst.cloud, inst.name))
+            candidates.append(inst)
+    # many instance types share a GPU model and count: estimate each combination once, the largest count of
+    # a GPU model first (where its weights do not fit, no smaller count of it is estimated: fit_on's no_room)
+    fits: dict[tuple[Any, ...], PlanRow | None] = {}
+    no_room: dict[Any, int] = {}
+    for inst in sorted(candidates, key=lambda i: -i.gpu_count):
         combo = (inst.gpu, inst.gpu_count, inst.chip)
         if combo not in fits:
-            fits[combo] = fit_on(facts, inst, engine_args, image, min_concurrency, view)
-        row = fits[combo]
+            fits[combo] = fit_on(facts, inst, engine_args, image, min_concurrency, view, no_room)
+    rows: list[tuple[PlanRow, Instance]] = []
+    for inst in candidates:
+        row = fits[(inst.gpu, inst.gpu_count, inst.chip)]
         if row is not None:
             row = replace(row, instance=inst.name, cloud=inst.cloud)
             rows.append((row, inst))

@@ -12,6 +12,7 @@ import json
 import os
 import struct
 import sys
+from operator import attrgetter
 
 from modelcheck.model import FactError, SafetensorsHeader, TensorInfo
 
@@ -179,5 +180,8 @@ def parse_header_bytes(
                 rel, f"tensor {_short(name)}: data_offsets start at {begin}, expected {end} (gap or overlap)"
             )
         end = stop
-    tensors.sort(key=lambda t: t.offset)
+    tensors.sort(key=_OFFSET)
     return SafetensorsHeader(rel, n, end, file_size, tuple(tensors), metadata), None
+
+
+_OFFSET = attrgetter("offset")
