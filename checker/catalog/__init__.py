@@ -151,6 +151,7 @@ class Catalog:
         "_gpus",
         "_image_index",
         "_images",
+        "_inst_origin",
         "_inst_raw",
         "_instances",
         "_patterns",
@@ -162,10 +163,12 @@ class Catalog:
         self._gpus: dict[str, GPU] = {}
         self._gpu_raw: dict[str, dict[str, Any]] = {}
         self._gpu_index: dict[str, str] = {}  # normalised name/alias -> canonical name
-        self._instances: dict[str, Instance] = {}  # lower-case name -> Instance
+        # lower-case name -> Instance, built on first use (a check looks up one of ~240 types)
+        self._instances: dict[str, Instance] = {}
         self._inst_raw: dict[str, dict[str, Any]] = {}
+        self._inst_origin: dict[str, tuple[str, int]] = {}
         self._patterns: list[_Pattern] = []
-        self._families: dict[str, list[Instance]] = {}  # lower-case family -> its catalog types
+        self._families: dict[str, list[Instance]] | None = None  # lower-case family -> its types (on first use)
         self._images: dict[str, dict[str, Any]] = {}
         self._image_index: dict[str, str] = {}  # lower-case alias -> family
         self.sources: dict[str, str] = {}
@@ -195,7 +198,7 @@ class Catalog:
         if not name:
             return None
         key = _norm_key(name)
-        inst = self._instances.get(key)
+        inst = self._instance(key)
         if inst is not None:
             return inst
         inferred = self._from_family(name.strip(), key)
@@ -225,19 +228,43 @@ class Catalog:
     def instance_family(self, name: str) -> str | None:
         """The catalog family an instance type name belongs to ('ecs.gn7i-c4g1.xlarge' -> 'gn7i'), or None."""
         key = _norm_key(name)
-        if key in self._instances:
-            return self._instances[key].family
-        fam = _family_in_name(key, self._families)
+        if key in self._inst_raw:
+            return self._instance(key).family  # type: ignore[union-attr]
+        fam = _family_in_name(key, self._family_index())
         return fam
+
+    def _instance(self, key: str) -> Instance | None:
+        """The catalog type ``key`` (lower-case name), built from its entry on first use."""
+        inst = self._instances.get(key)
+        if inst is None and key in self._inst_raw:
+            origin, i = self._inst_origin[key]
+            inst = self._instances[key] = _instance_from(self, self._inst_raw[key], origin, i)
+        return inst
+
+    def _all_instances(self) -> list[Instance]:
+        return [self._instance(key) for key in self._inst_raw]  # type: ignore[misc]
+
+    def _family_index(self) -> dict[str, list[Instance]]:
+        """Family -> its catalog types; families resolve unlisted sizes, only where the type name carries the
+        family (ecs.gn7i-..., g5.x)."""
+        if self._families is None:
+            families: dict[str, list[Instance]] = {}
+            for key in self._inst_raw:
+                inst = self._instance(key)
+                if inst.family and _family_in_name(key, {inst.family.lower(): []}) == inst.family.lower():  # type: ignore[union-attr]
+                    families.setdefault(inst.family.lower(), []).append(inst)  # type: ignore[union-attr]
+            self._families = families
+        return self._families
 
     def _from_family(self, name: str, key: str) -> tuple[Instance, dict[str, Any]] | None:
         """An instance type we do not list whose family we do: GPU model and chip from the family's types,
         GPU count from the name (Alibaba '-4x' multiplier, or 'c<vCPU per GPU>g1' with the size's vCPUs),
         else the family's smallest count. (Alibaba ECS naming, instances_alibaba.yaml; ecs_gpu_families_en.)"""
-        fam = _family_in_name(key, self._families)
+        families = self._family_index()
+        fam = _family_in_name(key, families)
         if fam is None:
             return None
-        members = self._families[fam]
+        members = families[fam]
         gpus = {m.gpu.name if m.gpu else None for m in members}
         chips = {m.chip for m in members}
         if len(gpus) != 1 or len(chips) != 1:
@@ -287,7 +314,7 @@ class Catalog:
     def instances(self, cloud: str | None = None, chip: str | None = None) -> list[Instance]:
         out = [
             i
-            for i in self._instances.values()
+            for i in self._all_instances()
             if (cloud is None or i.cloud == cloud.lower()) and (chip is None or i.chip == chip.upper())
         ]
         return sorted(out, key=lambda i: i.name)
@@ -389,7 +416,7 @@ class Catalog:
             return _dedup((self._gpu_index[h] for h in hits), n)
         if kind == "instance":
             key = name.lower()
-            names = list(self._instances)
+            names = list(self._inst_raw)
             family = _instance_family(key)
             same = [k for k in names if family and _instance_family(k) == family]
             ratio = {k: difflib.SequenceMatcher(None, key, k).ratio() for k in (same or names)}
@@ -400,7 +427,7 @@ class Catalog:
                 hits = sorted(
                     (k for k in ratio if ratio[k] >= (0.0 if same else 0.6)), key=lambda k: -ratio[k]
                 )
-            return _dedup((self._instances[h].name for h in hits), n)
+            return _dedup((self._inst_raw[h]["name"] for h in hits), n)
         if kind == "image":
             hits = difflib.get_close_matches(name.lower(), list(self._image_index), n=n * 4, cutoff=0.6)
             return _dedup((self._image_index[h] for h in hits), n)
@@ -527,13 +554,11 @@ def _build(docs: list[tuple[str, dict[str, Any]]]) -> Catalog:
         cat._gpu_index[normalize_gpu_name(name)] = name
 
     for key, (origin, i, e) in inst_raw.items():
-        cat._instances[key] = _instance_from(cat, e, origin, i)
         cat._inst_raw[key] = e
+        cat._inst_origin[key] = (origin, i)
+        if origin not in BUILTIN_FILES:
+            cat._instance(key)  # a user's entry is checked now (unknown GPU...); built-ins by tests/test_catalog.py
     cat._patterns = user_patterns + builtin_patterns  # a user's pattern may claim a family first
-    for key, inst in cat._instances.items():
-        # families resolve unlisted sizes; only where the type name carries the family (ecs.gn7i-..., g5.x)
-        if inst.family and _family_in_name(key, {inst.family.lower(): []}) == inst.family.lower():
-            cat._families.setdefault(inst.family.lower(), []).append(inst)
 
     for family, entry in cat._images.items():
         for alias in (family, *(entry.get("aliases") or ())):
