@@ -25,8 +25,6 @@ from modelcheck.console import (  # noqa: F401 - color_enabled/output_width: par
     run_check,
 )
 
-_SUBCOMMANDS = ("rules", "explain", "plan", "images", "instances", "gpus", "run")
-_GROUP_FLAGS = ("--help", "-h", "--version", "-V")
 
 # `check --help`: the check options in the order users look for them (params not listed go to "Other")
 _SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -97,7 +95,7 @@ class DefaultGroup(click.Group):
         if not args:
             click.echo(ctx.get_help())
             ctx.exit(2)
-        if args[0] not in self.commands and args[0] not in _GROUP_FLAGS:
+        if args[0] not in self.commands and args[0] not in check_options.GROUP_FLAGS:
             args = ["run", *args]
         return super().parse_args(ctx, args)
 

@@ -20,12 +20,8 @@ import os
 import sys
 from typing import Any
 
-from modelcheck.check_options import Option
+from modelcheck.check_options import GROUP_FLAGS, SUBCOMMANDS, Option
 from modelcheck.check_options import options as declared_options
-
-# the group's words: argv starting with one of these is not a plain check (modelcheck.cli.DefaultGroup)
-SUBCOMMANDS = ("rules", "explain", "plan", "images", "instances", "gpus", "run")
-GROUP_FLAGS = ("--help", "-h", "--version", "-V")
 
 
 class _Unsupported(Exception):

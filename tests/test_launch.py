@@ -128,3 +128,7 @@ def test_a_plain_check_does_not_import_click():
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "modelcheck.console" in imported
     assert not {"click", "inspect", "dataclasses"} & imported
+
+
+def test_the_subcommand_words_are_clicks():
+    assert set(check_options.SUBCOMMANDS) == set(cli.main.commands)
