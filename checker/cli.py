@@ -25,7 +25,6 @@ from modelcheck.console import (  # noqa: F401 - color_enabled/output_width: par
     run_check,
 )
 
-
 # `check --help`: the check options in the order users look for them (params not listed go to "Other")
 _SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Target", ("image", "chip", "instance", "gpu", "gpu_count", "engine_decl", "image_spec", "instance_spec",

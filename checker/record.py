@@ -17,8 +17,9 @@ pickle (``-j`` sends reports between processes); ``repr`` is ``Name(field=value,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T", bound=type)
 
@@ -42,7 +43,7 @@ class Field:
     """One field of a record: its name, annotation (a string under ``from __future__ import annotations``)
     and default or default factory (``MISSING`` when there is none)."""
 
-    __slots__ = ("name", "type", "default", "default_factory")
+    __slots__ = ("default", "default_factory", "name", "type")
 
     def __init__(self, default: Any = MISSING, default_factory: Any = MISSING) -> None:
         if default is not MISSING and default_factory is not MISSING:
