@@ -33,7 +33,8 @@ def _has_marker(folder: str) -> bool:
     if any(os.path.isfile(os.path.join(folder, m)) for m in _MARKERS):
         return True
     try:
-        return any(e.name.lower().endswith(".gguf") and e.is_file() for e in os.scandir(folder))
+        with os.scandir(folder) as entries:
+            return any(e.name.lower().endswith(".gguf") and e.is_file() for e in entries)
     except OSError:
         return False
 

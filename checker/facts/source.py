@@ -205,7 +205,9 @@ def _offline(ref: HubRef) -> str:
         raise missing
     revision = ref.revision
     if revision is None:
-        if not any(os.scandir(snapshots)):
+        with os.scandir(snapshots) as entries:
+            empty = not any(entries)
+        if empty:
             raise missing
         return repo  # the resolver follows refs/main (and says so when it has to guess)
     commit = revision
