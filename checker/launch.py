@@ -105,7 +105,6 @@ def main() -> None:
     from modelcheck.console import guard, run_check
 
     debug = bool(values.pop("debug"))
-    values.pop("paths", None)
     try:
         guard(debug, run_check, list(paths), values)
     except SystemExit as done:
