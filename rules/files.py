@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from modelcheck.memo import last_answer
 from modelcheck.model import FileEntry, ModelFacts
 from modelcheck.rule import Context, Finding, Severity, rule
 from modelcheck_rules._common import gib
@@ -44,17 +45,23 @@ def loads_hf_folder(ctx: Context) -> bool:
     return engine is None or engine in HF_ENGINES
 
 
-def _index_docs(facts: ModelFacts) -> Iterator[tuple[str, dict[str, str], dict]]:
+@last_answer  # three rules read the indexes of the same facts
+def _index_docs(facts: ModelFacts) -> tuple[tuple[str, frozenset[str], dict], ...]:
+    """(index path, the files its weight_map names, the index document) of each sharded-weights index. A map
+    names each shard once per tensor (a 405B index: 1,100+ entries, 191 files): the rules want the files."""
+    out = []
     for rel, doc in sorted(facts.json_files.items()):
         if not rel.endswith(".index.json") or rel.endswith("model_index.json") or not isinstance(doc, dict):
             continue
         wm = doc.get("weight_map")
         if isinstance(wm, dict) and all(isinstance(v, str) for v in wm.values()):
-            yield rel, wm, doc
+            out.append((rel, frozenset(wm.values()), doc))
+    return tuple(out)
 
 
-def _present(facts: ModelFacts) -> set[str]:
-    return {f.path for f in facts.files if f.type in ("file", "symlink")}
+@last_answer
+def _present(facts: ModelFacts) -> frozenset[str]:
+    return frozenset(f.path for f in facts.files if f.type in ("file", "symlink"))
 
 
 def _mistral_format(facts: ModelFacts, names: set[str]) -> bool:
@@ -152,12 +159,12 @@ def index_shard_missing(ctx: Context) -> Iterator[Finding]:
     Download the missing shards again (`hf download ORG/NAME FILE... --local-dir PATH`).
     """
     present = _present(ctx.facts)
-    for rel, wm, _ in _index_docs(ctx.facts):
+    for rel, names, doc in _index_docs(ctx.facts):
         d = _dir_of(rel)
-        listed = sorted(set(wm.values()))
+        listed = sorted(names)
         missing = [s for s in listed if _join(d, s) not in present]
         if missing:
-            tensors = sum(1 for v in wm.values() if v in missing)
+            tensors = sum(1 for v in doc["weight_map"].values() if v in missing)
             yield Finding(
                 f"{rel} lists {len(listed)} shard(s) but {len(missing)} are missing: {', '.join(missing[:5])}"
                 + (" ..." if len(missing) > 5 else "")
@@ -220,7 +227,7 @@ def index_total_size_mismatch(ctx: Context) -> Iterator[Finding]:
     0.01) sets how much difference is accepted.
     """
     headers = {h.path: h for h in ctx.facts.safetensors}
-    for rel, wm, doc in _index_docs(ctx.facts):
+    for rel, names, doc in _index_docs(ctx.facts):
         meta = doc.get("metadata")
         declared = meta.get("total_size") if isinstance(meta, dict) else None
         if isinstance(declared, str) and declared.isdigit():
@@ -228,7 +235,7 @@ def index_total_size_mismatch(ctx: Context) -> Iterator[Finding]:
         if not isinstance(declared, (int, float)) or isinstance(declared, bool) or declared <= 0:
             continue
         d = _dir_of(rel)
-        shards = sorted({_join(d, s) for s in wm.values()})
+        shards = sorted({_join(d, s) for s in names})
         if not all(s in headers for s in shards):
             continue  # a missing or unreadable shard is reported by its own rule
         actual = sum(t.nbytes for s in shards for t in headers[s].tensors)
@@ -255,9 +262,9 @@ def shards_not_in_index(ctx: Context) -> Iterator[Finding]:
     Delete the stray shards, or download the index that matches them.
     """
     present = _present(ctx.facts)
-    for rel, wm, _ in _index_docs(ctx.facts):
+    for rel, names, _ in _index_docs(ctx.facts):
         d = _dir_of(rel)
-        listed = {_join(d, s) for s in wm.values()}
+        listed = {_join(d, s) for s in names}
         suffix = ".bin" if ".bin." in rel else ".safetensors"
         stray = sorted(
             p
