@@ -1092,19 +1092,25 @@ def _scan_stream(ctx: _Ctx, data, member: str | None, fmt: str, depth: int, clai
     result = _Result()
     machine = _Machine(data, result, depth, ctx.budget)
     notes: list[str] = []
-    try:
+
+    def run(at: int) -> tuple[int, object]:
+        # the one place that knows a prefix cannot decide: it ran out, or a cap's byte search needs the rest
         try:
-            pos, top = machine.run(offset)
-        except _Capped as exc:
+            return machine.run(at)
+        except (_Capped, _Truncated):
             if not complete:
                 raise _NeedMore from None
+            raise
+
+    try:
+        try:
+            pos, top = run(offset)
+        except _Capped as exc:
             notes.append(str(exc))
             _search_rest(machine, max(machine.cap_pos, offset), notes)
             _record(ctx, member, fmt, result, notes)
             return
         except _Malformed as exc:
-            if isinstance(exc, _Truncated) and not complete:
-                raise _NeedMore from None
             if claims and not result.globals:
                 ctx.error(member, f"could not be scanned: not a pickle: {exc}")
                 return
@@ -1123,16 +1129,12 @@ def _scan_stream(ctx: _Ctx, data, member: str | None, fmt: str, depth: int, clai
                 raise _NeedMore  # the first bytes end exactly after a pickle: the rest may hold another
             saved = (len(result.globals), set(machine._seen), result.called_bad, result.imported_denied)
             try:
-                pos, _ = machine.run(pos)
+                pos, _ = run(pos)
             except _Capped as exc:
-                if not complete:
-                    raise _NeedMore from None
                 notes.append(str(exc))
                 _search_rest(machine, max(machine.cap_pos, pos), notes)
                 break
             except _Malformed as exc:
-                if isinstance(exc, _Truncated) and not complete:
-                    raise _NeedMore from None
                 bad = (result.called_bad and not saved[2]) or (result.imported_denied and not saved[3])
                 if legacy:
                     notes.append(f"malformed pickle #{count + 1} of the legacy torch file: {exc}")
