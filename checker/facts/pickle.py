@@ -874,6 +874,7 @@ class FileScan:
     scans: list[PickleScan] = field(default_factory=list)
     errors: list[FactError] = field(default_factory=list)
     torchscript: list[str] = field(default_factory=list)
+    magic: bytes = b""  # the file's first 8 bytes, as this scan read them (HDF5 files are told by them)
 
 
 @record(frozen=False)
@@ -1425,9 +1426,10 @@ def _decided_by_head(ctx: _Ctx, head: bytes, size: int, claims: bool) -> bool:
 
 
 def _scan_file(ctx: _Ctx, abs_path: str, claims: bool, head: bytes | None = None, size: int | None = None) -> None:
-    if head is not None and size is not None and len(head) >= min(HEAD_BYTES, size) \
-            and _decided_by_head(ctx, head, size, claims):
-        return  # the reader that already opened the file (safetensors headers) handed over its first bytes
+    if head is not None and size is not None and len(head) >= min(HEAD_BYTES, size):
+        ctx.out.magic = head[:8]
+        if _decided_by_head(ctx, head, size, claims):
+            return  # the reader that already opened the file (safetensors headers) handed over its first bytes
     try:
         fd = os.open(abs_path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
@@ -1440,6 +1442,7 @@ def _scan_file(ctx: _Ctx, abs_path: str, claims: bool, head: bytes | None = None
         return
     try:
         head = os.read(fd, HEAD_BYTES) if st.st_size else b""
+        ctx.out.magic = head[:8]
         if _decided_by_head(ctx, head, st.st_size, claims):
             os.close(fd)
             return

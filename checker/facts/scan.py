@@ -62,19 +62,6 @@ def _extra_files(root: str, wanted: list[str], known: dict[str, str]) -> list[tu
     return out
 
 
-def _head(abs_path: str, n: int = 8) -> bytes:
-    try:
-        fd = os.open(abs_path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    except OSError:
-        return b""
-    try:
-        return os.read(fd, n)
-    except OSError:
-        return b""
-    finally:
-        os.close(fd)
-
-
 def scan_folder(
     files: list[FileEntry],
     rel_to_abs: dict[str, str],
@@ -134,8 +121,7 @@ def scan_folder(
         errors.extend(out.errors)
         torchscript.extend((rel, None if m == rel else m) for m in out.torchscript)
         lower = rel.lower()
-        head = heads.get(rel)
-        if lower.endswith(KERAS_SUFFIXES) or (head[:8] if head is not None else _head(abs_path)) == HDF5_MAGIC:
+        if lower.endswith(KERAS_SUFFIXES) or out.magic == HDF5_MAGIC:
             found, errs = lambda_layers(abs_path, 0)
             errors.extend(FactError(e.kind, rel, e.message) for e in errs)
             if found:

@@ -108,3 +108,11 @@ def test_files_the_safetensors_reader_opened_are_sniffed_from_its_bytes_and_reop
     flagged = {s.path for s in facts.pickles if any(g.verdict == "dangerous" for g in s.globals)}
     assert flagged == {"model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"}
     assert [h.path for h in facts.safetensors] == ["model-00001-of-00003.safetensors"]
+
+
+def test_an_hdf5_keras_file_is_found_by_its_first_bytes_whatever_its_name(tmp_path):
+    cfg = ('{"class_name": "Sequential", "config": {"layers": [{"class_name": "Lambda", '
+           '"config": {"name": "evil_lambda", "function": "..."}}]}}')
+    (tmp_path / "weights.dat").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 5000 + cfg.encode() + b"\0" * 100)
+    (tmp_path / "notes.dat").write_bytes(b"\x89HDX" + b"\0" * 64)
+    assert gather(str(tmp_path)).scan.keras_lambda == {"weights.dat": ("evil_lambda",)}
