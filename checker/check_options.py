@@ -13,7 +13,6 @@ from typing import Any
 from modelcheck import engine_args
 from modelcheck.record import record
 
-KINDS = ("str", "int", "float", "flag", "choice", "path")
 # `check WORD ...`: a subcommand, not a path; `check FLAG`: the group's own flags (help, version)
 SUBCOMMANDS = ("rules", "explain", "plan", "images", "instances", "gpus", "run")
 GROUP_FLAGS = ("--help", "-h", "--version", "-V")
@@ -130,4 +129,4 @@ def options() -> list[Option]:
     return out
 
 
-__all__ = ["CHECK", "ENGINE_ARGS", "GROUP_FLAGS", "KINDS", "SUBCOMMANDS", "Option", "engine_options", "options"]
+__all__ = ["CHECK", "ENGINE_ARGS", "GROUP_FLAGS", "SUBCOMMANDS", "Option", "engine_options", "options"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from modelcheck.errors import CheckError
 
-# what click.echo strips when colour is off (click/_compat.py _ansi_re)
+# what click.echo strips when colour is off (click/_compat.py@8.5.1 _ansi_re)
 _ANSI = re.compile(r"\033\[[0-?]*[ -/]*[@-~]")
 
 

@@ -28,11 +28,11 @@ class _Unsupported(Exception):
     """Not for this parser: click takes the command line."""
 
 
-def parse(argv: list[str], options: list[Option] | None = None) -> tuple[tuple[str, ...], dict[str, Any]] | None:
+def parse(argv: list[str]) -> tuple[tuple[str, ...], dict[str, Any]] | None:
     """(paths, every option's value as click would pass it to the check command), or None: click's turn."""
     if not argv or argv[0] in SUBCOMMANDS or argv[0] in GROUP_FLAGS:
         return None
-    options = declared_options() if options is None else options
+    options = declared_options()
     by_opt = {decl: o for o in options for decl in o.decls}
     values: dict[str, Any] = {o.name: () if o.multiple else o.default for o in options}
     paths: list[str] = []
@@ -72,7 +72,9 @@ def parse(argv: list[str], options: list[Option] | None = None) -> tuple[tuple[s
 
 
 def _convert(o: Option, value: str) -> Any:
-    """The value click's parameter type would produce (click/types.py@8.x), or _Unsupported."""
+    """The value click's parameter type would produce (click/types.py@8.5.1: IntParamType / FloatParamType call
+    int() / float(); Choice returns the declared spelling, matched casefolded when not case-sensitive), or
+    _Unsupported."""
     kind = o.kind
     try:
         if kind == "str":

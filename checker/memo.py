@@ -27,5 +27,4 @@ def last_answer(fn: F) -> F:
         last[:] = [obj, rest, answer]
         return answer
 
-    wrapper.cache_clear = lambda: last.__setitem__(slice(None), [None, None, None])  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]

@@ -13,6 +13,7 @@ from typing import Any
 
 from modelcheck.estimate import vllm as V
 from modelcheck.estimate.geometry import (
+    DTYPE_BYTES,
     GIB,
     Geometry,
     geometry_from_config,
@@ -255,9 +256,6 @@ def _vllm_estimate(
     return est
 
 
-_FULL_WIDTH_KV = ("auto", "bfloat16", "float16", "bf16", "fp16", "half")
-
-
 def _vllm_fixes(geo: Geometry, weights_total: int, weights_dtype: str | None, total: int, gpu_name: str,
                 cc: int | None, gpu_count: int, args: dict[str, Any], version: tuple[int, ...] | None,
                 s: V.VllmSettings, weights_by_dtype: dict[str, int] | None = None,
@@ -302,7 +300,9 @@ def _vllm_fixes(geo: Geometry, weights_total: int, weights_dtype: str | None, to
     # selector takes it where FlashAttention's own fp8 KV, FA3 on Hopper, is missing: flash_attn.py@0.32.0
     # supports_kv_cache_dtype); before Ampere it is not offered
     kv_fp8 = None
-    if weights_fit and str(args.get("kv_cache_dtype") or "auto").lower() in _FULL_WIDTH_KV and (cc or 0) >= 80 \
+    # only when the cache is wider than a byte now ("auto": the model's dtype; a dtype we hold no width for: no)
+    kv = str(s.kv_cache_dtype or "auto").lower()
+    if weights_fit and (kv == "auto" or DTYPE_BYTES.get(kv, 0) > 1) and (cc or 0) >= 80 \
             and starts(kv_cache_dtype="fp8", max_model_len=s.max_model_len):
         kv_fp8 = "fp8"
     return Fixes(max_model_len=lo * s.block_size if lo else None, gpu_memory_utilization=util, kv_cache_dtype=kv_fp8,
