@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 
 from modelcheck.catalog import support
-from modelcheck.model import ImageFamily
+from modelcheck.memo import last_answer
+from modelcheck.model import ImageFamily, ModelFacts
+from modelcheck.record import record
 from modelcheck.rule import Context
 
 # -- files ---------------------------------------------------------------------------------------
@@ -81,6 +83,31 @@ def quant_method(ctx: Context) -> tuple[str | None, bool]:
     if ctx.facts.kind == "gguf":
         return "gguf", False
     return support.quant_method_from_config(ctx.facts.config), False
+
+
+# -- sharded-weights indexes (*.index.json weight_map) ------------------------------------------------
+
+
+@record
+class WeightIndex:
+    path: str  # the index file, relative to the model root
+    files: frozenset[str]  # the file names its weight_map values give (each once)
+    not_names: tuple[str, ...]  # values that are not file names at all (repr), sorted
+    doc: dict  # the whole index document
+
+
+@last_answer  # the FIL index rules and SEC006 read the same indexes of the same facts
+def weight_indexes(facts: ModelFacts) -> tuple[WeightIndex, ...]:
+    """Every ``*.index.json`` with a ``weight_map`` object, by path. A map names each shard once per tensor
+    (a 405B index: 1,100+ entries for 191 files): the rules want the files."""
+    out = []
+    for rel, doc in sorted(facts.json_files.items()):
+        wm = doc.get("weight_map") if rel.endswith(".index.json") and isinstance(doc, dict) else None
+        if isinstance(wm, dict):
+            values = wm.values()
+            out.append(WeightIndex(rel, frozenset(v for v in values if isinstance(v, str)),
+                                   tuple(sorted({repr(v) for v in values if not isinstance(v, str)})), doc))
+    return tuple(out)
 
 
 # -- image family (catalog data: checker/catalog/images.yaml, resolved with the image by target.resolve) ------

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from modelcheck.memo import last_answer
 from modelcheck.model import FileEntry, ModelFacts
 from modelcheck.rule import Context, Finding, Severity, rule
-from modelcheck_rules._common import gib
+from modelcheck_rules._common import gib, weight_indexes
 
 TOKENIZER_MODEL_FILES = (
     "tokenizer.json",
@@ -45,18 +45,12 @@ def loads_hf_folder(ctx: Context) -> bool:
     return engine is None or engine in HF_ENGINES
 
 
-@last_answer  # three rules read the indexes of the same facts
-def _index_docs(facts: ModelFacts) -> tuple[tuple[str, frozenset[str], dict], ...]:
-    """(index path, the files its weight_map names, the index document) of each sharded-weights index. A map
-    names each shard once per tensor (a 405B index: 1,100+ entries, 191 files): the rules want the files."""
-    out = []
-    for rel, doc in sorted(facts.json_files.items()):
-        if not rel.endswith(".index.json") or rel.endswith("model_index.json") or not isinstance(doc, dict):
-            continue
-        wm = doc.get("weight_map")
-        if isinstance(wm, dict) and all(isinstance(v, str) for v in wm.values()):
-            out.append((rel, frozenset(wm.values()), doc))
-    return tuple(out)
+def _index_docs(facts: ModelFacts) -> Iterator[tuple[str, frozenset[str], dict]]:
+    """(path, files named, document) of each weights index whose map names only files (diffusers'
+    model_index.json is a pipeline description, not a weights index)."""
+    for index in weight_indexes(facts):
+        if not index.not_names and not index.path.endswith("model_index.json"):
+            yield index.path, index.files, index.doc
 
 
 @last_answer

@@ -10,6 +10,7 @@ import posixpath
 from collections.abc import Iterator
 
 from modelcheck.rule import Context, Finding, Severity, rule
+from modelcheck_rules._common import weight_indexes
 
 
 @rule("SEC005", severity=Severity.ERROR)
@@ -52,19 +53,9 @@ def weight_map_path_traversal(ctx: Context) -> Iterator[Finding]:
     ## How to fix
     Regenerate the ``*.index.json`` so every ``weight_map`` value is a plain file name in the folder.
     """
-    for name, doc in sorted(ctx.facts.json_files.items()):
-        if not name.endswith(".index.json") or not isinstance(doc, dict):
-            continue
-        wm = doc.get("weight_map")
-        if not isinstance(wm, dict):
-            continue
-        base = posixpath.dirname(name)
-        names = set(wm.values()) if all(isinstance(v, str) for v in wm.values()) else None
-        if names is not None:  # each file once: a 405B index names 191 shards in 1,100+ entries
-            bad = sorted(v for v in names if _escapes(base, v))
-        else:
-            bad = sorted({v if isinstance(v, str) else repr(v) for v in wm.values()
-                          if not isinstance(v, str) or _escapes(base, v)})
+    for index in weight_indexes(ctx.facts):
+        name, base = index.path, posixpath.dirname(index.path)
+        bad = sorted({*(v for v in index.files if _escapes(base, v)), *index.not_names})
         if bad:
             yield Finding(
                 f"{name} weight_map points outside the model folder: {', '.join(bad[:5])}",
