@@ -66,7 +66,9 @@ def _as_the_engine_reads(engine: str, flag: str) -> str | None:
     """The option ``flag`` stands for in the engine's own parser (modelcheck.catalog.flags, which knows each
     engine's rules per release: vLLM's --max_model_len is --max-model-len, SGLang's argparse takes a unique
     prefix --mem-frac for --mem-fraction-static), or None when that parser rejects it. Judged against the
-    newest release we know: the start command carries no version; ENG020 judges the written flag per release."""
+    newest release we know: the start command carries no version; ENG020 judges the written flag per release.
+    (vllm/utils/argparse_utils.py@0.32.0: FlexibleArgumentParser rewrites --a_b to --a-b and keeps argparse's
+    allow_abbrev; checked with that release's parser: --gpu-memory-util 0.8 parses to 0.8.)"""
     from modelcheck.catalog import flags
 
     eng = flags.normalize_engine(engine)
